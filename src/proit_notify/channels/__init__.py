@@ -1,0 +1,60 @@
+"""Channels: email and SMS behind one Protocol.
+
+A channel is handed one :class:`Outgoing` at a time and answers with a :class:`SendResult`
+that classifies the outcome as SPEC §6 defines it. Channels never touch the ledger; the
+runner claims before calling ``send`` and records the result after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+ChannelName = Literal["email", "sms"]
+Outcome = Literal["sent", "deferred", "failed", "unknown"]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One rendered message for one recipient on one channel."""
+
+    key: str  # ledger key, e.g. "shipping:42"
+    channel: ChannelName
+    to: str  # email address, or E.164 number ("+41791234567") for SMS
+    to_name: str | None
+    subject: str  # empty for SMS
+    text: str
+    html: str | None = None
+    account: str | None = None  # email account name (None for SMS)
+    document: str = ""  # what it is about, for logs: "Lieferschein 4711 (Auftrag 1234)"
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the server or gateway said, classified (SPEC §6)."""
+
+    outcome: Outcome
+    detail: str  # the server reply / gateway message id, or the reason it failed
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "sent"
+
+
+class Channel(Protocol):
+    """Sends one message at a time; keeps connections open across a batch."""
+
+    name: ChannelName
+
+    def send(self, message: Outgoing) -> SendResult:
+        """Hand over one message. Never raises for a per-message problem: classify it."""
+        ...
+
+    def check(self) -> list[str]:
+        """Log in / reach the server without sending; the problems found (empty = fine)."""
+        ...
+
+    def close(self) -> None:
+        """Close open connections at the end of a batch."""
+        ...

@@ -1,0 +1,462 @@
+"""The ERP database: connections, the table/column mapping of SPEC §3, and streamed queries.
+
+Jobs write their SQL in the *logical* schema. ``{orders}`` in a query becomes a derived
+table ``(SELECT <mapped column or expression> AS id, ... FROM <ERP table>)``, so a job never
+sees the ERP's own names and a ``{ sql = "..." }`` field is evaluated over its own table.
+Every database we target merges such derived tables into the outer query, so indexes on the
+ERP's columns are used as if the query had been written against them directly.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import ErpError
+from .settings import LOGICAL_SCHEMA, ErpSettings, SqlExpression
+
+_SECRET_RE = re.compile(r"((?:PWD|PASSWORD)\s*=\s*)(\{[^}]*\}|[^;]*)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Hide passwords of an ODBC connection string (SPEC §7: secrets never appear)."""
+    return _SECRET_RE.sub(r"\1***", text)
+
+
+def odbc_target(conn_str: str) -> str:
+    """A short, password-free description of an ODBC connection for messages."""
+    parts = {}
+    for item in conn_str.split(";"):
+        key, _, value = item.partition("=")
+        parts[key.strip().upper()] = value.strip()
+    driver = parts.get("DRIVER", "?")
+    where = parts.get("SERVER") or parts.get("DATABASE") or parts.get("DSN") or ""
+    port = parts.get("PORT")
+    if port and where and ":" not in where and "," not in where:
+        where = f"{where}:{port}"
+    return f"driver {driver}" + (f" at {where}" if where else "")
+
+
+class Dialect(StrEnum):
+    """What a connected database needs to differ on: identifier quoting and parameters."""
+
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+    MYSQL = "mysql"
+    MSSQL = "mssql"
+    OTHER = "other"
+
+    @classmethod
+    def from_dbms_name(cls, name: str) -> Dialect:
+        lowered = name.lower()
+        for needle, dialect in (
+            ("sqlite", cls.SQLITE),
+            ("postgres", cls.POSTGRESQL),
+            ("mariadb", cls.MYSQL),
+            ("mysql", cls.MYSQL),
+            ("sql server", cls.MSSQL),
+        ):
+            if needle in lowered:
+                return dialect
+        return cls.OTHER
+
+    def quote(self, identifier: str) -> str:
+        """Quote a (validated) identifier, ``schema.table`` part by part."""
+        parts = identifier.split(".")
+        if self is Dialect.MYSQL:
+            return ".".join(f"`{p}`" for p in parts)
+        if self is Dialect.MSSQL:
+            return ".".join(f"[{p}]" for p in parts)
+        return ".".join(f'"{p}"' for p in parts)
+
+
+class DbApiConnection(Protocol):
+    """The part of a DB-API 2 connection we use (sqlite3 and pyodbc both fit)."""
+
+    def cursor(self) -> Any: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Database:
+    """A DB-API connection with its dialect; translates driver errors into :class:`ErpError`."""
+
+    def __init__(
+        self, conn: DbApiConnection, dialect: Dialect, where: str, fetch_size: int = 1000
+    ) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.where = where
+        self.fetch_size = fetch_size
+        self._integrity_errors: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
+        if dialect is not Dialect.SQLITE or not isinstance(conn, sqlite3.Connection):
+            pyodbc = _pyodbc()
+            self._integrity_errors = (pyodbc.IntegrityError,)
+
+    # values -----------------------------------------------------------------------------
+    def param(self, value: object) -> object:
+        """Bind form of a value. SQLite keeps dates as ISO text, so compare with text."""
+        if self.dialect is Dialect.SQLITE:
+            if isinstance(value, datetime):
+                return value.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
+            if isinstance(value, date):
+                return value.isoformat()
+            if isinstance(value, Decimal):
+                return str(value)
+        return value
+
+    def params(self, values: Sequence[object]) -> list[object]:
+        return [self.param(v) for v in values]
+
+    # queries ----------------------------------------------------------------------------
+    def stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[dict[str, Any]]:
+        """Run a query and yield rows as dicts, fetched in chunks (memory stays flat)."""
+        cursor = self._execute(sql, params)
+        try:
+            names = [d[0].lower() for d in cursor.description]
+            while True:
+                try:
+                    chunk = cursor.fetchmany(self.fetch_size)
+                except Exception as exc:  # noqa: BLE001 - any driver error becomes ErpError
+                    raise self._error(exc, sql) from None
+                if not chunk:
+                    break
+                for row in chunk:
+                    yield dict(zip(names, row, strict=True))
+        finally:
+            cursor.close()
+
+    def one(self, sql: str, params: Sequence[object] = ()) -> dict[str, Any] | None:
+        """The first row of a query, or None."""
+        for row in self.stream(sql, params):
+            return row
+        return None
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run a statement; returns the affected row count. The caller commits."""
+        cursor = self._execute(sql, params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def insert_unique(self, sql: str, params: Sequence[object]) -> bool:
+        """Insert a row; False when a unique key already holds it (someone else claimed it)."""
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(sql, self.params(params))
+        except self._integrity_errors:
+            self.rollback()
+            return False
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(exc, sql) from None
+        finally:
+            cursor.close()
+        return True
+
+    def commit(self) -> None:
+        try:
+            self.conn.commit()
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(exc, "COMMIT") from None
+
+    def rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(exc, "ROLLBACK") from None
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # noqa: BLE001, S110 - closing a broken connection may fail; nothing to do
+            pass
+
+    def _execute(self, sql: str, params: Sequence[object]) -> Any:
+        try:
+            cursor = self.conn.cursor()
+            cursor.execute(sql, self.params(params))
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(exc, sql) from None
+        return cursor
+
+    def _error(self, exc: BaseException, sql: str) -> ErpError:
+        first = " ".join(sql.split())[:160]
+        return ErpError(f"database error on {self.where}: {redact(str(exc))}\n  while running: {first}")
+
+    # schema -----------------------------------------------------------------------------
+    def tables(self) -> list[str]:
+        """Names of the tables and views the connection can see."""
+        if isinstance(self.conn, sqlite3.Connection):
+            rows = self.stream(
+                "SELECT name FROM sqlite_master WHERE type IN ('table','view') "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+            return [r["name"] for r in rows]
+        cursor = self.conn.cursor()
+        try:
+            names = {
+                row.table_name
+                for row in cursor.tables()
+                if (row.table_type or "").upper() in {"TABLE", "VIEW"}
+            }
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(exc, "SQLTables") from None
+        finally:
+            cursor.close()
+        return sorted(names, key=str.lower)
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """(name, type) of each column of ``table``."""
+        if isinstance(self.conn, sqlite3.Connection):
+            rows = self.stream(f"SELECT name, type FROM pragma_table_info({self.param_literal(table)})")
+            return [(r["name"], r["type"]) for r in rows]
+        schema, _, name = table.rpartition(".")
+        cursor = self.conn.cursor()
+        try:
+            found = [
+                (row.column_name, row.type_name)
+                for row in cursor.columns(table=name, schema=schema or None)
+            ]
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(exc, "SQLColumns") from None
+        finally:
+            cursor.close()
+        return found
+
+    @staticmethod
+    def param_literal(text: str) -> str:
+        """A SQL string literal of a validated identifier (for pragma functions)."""
+        return "'" + text.replace("'", "''") + "'"
+
+
+# --- connecting ---------------------------------------------------------------------------
+
+
+def _pyodbc() -> Any:
+    """Import pyodbc only when an ODBC connection is made: it needs the system's libodbc."""
+    try:
+        import pyodbc  # noqa: PLC0415
+    except ImportError as exc:
+        raise ErpError(
+            f"ODBC is not available ({exc}). Install the ODBC driver manager "
+            "(Debian/Ubuntu: 'apt-get install unixodbc'; Windows has it built in) and pyodbc "
+            "('pip install proit-notify[odbc]'), or use erp.sqlite for an embedded database."
+        ) from None
+    return pyodbc
+
+
+def connect_sqlite(path: Path, fetch_size: int = 1000, create: bool = False) -> Database:
+    """Open an SQLite database file (the embedded demo ERP or a file ledger)."""
+    if not create and not path.exists():
+        raise ErpError(
+            f"SQLite database {path} does not exist: check erp.sqlite in the settings, "
+            "or make the demo with 'proit-notify demo'"
+        )
+    try:
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level="DEFERRED")
+        conn.execute("SELECT 1").fetchall()
+    except sqlite3.Error as exc:
+        raise ErpError(f"cannot open SQLite database {path}: {exc}") from None
+    return Database(conn, Dialect.SQLITE, f"sqlite {path}", fetch_size)
+
+
+def connect_odbc(
+    conn_str: str, login_timeout: int = 15, query_timeout: int = 0, fetch_size: int = 1000
+) -> Database:
+    """Connect through pyodbc; errors name the driver and host, never the password."""
+    pyodbc = _pyodbc()
+    target = odbc_target(conn_str)
+    try:
+        conn = pyodbc.connect(conn_str, timeout=login_timeout, autocommit=False)
+    except pyodbc.Error as exc:
+        state = exc.args[0] if exc.args else ""
+        detail = redact(str(exc.args[1] if len(exc.args) > 1 else exc))
+        if state == "IM002" or "can't open lib" in detail.lower() or "not found" in detail.lower():
+            installed = ", ".join(pyodbc.drivers()) or "none"
+            raise ErpError(
+                f"ODBC {target}: driver not found (installed ODBC drivers: {installed}). "
+                "Install the driver (Debian: odbc-postgresql, odbc-mariadb, libsqliteodbc; "
+                "SQL Server: Microsoft ODBC Driver 18) or fix DRIVER={...} in erp.odbc"
+            ) from None
+        raise ErpError(
+            f"cannot connect to the ERP database ({target}): {detail}. "
+            "Check erp.odbc in the settings, that the server runs and accepts this login."
+        ) from None
+    if query_timeout:
+        conn.timeout = query_timeout
+    dbms = str(conn.getinfo(pyodbc.SQL_DBMS_NAME))
+    dialect = Dialect.from_dbms_name(dbms)
+    if dialect is Dialect.MYSQL:
+        # MariaDB/MySQL ODBC hands out UTF-8 bytes for CHAR data: decode them as such
+        conn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
+        conn.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8")
+        conn.setencoding(encoding="utf-8")
+    return Database(conn, dialect, f"{dbms} ({target})", fetch_size)
+
+
+def connect(settings: ErpSettings) -> Database:
+    """Open the ERP database the settings name."""
+    if settings.sqlite is not None:
+        return connect_sqlite(settings.sqlite, settings.fetch_size)
+    assert settings.odbc is not None  # the settings model guarantees one of the two
+    return connect_odbc(
+        settings.odbc, settings.login_timeout, settings.query_timeout, settings.fetch_size
+    )
+
+
+# --- the mapping ----------------------------------------------------------------------------
+
+_TABLE_REF = re.compile(r"\{(" + "|".join(LOGICAL_SCHEMA) + r")\}")
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """Turns logical table references into derived tables over the ERP's own names."""
+
+    erp: ErpSettings
+    dialect: Dialect
+    phone_field: str | None = None
+
+    def fields(self, table: str) -> tuple[str, ...]:
+        extra = ("phone",) if table == "customers" else ()
+        return LOGICAL_SCHEMA[table] + extra
+
+    def expression(self, table: str, field: str) -> str:
+        """The SQL for one logical field, over the ERP table (unqualified)."""
+        if table == "customers" and field == "phone":
+            return self.dialect.quote(self.phone_field) if self.phone_field else "NULL"
+        spec = self.erp.column(table, field)
+        if isinstance(spec, SqlExpression):
+            return f"({spec.sql})"
+        return self.dialect.quote(spec)
+
+    def source(self, table: str) -> str:
+        """``(SELECT ... AS id, ... FROM "ERP table")``: the logical table as a derived table."""
+        cols = ", ".join(
+            f"{self.expression(table, f)} AS {self.dialect.quote(f)}" for f in self.fields(table)
+        )
+        return f"(SELECT {cols} FROM {self.dialect.quote(self.erp.table(table))})"
+
+    def sql(self, template: str) -> str:
+        """Replace every ``{table}`` of a logical query by its derived table."""
+        return _TABLE_REF.sub(lambda m: self.source(m.group(1)), template)
+
+
+class Erp:
+    """The ERP as the jobs see it: logical queries, streamed rows, and schema checks."""
+
+    def __init__(self, db: Database, settings: ErpSettings, phone_field: str | None) -> None:
+        self.db = db
+        self.settings = settings
+        self.mapping = Mapping(settings, db.dialect, phone_field)
+
+    def query(self, template: str, params: Sequence[object] = ()) -> Iterator[dict[str, Any]]:
+        """Stream the rows of a query written against the logical schema."""
+        return self.db.stream(self.mapping.sql(template), params)
+
+    def check(self) -> list[str]:
+        """Every mapped table and column that does not exist or does not evaluate."""
+        problems = []
+        for table in LOGICAL_SCHEMA:
+            real = self.settings.table(table)
+            qtable = self.db.dialect.quote(real)
+            try:
+                list(self.db.stream(f"SELECT 1 AS x FROM {qtable} WHERE 1 = 0"))
+            except ErpError as exc:
+                problems.append(
+                    f"table {table} -> {real!r}: not found or not readable "
+                    f"(set erp.tables.{table}); {_first_line(exc)}"
+                )
+                self.db.rollback()
+                continue
+            for field in self.mapping.fields(table):
+                if field == "phone" and self.mapping.phone_field is None:
+                    continue
+                expr = self.mapping.expression(table, field)
+                try:
+                    list(self.db.stream(f"SELECT {expr} AS x FROM {qtable} WHERE 1 = 0"))
+                except ErpError as exc:
+                    key = (
+                        "sms.phone_field"
+                        if field == "phone"
+                        else f"erp.columns.{table}.{field}"
+                    )
+                    problems.append(
+                        f"{table}.{field} -> {expr} in table {real!r}: not found or invalid "
+                        f"(set {key}); {_first_line(exc)}"
+                    )
+                    self.db.rollback()
+        return problems
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0]
+
+
+# --- values from any driver -------------------------------------------------------------------
+
+
+def to_datetime(value: object) -> datetime | None:
+    """A timestamp from a driver (datetime, date or ISO text) as a naive local datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    return datetime.fromisoformat(str(value).strip()).replace(tzinfo=None)
+
+
+def to_date(value: object) -> date | None:
+    """A date from a driver (date, datetime or ISO text)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    return datetime.fromisoformat(text).date() if len(text) > 10 else date.fromisoformat(text)
+
+
+def to_decimal(value: object) -> Decimal | None:
+    """A money amount; floats from a driver are read through their shortest repr."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, Decimal):
+        return value
+    try:
+        return Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
+
+
+def to_flag(value: object) -> bool | None:
+    """A 1/0/NULL flag (also 'J'/'N', 'true'/'false' as ERPs store them)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float | Decimal):
+        return value != 0
+    text = str(value).strip().lower()
+    if text == "":
+        return None
+    return text not in {"0", "n", "nein", "no", "false", "f"}
+
+
+def to_text(value: object) -> str | None:
+    """Text with CHAR padding removed; empty text is None."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None

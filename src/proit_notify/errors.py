@@ -1,0 +1,55 @@
+"""The one error hierarchy. Each error carries the exit code ``cli.py`` turns it into."""
+
+from __future__ import annotations
+
+
+class NotifyError(Exception):
+    """Base of every error proit-notify raises on purpose; the message says how to fix it."""
+
+    exit_code = 1
+
+
+class UsageError(NotifyError):
+    """A command was called wrongly (exit 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(NotifyError):
+    """The settings are invalid; ``problems`` lists every one of them (exit 3)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        head = super().__str__()
+        if not self.problems:
+            return head
+        return head + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+class TemplateError(ConfigError):
+    """A message template is missing, broken or uses an unknown placeholder (exit 3)."""
+
+
+class UnreachableError(NotifyError):
+    """A database, ledger, mail server or gateway cannot be reached (exit 4)."""
+
+    exit_code = 4
+
+
+class ErpError(UnreachableError):
+    """The ERP database failed: connection, driver, or a query (exit 4)."""
+
+
+class LedgerError(UnreachableError):
+    """The ledger cannot be opened or written (exit 4)."""
+
+
+class LockedError(NotifyError):
+    """Another run holds the lock (exit 5)."""
+
+    exit_code = 5

@@ -1,0 +1,592 @@
+"""Settings: the TOML file of SPEC §2, validated completely into frozen models.
+
+``load_settings`` reports every problem at once (file, key path, what is wrong, what is
+allowed) as one :class:`ConfigError`; nothing is sent before the settings are valid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+
+CONFIG_ENV = "PROIT_NOTIFY_CONFIG"
+DEFAULT_CONFIG_NAME = "proit-notify.toml"
+
+InfoType = Literal["email", "sms", "email_sms", "none"]
+INFO_TYPES: tuple[InfoType, ...] = ("email", "sms", "email_sms", "none")
+SmsProvider = Literal["aspsms", "ecall", "smsup", "seven", "twilio", "http"]
+
+IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]*$")
+
+#: The logical ERP model of SPEC §3: table -> fields. Defaults of the mapping.
+LOGICAL_SCHEMA: dict[str, tuple[str, ...]] = {
+    "customers": ("id", "name", "email", "country", "language", "info_type"),
+    "contacts": ("id", "customer_id", "name", "email", "mobile"),
+    "orders": (
+        "id",
+        "number",
+        "customer_id",
+        "contact_id",
+        "shop",
+        "order_date",
+        "review_mail",
+        "auto_processed_at",
+        "delivery_date",
+    ),
+    "order_lines": (
+        "order_id",
+        "line_no",
+        "article_no",
+        "description",
+        "quantity",
+        "delivered_quantity",
+        "unit",
+    ),
+    "delivery_notes": ("id", "number", "order_id", "printed_at"),
+    "delivery_note_lines": (
+        "delivery_note_id",
+        "line_no",
+        "article_no",
+        "description",
+        "quantity",
+        "unit",
+    ),
+    "invoices": (
+        "id",
+        "number",
+        "order_id",
+        "customer_id",
+        "contact_id",
+        "invoice_date",
+        "amount",
+        "open_amount",
+        "currency",
+        "is_prepayment",
+        "cancelled",
+    ),
+}
+
+
+def check_identifier(name: str) -> str:
+    """Refuse a table or column name that could carry SQL (SPEC §3)."""
+    parts = name.split(".")
+    if len(parts) > 2 or not all(IDENTIFIER_RE.match(p) for p in parts):
+        raise ValueError(
+            f"{name!r} is not a plain table or column name: letters, digits, '_' and spaces, "
+            "not starting with a digit (a table may be prefixed by its schema, 'dbo.Kunden'), "
+            "for an expression use { sql = \"...\" }"
+        )
+    return name
+
+
+def check_column_name(name: str) -> str:
+    """A column name: like a table name, but never schema-qualified."""
+    if "." in name:
+        raise ValueError(f"{name!r}: a column name cannot contain '.'")
+    return check_identifier(name)
+
+
+Identifier = Annotated[str, AfterValidator(check_identifier)]
+#: TOML has no path type: accept the string form even in strict models
+FilePath = Annotated[Path, Field(strict=False)]
+ColumnName = Annotated[str, AfterValidator(check_column_name)]
+
+
+class _Model(BaseModel):
+    # strict: TOML has real types, so "yes" for a bool or "30" for an int is a mistake.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ServiceSettings(_Model):
+    """``[service]``."""
+
+    enabled: bool = True
+    default_info_type: InfoType = "email"
+    timezone: str = "Europe/Zurich"
+    country: str = "CH"
+    language: str = "de"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone, use an IANA name like 'Europe/Zurich'") from None
+        return value
+
+    @field_validator("country")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z]{2}", value):
+            raise ValueError("a two-letter ISO country code in capitals, like 'CH' or 'DE'")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class HttpGatewaySettings(_Model):
+    """``[sms.http]``: a generic HTTP SMS gateway (provider ``http``)."""
+
+    method: Literal["GET", "POST", "POST_JSON"] = "POST"
+    params: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    number_format: Literal["e164", "digits", "00"] = "e164"
+    success_status: list[int] = Field(default_factory=lambda: [200, 201, 202])
+    success_contains: str | None = None
+    message_id_regex: str | None = None
+
+
+class SmsSettings(_Model):
+    """``[sms]``."""
+
+    provider: SmsProvider | None = None
+    username: str = ""
+    password: str = Field(default="", repr=False)
+    public_ip: str | None = None
+    phone_field: ColumnName | None = None
+    sender: str | None = None
+    fallback_to_email: bool = True
+    url: str | None = None
+    max_segments: int = Field(default=1, ge=1, le=10)
+    timeout: float = Field(default=30, gt=0)
+    http: HttpGatewaySettings | None = None
+
+    @model_validator(mode="after")
+    def _http_gateway(self) -> SmsSettings:
+        problems = []
+        if self.provider == "http" and self.http is None:
+            problems.append("provider 'http' needs an [sms.http] table describing the gateway")
+        if self.provider == "http" and not self.url:
+            problems.append("provider 'http' needs sms.url (the gateway's address)")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class ShippingSettings(_Model):
+    """``[shipping]``."""
+
+    on_delivery_note_print: bool = True
+    to_contact: bool = False
+    max_age_days: int = Field(default=14, ge=0)
+
+
+class ReviewSettings(_Model):
+    """``[review]``."""
+
+    delay_days: int = Field(default=7, ge=0)
+    default_status: bool = False
+    only_complete_delivery: bool = False
+    on_auto_processing: bool = False
+    on_delivery_note_print: bool = False
+    max_age_days: int = Field(default=14, ge=0)
+    portal_url: str = ""
+
+
+class PrepaymentSettings(_Model):
+    """``[prepayment]``."""
+
+    delay_days: int = Field(default=7, ge=0)
+    repeat_days: int = Field(default=7, ge=1)
+    max_mails: int = Field(default=3, ge=0)
+    max_age_days: int = Field(default=14, ge=0)
+
+
+class DeliveryDateSettings(_Model):
+    """``[delivery_date]``."""
+
+    edit_before_send: bool = False
+    max_age_days: int = Field(default=14, ge=0)
+
+
+class AccountSettings(_Model):
+    """``[email.accounts.<name>]``: one sending account."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    transport: Literal["smtp", "file"] = "smtp"
+    host: str = ""
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str = ""
+    password: str = Field(default="", repr=False)
+    from_: str = Field(alias="from")
+    reply_to: str | None = None
+    bcc: str | None = None
+    timeout: float = Field(default=30, gt=0)
+    max_per_minute: int | None = Field(default=None, ge=1)
+    max_per_day: int | None = Field(default=None, ge=1)
+    connections: int = Field(default=1, ge=1, le=16)
+    directory: FilePath | None = None
+    ca_file: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _transport_needs(self) -> AccountSettings:
+        if self.transport == "smtp" and not self.host:
+            raise ValueError("transport 'smtp' needs 'host' (the SMTP server's name)")
+        if self.transport == "file" and self.directory is None:
+            raise ValueError("transport 'file' needs 'directory' (where .eml files are written)")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return {"ssl": 465, "starttls": 587, "none": 25}[self.security]
+
+
+class EmailSettings(_Model):
+    """``[email]``."""
+
+    default_account: str = "default"
+    accounts: dict[str, AccountSettings] = Field(default_factory=dict)
+    shop_accounts: dict[str, str] = Field(default_factory=dict)
+    items_as_table: bool = True
+
+    @model_validator(mode="after")
+    def _accounts_exist(self) -> EmailSettings:
+        defined = ", ".join(sorted(self.accounts)) or "none: add an [email.accounts.NAME] table"
+        problems = []
+        if self.default_account not in self.accounts:
+            problems.append(
+                f"default_account {self.default_account!r} is not defined here "
+                f"(defined accounts: {defined})"
+            )
+        for shop, account in sorted(self.shop_accounts.items()):
+            if account not in self.accounts:
+                problems.append(
+                    f"shop_accounts.{shop} = {account!r} is not a defined account "
+                    f"(defined accounts: {defined})"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def account_for_shop(self, shop: str | None) -> str:
+        """The account name for an order's shop (SPEC §4 'Account')."""
+        if shop is not None and shop in self.shop_accounts:
+            return self.shop_accounts[shop]
+        return self.default_account
+
+
+class TemplateSettings(_Model):
+    """``[templates]``."""
+
+    dir: FilePath | None = None
+
+
+class LedgerSettings(_Model):
+    """``[ledger]``."""
+
+    sqlite: FilePath | None = None
+    erp: bool = False
+    table: Identifier = "proit_notify_ledger"
+    lock_file: FilePath | None = None
+
+
+class RetrySettings(_Model):
+    """``[retry]``: back-off of deferred notifications (our design, SPEC §2 leaves it open)."""
+
+    first_delay_minutes: int = Field(default=15, ge=0)
+    max_delay_hours: int = Field(default=24, ge=1)
+    max_attempts: int = Field(default=10, ge=1)
+
+
+class SqlExpression(_Model):
+    """A field given as ``{ sql = "..." }``: a raw SQL expression over its table."""
+
+    sql: str = Field(min_length=1)
+
+
+ColumnSpec = ColumnName | SqlExpression
+
+
+class ErpSettings(_Model):
+    """``[erp]``: connection and the table/column mapping of SPEC §3."""
+
+    sqlite: FilePath | None = None
+    odbc: str | None = Field(default=None, repr=False)
+    login_timeout: int = Field(default=15, ge=1)
+    query_timeout: int = Field(default=120, ge=0)
+    fetch_size: int = Field(default=1000, ge=1)
+    tables: dict[str, Identifier] = Field(default_factory=dict)
+    columns: dict[str, dict[str, ColumnSpec]] = Field(default_factory=dict)
+    info_types: dict[InfoType, list[str]] = Field(default_factory=dict)
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = [t for t in value if t not in LOGICAL_SCHEMA]
+        if unknown:
+            raise ValueError(
+                f"unknown logical table(s) {', '.join(unknown)} (known: {', '.join(LOGICAL_SCHEMA)})"
+            )
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, value: dict[str, dict[str, ColumnSpec]]) -> dict[str, dict[str, ColumnSpec]]:
+        problems = []
+        for table, fields in value.items():
+            if table not in LOGICAL_SCHEMA:
+                known = ", ".join(LOGICAL_SCHEMA)
+                problems.append(f"{table}: unknown logical table (known: {known})")
+                continue
+            for name in fields:
+                if name not in LOGICAL_SCHEMA[table]:
+                    known = ", ".join(LOGICAL_SCHEMA[table])
+                    problems.append(f"{table}.{name}: unknown field (known: {known})")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return value
+
+    @field_validator("info_types")
+    @classmethod
+    def _codes_unique(cls, value: dict[InfoType, list[str]]) -> dict[InfoType, list[str]]:
+        seen: dict[str, str] = {}
+        problems = []
+        for info_type, codes in value.items():
+            for code in codes:
+                folded = code.strip().casefold()
+                if folded in seen and seen[folded] != info_type:
+                    problems.append(
+                        f"code {code!r} is listed under both {seen[folded]!r} and {info_type!r}"
+                    )
+                seen[folded] = info_type
+        if problems:
+            raise ValueError("\n".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _one_connection(self) -> ErpSettings:
+        if (self.sqlite is None) == (self.odbc is None):
+            raise ValueError(
+                "set exactly one of erp.sqlite = \"path.db\" or erp.odbc = \"DRIVER={...};...\""
+            )
+        return self
+
+    def table(self, logical: str) -> str:
+        return self.tables.get(logical, logical)
+
+    def column(self, table: str, field: str) -> ColumnSpec:
+        return self.columns.get(table, {}).get(field, field)
+
+    def info_type_of(self, code: object, default: InfoType) -> InfoType:
+        """Map an ERP info-type code to an info type; empty or unknown -> ``default``.
+
+        Info types without an entry in ``[erp.info_types]`` keep their logical name as code.
+        Codes compare without surrounding blanks and case (ERP code columns are often CHAR(n)).
+        """
+        text = "" if code is None else str(code).strip().casefold()
+        if not text:
+            return default
+        for info_type in INFO_TYPES:
+            codes = self.info_types.get(info_type, [info_type])
+            if any(text == c.strip().casefold() for c in codes):
+                return info_type
+        return default
+
+
+class Settings(_Model):
+    """The whole settings file."""
+
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+    erp: ErpSettings
+    email: EmailSettings
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    shipping: ShippingSettings = Field(default_factory=ShippingSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    prepayment: PrepaymentSettings = Field(default_factory=PrepaymentSettings)
+    delivery_date: DeliveryDateSettings = Field(default_factory=DeliveryDateSettings)
+    templates: TemplateSettings = Field(default_factory=TemplateSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+
+    #: where the settings were read from (relative paths are resolved against its folder)
+    source: FilePath = Field(default=Path(DEFAULT_CONFIG_NAME), exclude=True)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source.parent
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.ledger.sqlite or self.base_dir / "proit-notify-ledger.sqlite"
+
+    @property
+    def lock_path(self) -> Path:
+        if self.ledger.lock_file is not None:
+            return self.ledger.lock_file
+        return self.ledger_path.with_name(self.ledger_path.name + ".lock")
+
+
+# --- loading -------------------------------------------------------------------------------
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PATH_KEYS = {
+    ("erp", "sqlite"),
+    ("ledger", "sqlite"),
+    ("ledger", "lock_file"),
+    ("templates", "dir"),
+}
+
+
+def resolve_config_path(explicit: Path | None) -> Path:
+    """``--config``, else ``$PROIT_NOTIFY_CONFIG``, else ``./proit-notify.toml`` (SPEC §2)."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return Path(DEFAULT_CONFIG_NAME)
+
+
+def _substitute(value: Any, path: str, env: Mapping[str, str], problems: list[str]) -> Any:
+    if isinstance(value, str):
+
+        def repl(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                problems.append(
+                    f"{path}: environment variable {name} is not set "
+                    f"(set it, or write the value instead of ${{{name}}})"
+                )
+                return ""
+            return env[name]
+
+        return _ENV_RE.sub(repl, value)
+    if isinstance(value, dict):
+        return {
+            k: _substitute(v, f"{path}.{k}" if path else k, env, problems)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_substitute(v, f"{path}[{i}]", env, problems) for i, v in enumerate(value)]
+    return value
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Relative paths in the file are relative to the file, not to the working directory."""
+    for section, key in _PATH_KEYS:
+        part = data.get(section)
+        if isinstance(part, dict) and isinstance(part.get(key), str):
+            part[key] = str(base / Path(part[key]).expanduser())
+    accounts = data.get("email", {}).get("accounts") if isinstance(data.get("email"), dict) else None
+    if isinstance(accounts, dict):
+        for account in accounts.values():
+            if isinstance(account, dict):
+                for key in ("directory", "ca_file"):
+                    if isinstance(account.get(key), str):
+                        account[key] = str(base / Path(account[key]).expanduser())
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str] | None:
+    """The keys a table at ``loc`` allows, to say what is allowed next to an unknown key."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or not isinstance(part, str) or part not in fields:
+            # a dict level (accounts.<name>): step into its value type
+            if model is Settings or fields is None:
+                return None
+            continue
+        annotation = fields[part].annotation
+        model = _model_in(annotation)
+        if model is None:
+            return None
+    fields = getattr(model, "model_fields", None)
+    if fields is None:
+        return None
+    return sorted((f.alias or name) for name, f in fields.items() if name != "source")
+
+
+def _model_in(annotation: Any) -> Any:
+    """The BaseModel class inside an annotation (Optional[X], dict[str, X])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _format_error(file: Path, err: Mapping[str, Any]) -> list[str]:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    # pydantic names union branches in loc ('str', 'SqlExpression'): drop them for the reader
+    loc = tuple(p for p in loc if p not in {"str", "SqlExpression", "constrained-str"})
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+        return [f"{file}: {key}: unknown key{hint}"]
+    if kind == "missing":
+        return [f"{file}: {key}: required key is missing"]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    got = err.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    if "password" in key or key.endswith("odbc"):
+        shown = ""  # never echo secrets
+    return [f"{file}: {key}: {part}{shown}" for part in msg.split("\n")]
+
+
+def parse_settings(data: dict[str, Any], source: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Validate an already-parsed TOML document (used by ``load_settings`` and tests)."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    data = _substitute(data, "", env, problems)
+    problems = [f"{source}: {p}" for p in problems]
+    _resolve_paths(data, source.parent)
+    try:
+        settings = Settings.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        for err in exc.errors():
+            problems.extend(_format_error(source, err))
+        settings = None
+    if problems or settings is None:
+        raise ConfigError(
+            f"{source}: {len(problems)} problem(s) in the settings; nothing was sent", tuple(problems)
+        )
+    return settings
+
+
+def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings file at ``path``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"settings file {path} not found: pass --config PATH, set ${CONFIG_ENV}, "
+            "or create one with 'proit-notify init'"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message ends with "(at line L, column C)"
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    return parse_settings(data, path.resolve(), env)
