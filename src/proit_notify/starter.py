@@ -1,0 +1,153 @@
+"""The commented starter config ``proit-notify init`` writes for a real installation.
+
+Hand-written TOML text rather than ``tomli_w`` output: the comments are the point.
+Every key is explained in ``config.example.toml`` at the top of the repository.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import UsageError
+
+STARTER_CONFIG = """\
+# proit-notify settings: the "Email / SMS Service" of ProIT Handel.
+#
+# Found by: --config PATH, else $PROIT_NOTIFY_CONFIG, else ./proit-notify.toml.
+# ${NAME} in any string is replaced by the environment variable NAME; keep passwords there.
+# Relative paths are relative to this file. Check everything with: proit-notify check
+# Every key, its default and its allowed values: config.example.toml.
+
+[service]
+# Email / SMS Service verwenden: false = nothing is sent by any command
+enabled = true
+# Standard Info-Art: for customers without (or with an unknown) info type
+# "email", "sms", "email_sms" or "none"
+default_info_type = "email"
+timezone = "Europe/Zurich"   # ERP times are local times in this zone
+country = "CH"               # phone numbers without a country prefix are read as CH numbers
+language = "de"              # template language when the customer has none
+
+[erp]
+# The ERP database through ODBC: here Microsoft SQL Server with Windows authentication.
+# Linux / SQL login instead:
+#   odbc = "DRIVER={ODBC Driver 18 for SQL Server};SERVER=erp-sql01,1433;DATABASE=ProIT;UID=proit_notify;PWD=${PROIT_ERP_PASSWORD};Encrypt=yes;TrustServerCertificate=yes"
+odbc = "DRIVER={ODBC Driver 18 for SQL Server};SERVER=erp-sql01,1433;DATABASE=ProIT;Trusted_Connection=yes;Encrypt=yes;TrustServerCertificate=yes"
+login_timeout = 15    # seconds to wait for the server
+query_timeout = 120   # seconds per query, 0 = no limit
+
+# The mapping: which table and column of YOUR ERP holds each field proit-notify reads.
+# Without it the logical names are used (customers.id, orders.number, ...).
+# 'proit-notify schema' lists the ERP's tables, 'proit-notify schema TABLE' its columns.
+#
+# [erp.tables]
+# customers = "dbo.Kunden"
+# contacts = "dbo.Kontakte"
+# orders = "dbo.Auftraege"
+# order_lines = "dbo.AuftragsPositionen"
+# delivery_notes = "dbo.Lieferscheine"
+# delivery_note_lines = "dbo.LieferscheinPositionen"
+# invoices = "dbo.Rechnungen"
+#
+# [erp.columns.customers]
+# id = "KundenNr"
+# name = "Firma"
+# email = "EMail"
+# country = "Land"
+# language = "Sprache"
+# info_type = "InfoArt"
+#
+# [erp.columns.orders]
+# number = "AuftragsNr"
+# customer_id = "KundenNr"
+# review_mail = { sql = "CASE Bewertungsmail WHEN 'J' THEN 1 WHEN 'N' THEN 0 END" }
+#
+# [erp.info_types]   # the ERP's own info-type codes
+# email = ["E"]
+# sms = ["S"]
+# email_sms = ["ES"]
+# none = ["K"]
+
+[email]
+# Standard Emailkonto: one of the [email.accounts.NAME] tables below
+default_account = "shop"
+# Menge / Bestellpost als Tabelle: the items as a table (true) or as lines "2 × Artikel"
+items_as_table = true
+
+# EMail-Konto / Shop-Zuordnung: orders of a web shop are sent from that shop's account
+# [email.shop_accounts]
+# "SHOP-CH" = "shop"
+
+[email.accounts.shop]
+transport = "smtp"
+host = "smtp.example.ch"
+port = 587
+security = "starttls"          # "starttls", "ssl" (port 465) or "none"
+username = "shop@example.ch"
+password = "${PROIT_SMTP_PASSWORD}"
+from = "Example Shop <shop@example.ch>"
+# reply_to = "service@example.ch"
+# bcc = "archiv@example.ch"
+# max_per_minute = 60          # the provider's sending limits, if any
+# max_per_day = 2000
+
+[sms]
+# Telefonfeld: the customers column that holds the mobile number
+# phone_field = "Natel"
+# Provider: "aspsms", "ecall", "smsup", "seven", "twilio" or "http"
+# provider = "aspsms"
+# username = "..."             # Benutzername
+# password = "${PROIT_SMS_PASSWORD}"   # Passwort
+# sender = "ExampleShop"
+fallback_to_email = true       # no valid mobile number: send the SMS text by email
+
+[shipping]
+# Versandbestätigung bei Druck LS
+on_delivery_note_print = true
+# Versandbestätigung an Kontakt
+to_contact = false
+max_age_days = 14              # older delivery notes are never confirmed
+
+[review]
+# Verzögerung Bewertungsportal (days after the shipping confirmation)
+delay_days = 7
+# Bewertungsmailstatus autom. setzen: send to orders whose review flag is empty
+default_status = false
+# Bewertungsmail bei vollständiger Lieferung
+only_complete_delivery = false
+# Bewertungsmail bei autom. Auftragsverarbeitung senden
+on_auto_processing = false
+# Bewertungsmail bei Druck LS
+on_delivery_note_print = false
+portal_url = "https://www.example.ch/bewertung"
+max_age_days = 14
+
+[prepayment]
+delay_days = 7     # Verzögerung Vorkasse
+repeat_days = 7    # Wiedervorlage Vorkasse
+max_mails = 3      # Max. Anz. Mails (0 = no reminders)
+max_age_days = 14
+
+[delivery_date]
+# Lieferterminmail bearbeiten: keep notices as drafts for 'proit-notify drafts'
+edit_before_send = false
+max_age_days = 14
+
+[ledger]
+# what was sent: an SQLite file next to this file (or erp = true: a table in the ERP)
+sqlite = "proit-notify-ledger.sqlite"
+"""  # noqa: E501 - a connection string is one line in TOML
+
+
+def write_starter_config(path: Path, force: bool = False) -> Path:
+    """Write :data:`STARTER_CONFIG` to ``path``; an existing file is kept unless ``force``."""
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory: give the path of the settings file to write")
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists: pass --force to overwrite it, or another PATH")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(STARTER_CONFIG, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    return path
