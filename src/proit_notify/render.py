@@ -22,8 +22,8 @@ from babel.dates import format_date, format_time
 from babel.localedata import exists as locale_exists
 from babel.numbers import format_currency, format_decimal
 from jinja2 import pass_context
-from jinja2.runtime import Context
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
