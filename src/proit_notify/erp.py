@@ -9,6 +9,7 @@ ERP's columns are used as if the query had been written against them directly.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -175,10 +176,9 @@ class Database:
             raise self._error(exc, "ROLLBACK") from None
 
     def close(self) -> None:
-        try:
+        # closing a broken connection may fail; there is nothing left to do then
+        with contextlib.suppress(Exception):
             self.conn.close()
-        except Exception:  # noqa: BLE001, S110 - closing a broken connection may fail; nothing to do
-            pass
 
     def _execute(self, sql: str, params: Sequence[object]) -> Any:
         try:
@@ -190,7 +190,9 @@ class Database:
 
     def _error(self, exc: BaseException, sql: str) -> ErpError:
         first = " ".join(sql.split())[:160]
-        return ErpError(f"database error on {self.where}: {redact(str(exc))}\n  while running: {first}")
+        return ErpError(
+            f"database error on {self.where}: {redact(str(exc))}\n  while running: {first}"
+        )
 
     # schema -----------------------------------------------------------------------------
     def tables(self) -> list[str]:
@@ -217,7 +219,8 @@ class Database:
     def columns(self, table: str) -> list[tuple[str, str]]:
         """(name, type) of each column of ``table``."""
         if isinstance(self.conn, sqlite3.Connection):
-            rows = self.stream(f"SELECT name, type FROM pragma_table_info({self.param_literal(table)})")
+            literal = self.param_literal(table)
+            rows = self.stream(f"SELECT name, type FROM pragma_table_info({literal})")
             return [(r["name"], r["type"]) for r in rows]
         schema, _, name = table.rpartition(".")
         cursor = self.conn.cursor()
@@ -244,7 +247,7 @@ class Database:
 def _pyodbc() -> Any:
     """Import pyodbc only when an ODBC connection is made: it needs the system's libodbc."""
     try:
-        import pyodbc  # noqa: PLC0415
+        import pyodbc
     except ImportError as exc:
         raise ErpError(
             f"ODBC is not available ({exc}). Install the ODBC driver manager "
@@ -291,10 +294,16 @@ def connect_odbc(
             f"cannot connect to the ERP database ({target}): {detail}. "
             "Check erp.odbc in the settings, that the server runs and accepts this login."
         ) from None
-    if query_timeout:
-        conn.timeout = query_timeout
     dbms = str(conn.getinfo(pyodbc.SQL_DBMS_NAME))
     dialect = Dialect.from_dbms_name(dbms)
+    if query_timeout:
+        try:
+            conn.timeout = query_timeout
+        except pyodbc.Error:
+            # psqlODBC refuses the connection attribute: let the server enforce it instead
+            if dialect is Dialect.POSTGRESQL:
+                conn.cursor().execute(f"SET statement_timeout = {int(query_timeout) * 1000}")
+                conn.commit()
     if dialect is Dialect.MYSQL:
         # MariaDB/MySQL ODBC hands out UTF-8 bytes for CHAR data: decode them as such
         conn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
