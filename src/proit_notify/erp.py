@@ -363,14 +363,41 @@ class Mapping:
 class Erp:
     """The ERP as the jobs see it: logical queries, streamed rows, and schema checks."""
 
-    def __init__(self, db: Database, settings: ErpSettings, phone_field: str | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: ErpSettings,
+        phone_field: str | None,
+        lookup_db: Database | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.mapping = Mapping(settings, db.dialect, phone_field)
+        self._lookup_db = lookup_db
 
     def query(self, template: str, params: Sequence[object] = ()) -> Iterator[dict[str, Any]]:
         """Stream the rows of a query written against the logical schema."""
         return self.db.stream(self.mapping.sql(template), params)
+
+    def lookup(self, template: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+        """A small query, fully read, on a second connection when the driver needs one.
+
+        SQL Server (without MARS) and server-side cursors allow only one active result per
+        connection, and jobs look up items while their main selection is still streaming.
+        """
+        db = self._lookup_db
+        if db is None:
+            if isinstance(self.db.conn, sqlite3.Connection):
+                db = self.db  # sqlite3 runs any number of cursors on one connection
+            else:
+                db = connect(self.settings)
+            self._lookup_db = db
+        return list(db.stream(self.mapping.sql(template), params))
+
+    def close(self) -> None:
+        if self._lookup_db is not None and self._lookup_db is not self.db:
+            self._lookup_db.close()
+        self.db.close()
 
     def check(self) -> list[str]:
         """Every mapped table and column that does not exist or does not evaluate."""

@@ -1,0 +1,457 @@
+"""The command line (SPEC §7). The only module that prints or exits."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import click
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import Progress
+from rich.table import Table
+
+from . import __version__
+from .app import JOB_NAMES, available_jobs, make_channels, make_job, make_renderer, open_erp, open_ledger, session
+from .channels import Outgoing
+from .clock import Clock
+from .core import ItemReport, JobReport, RunOptions
+from .errors import ConfigError, NotifyError, UsageError
+from .erp import redact
+from .ledger import STATUSES
+from .settings import Settings, load_settings, resolve_config_path
+
+log = logging.getLogger("proit_notify")
+
+app = typer.Typer(
+    name="proit-notify",
+    help="Email and SMS notifications for the ProIT Handel ERP.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # tracebacks with locals would show secrets
+    rich_markup_mode=None,
+)
+drafts_app = typer.Typer(help="Review delivery-date notices stored as drafts.", no_args_is_help=True)
+ledger_app = typer.Typer(help="Decide ledger rows by hand.", no_args_is_help=True)
+app.add_typer(drafts_app, name="drafts")
+app.add_typer(ledger_app, name="ledger")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class State:
+    config: Path | None = None
+    verbose: bool = False
+    quiet: bool = False
+    json: bool = False
+
+    def settings(self) -> Settings:
+        return load_settings(resolve_config_path(self.config))
+
+
+state = State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"proit-notify {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Settings file (default: $PROIT_NOTIFY_CONFIG or ./proit-notify.toml)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per job on stdout.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Email and SMS notifications for the ProIT Handel ERP."""
+    state.config, state.verbose, state.quiet, state.json = config, verbose, quiet, json_output
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler: logging.Handler
+    if err.is_terminal:
+        handler = RichHandler(console=err, show_path=False, rich_tracebacks=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+# --- job commands ------------------------------------------------------------------------
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Send nothing, write nothing; show what would go out.")]
+Limit = Annotated[int | None, typer.Option("--limit", min=1, help="At most N notifications.")]
+AsOf = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Act as at this local time: 2026-11-27 or 2026-11-27T08:00."),
+]
+Preview = Annotated[bool, typer.Option("--preview", help="Print the rendered messages.")]
+
+
+def _clock(settings: Settings, as_of: str | None) -> Clock:
+    tz = settings.service.tz
+    return Clock.parse(as_of, tz) if as_of else Clock.real(tz)
+
+
+def _run_jobs(names: list[str], options: RunOptions, as_of: str | None) -> None:
+    settings = state.settings()
+    clock = _clock(settings, as_of)
+    reports: list[JobReport] = []
+    with _progress() as progress, session(
+        settings, clock, lock=not options.dry_run, progress=progress, dry_run=options.dry_run
+    ) as s:
+        for name in names:
+            job = make_job(name, delivery_notes=options.delivery_notes)
+            report = s.runner.run(job, options)
+            reports.append(report)
+            _show(report, options)
+    raise typer.Exit(0 if all(r.ok for r in reports) else 1)
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[ItemReport], None] | None]:
+    """A progress line on a terminal; plain log lines under cron."""
+    if state.json or state.quiet:
+        yield None
+        return
+    if err.is_terminal:
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task("sending", total=None)
+
+            def tick(item: ItemReport) -> None:
+                bar.update(task, advance=1, description=f"{item.status}: {item.document}")
+
+            yield tick
+        return
+
+    def line(item: ItemReport) -> None:
+        reason = f" ({item.reason})" if item.reason else ""
+        log.info("%s %s %s %s%s", item.status, item.key, item.channel, item.recipient, reason)
+
+    yield line
+
+
+def _show(report: JobReport, options: RunOptions) -> None:
+    if state.json:
+        out.print_json(data=report.as_json()) if out.is_terminal else print(json.dumps(report.as_json(), ensure_ascii=False))
+        return
+    if report.note:
+        err.print(report.note)
+    if options.preview:
+        for item in report.items:
+            if item.preview is None:
+                continue
+            out.rule(f"{item.key} → {item.channel} {item.recipient}")
+            if item.preview.subject:
+                out.print(f"Subject: {item.preview.subject}\n")
+            out.print(item.preview.text, markup=False)
+    if report.items and not state.quiet and (out.is_terminal or options.dry_run):
+        table = Table(title=report.job, show_lines=False)
+        for column in ("key", "document", "channel", "recipient", "account", "status", "reason"):
+            table.add_column(column, overflow="fold")
+        for item in report.items:
+            row = item.as_json()
+            table.add_row(*(row[c] for c in ("key", "document", "channel", "recipient", "account", "status", "reason")))
+        out.print(table)
+    out.print(report.summary())
+
+
+@app.command("shipping-confirmations")
+def shipping_confirmations(
+    delivery_note: Annotated[
+        list[str] | None,
+        typer.Option("--delivery-note", help="Confirm this delivery note (by number); repeatable."),
+    ] = None,
+    dry_run: DryRun = False,
+    limit: Limit = None,
+    as_of: AsOf = None,
+    preview: Preview = False,
+) -> None:
+    """Send a shipping confirmation for each printed delivery note."""
+    options = RunOptions(dry_run, limit, preview, tuple(delivery_note or ()))
+    _run_jobs(["shipping-confirmations"], options, as_of)
+
+
+def _job_command(name: str, doc: str) -> None:
+    def command(dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, preview: Preview = False) -> None:
+        _run_jobs([name], RunOptions(dry_run, limit, preview), as_of)
+
+    command.__doc__ = doc
+    app.command(name)(command)
+
+
+_job_command(
+    "review-requests", "Send review requests that are due (review.delay_days after the trigger)."
+)
+_job_command("prepayment-reminders", "Remind customers of unpaid prepayment invoices.")
+_job_command("delivery-dates", "Tell customers the promised delivery date of their order.")
+
+
+@app.command("run-all")
+def run_all(dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, preview: Preview = False) -> None:
+    """Run every job, in the order shipping, review, prepayment, delivery dates."""
+    _run_jobs(available_jobs(), RunOptions(dry_run, limit, preview), as_of)
+
+
+# --- setup commands ----------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo.")] = Path("proit-notify-demo"),
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing demo directory.")] = False,
+) -> None:
+    """Make the embedded demo ERP and its settings, and preview every job."""
+    from .demo import create_demo  # noqa: PLC0415
+
+    summary = create_demo(directory, today=date.today(), force=force)
+    err.print(summary.describe())
+    config = summary.config_path
+    state.config = config
+    settings = load_settings(config)
+    clock = Clock.real(settings.service.tz)
+    options = RunOptions(dry_run=True)
+    with session(settings, clock, lock=False, dry_run=True) as s:
+        for name in available_jobs():
+            report = s.runner.run(make_job(name), options)
+            _show_demo(report)
+    out.print(
+        f"\nNothing was sent. To send for real (into {summary.outbox}):\n"
+        f"  proit-notify -c {config} run-all"
+    )
+
+
+def _show_demo(report: JobReport) -> None:
+    if state.json:
+        print(json.dumps(report.as_json(), ensure_ascii=False))
+        return
+    table = Table(title=f"{report.job}: first {min(10, len(report.items))} of {len(report.items)}")
+    for column in ("document", "channel", "recipient", "status", "reason"):
+        table.add_column(column, overflow="fold")
+    for item in report.items[:10]:
+        table.add_row(item.document, item.channel, item.recipient, item.status, item.reason)
+    out.print(table)
+    out.print(report.summary())
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the starter settings.")] = Path("proit-notify.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter settings file."""
+    from .starter import write_starter_config  # noqa: PLC0415
+
+    write_starter_config(path, force=force)
+    out.print(f"wrote {path}: edit it, then run 'proit-notify -c {path} check'")
+
+
+@app.command()
+def check(
+    no_network: Annotated[bool, typer.Option("--no-network", help="Do not contact SMTP/SMS servers.")] = False,
+) -> None:
+    """Check settings, ERP mapping, templates, ledger and (unless --no-network) mail/SMS logins."""
+    settings = state.settings()
+    out.print(f"settings: {settings.source}: ok")
+    problems: list[str] = []
+    erp = open_erp(settings)
+    try:
+        erp_problems = erp.check()
+    finally:
+        erp.close()
+    out.print(f"ERP ({erp.db.where}): " + ("ok" if not erp_problems else f"{len(erp_problems)} problem(s)"))
+    problems += erp_problems
+    template_problems = make_renderer(settings).check()
+    out.print("templates: " + ("ok" if not template_problems else f"{len(template_problems)} problem(s)"))
+    problems += template_problems
+    ledger = open_ledger(settings)
+    out.print(f"ledger: {ledger.db.where}, table {ledger.table}: ok; lock file {settings.lock_path}")
+    ledger.close()
+    if not no_network:
+        for name, channel in make_channels(settings).items():
+            found = channel.check()
+            out.print(f"{name}: " + ("ok" if not found else f"{len(found)} problem(s)"))
+            problems += found
+            channel.close()
+    if problems:
+        raise ConfigError("check found problems", tuple(problems))
+    out.print("all checks passed")
+
+
+@app.command()
+def schema(table: Annotated[str | None, typer.Argument(help="Show this table's columns.")] = None) -> None:
+    """List the ERP's tables, or one table's columns, to write the [erp] mapping."""
+    settings = state.settings()
+    erp = open_erp(settings)
+    try:
+        if table is None:
+            for name in erp.db.tables():
+                out.print(name)
+        else:
+            columns = erp.db.columns(table)
+            if not columns:
+                raise UsageError(f"table {table!r} not found or has no columns; see 'proit-notify schema'")
+            for name, kind in columns:
+                out.print(f"{name}\t{kind}")
+    finally:
+        erp.close()
+
+
+# --- ledger commands ---------------------------------------------------------------------
+
+
+@app.command()
+def history(
+    job: Annotated[str | None, typer.Option("--job", help="shipping, review, prepayment, delivery_date")] = None,
+    status: Annotated[str | None, typer.Option("--status", help=", ".join(STATUSES))] = None,
+    key: Annotated[str | None, typer.Option("--key", help="A ledger key, e.g. shipping:42")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="A date, e.g. 2026-11-01")] = None,
+) -> None:
+    """List ledger rows."""
+    settings = state.settings()
+    if status is not None and status not in STATUSES:
+        raise UsageError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
+    job_name = {n: n.split("-")[0].replace("confirmations", "") for n in JOB_NAMES}.get(job or "", job)
+    since_at = Clock.parse(since, settings.service.tz).utc if since else None
+    ledger = open_ledger(settings)
+    try:
+        rows = ledger.history(job=job_name, status=status, key=key, since=since_at)
+    finally:
+        ledger.close()
+    tz = settings.service.tz
+    if state.json:
+        print(json.dumps([_entry_json(e, tz) for e in rows], ensure_ascii=False))
+        return
+    table = Table()
+    for column in ("updated", "key", "channel", "status", "recipient", "document", "detail"):
+        table.add_column(column, overflow="fold")
+    for e in rows:
+        table.add_row(e.updated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), e.key, e.channel, e.status, e.recipient, e.document, e.detail)
+    out.print(table)
+    out.print(f"{len(rows)} row(s)")
+
+
+def _entry_json(e: Any, tz: Any) -> dict[str, Any]:
+    return {
+        "key": e.key, "channel": e.channel, "job": e.job, "document": e.document,
+        "recipient": e.recipient, "account": e.account, "status": e.status, "detail": e.detail,
+        "attempts": e.attempts,
+        "sent_at": e.sent_at.astimezone(tz).isoformat() if e.sent_at else None,
+        "updated_at": e.updated_at.astimezone(tz).isoformat(),
+    }
+
+
+@ledger_app.command("resolve")
+def ledger_resolve(
+    key: Annotated[str, typer.Argument(help="The ledger key, e.g. shipping:42")],
+    sent: Annotated[bool, typer.Option("--sent", help="It did arrive: mark it sent.")] = False,
+    resend: Annotated[bool, typer.Option("--resend", help="It did not arrive: send it again on the next run.")] = False,
+    channel: Annotated[str | None, typer.Option("--channel", help="Only this channel (email or sms).")] = None,
+) -> None:
+    """Decide a notification whose outcome is unknown."""
+    if sent == resend:
+        raise UsageError("say either --sent or --resend")
+    settings = state.settings()
+    clock = Clock.real(settings.service.tz)
+    with session(settings, clock, channels={}) as s:
+        channels = s.ledger.resolve(key, sent=sent, now=clock.utc, channel=channel)
+    verdict = "marked sent" if sent else "released: the next run sends it again"
+    out.print(f"{key} ({', '.join(channels)}): {verdict}")
+
+
+# --- test-send ---------------------------------------------------------------------------
+
+
+@app.command("test-send")
+def test_send(
+    email: Annotated[str | None, typer.Option("--email", help="Send a test email to this address.")] = None,
+    sms: Annotated[str | None, typer.Option("--sms", help="Send a test SMS to this number.")] = None,
+    account: Annotated[str | None, typer.Option("--account", help="Email account (default: email.default_account).")] = None,
+) -> None:
+    """Send one test message, outside the ledger."""
+    if (email is None) == (sms is None):
+        raise UsageError("give exactly one of --email ADDRESS or --sms NUMBER")
+    settings = state.settings()
+    channels = make_channels(settings)
+    now = datetime.now(settings.service.tz).strftime("%Y-%m-%d %H:%M")
+    if email is not None:
+        name = account or settings.email.default_account
+        if name not in settings.email.accounts:
+            raise UsageError(f"--account {name!r}: not defined (defined: {', '.join(settings.email.accounts)})")
+        message = Outgoing(
+            key="test", channel="email", to=email, to_name=None,
+            subject=f"proit-notify test ({name})",
+            text=f"This is a test message from proit-notify, account {name}, sent {now}.",
+            account=name, document="test message",
+        )
+        result = channels["email"].send(message)
+    else:
+        from .phones import to_e164_mobile  # noqa: PLC0415
+
+        if "sms" not in channels:
+            raise ConfigError("no SMS provider configured: set sms.provider in the settings")
+        number = to_e164_mobile(sms, settings.service.country)
+        if number.e164 is None:
+            raise UsageError(f"--sms {sms!r}: {number.reason}")
+        message = Outgoing(
+            key="test", channel="sms", to=number.e164, to_name=None, subject="",
+            text=f"proit-notify test SMS, sent {now}.", document="test message",
+        )
+        result = channels["sms"].send(message)
+    for channel in channels.values():
+        channel.close()
+    out.print(f"{result.outcome}: {result.detail}")
+    raise typer.Exit(0 if result.ok else 1)
+
+
+# --- entry point -------------------------------------------------------------------------
+
+
+def _fail(exc: NotifyError) -> NoReturn:
+    err.print(f"error: {redact(str(exc))}", markup=False)
+    sys.exit(exc.exit_code)
+
+
+def main() -> None:
+    """Console entry point: every error becomes one message and its exit code (SPEC §7)."""
+    try:
+        code = app(standalone_mode=False)
+    except NotifyError as exc:
+        _fail(exc)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - a bug: say so without leaking secrets
+        err.print(f"internal error: {type(exc).__name__}: {redact(str(exc))}", markup=False)
+        if state.verbose:
+            err.print(redact("".join(traceback.format_exception(exc))), markup=False)
+        else:
+            err.print("run again with -v for the traceback, and report it")
+        sys.exit(70)
+    # without standalone mode click returns the code of typer.Exit instead of exiting
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,333 @@
+"""The runner: notifications → recipients → ledger claim → channel → ledger (SPEC §4, §6).
+
+The runner is handed every collaborator (ERP, ledger, renderer, channels, clock) so that
+tests and the CLI assemble it the same way. It never prints; it reports.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from email_validator import EmailNotValidError, validate_email
+
+from .channels import Channel, ChannelName, Outgoing, SendResult
+from .clock import Clock
+from .erp import Erp
+from .errors import TemplateError, UnreachableError
+from .jobs import Job, Notification, Party
+from .ledger import Entry, Ledger
+from .phones import to_e164_mobile
+from .render import Rendered, Renderer
+from .settings import Settings
+
+ItemStatus = Literal["planned", "sent", "failed", "skipped", "deferred", "unknown", "draft"]
+COUNT_NAMES = ("sent", "failed", "skipped", "deferred", "unknown", "planned")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Job options of the command line (SPEC §7)."""
+
+    dry_run: bool = False
+    limit: int | None = None
+    preview: bool = False
+    delivery_notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Target:
+    """One channel a notification goes out on, or why it cannot."""
+
+    channel: ChannelName | Literal["none"]
+    to: str
+    to_name: str | None
+    account: str
+    problem: str | None = None
+    problem_status: Literal["failed", "skipped"] = "failed"
+
+
+@dataclass(frozen=True)
+class ItemReport:
+    """One line of a job's result (the ``items`` of ``--json``)."""
+
+    key: str
+    document: str
+    channel: str
+    recipient: str
+    account: str
+    status: ItemStatus
+    reason: str
+    preview: Rendered | None = None
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "key": self.key,
+            "document": self.document,
+            "channel": self.channel,
+            "recipient": self.recipient,
+            "account": self.account,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class JobReport:
+    """What one job did (or, in a dry run, would do)."""
+
+    job: str
+    dry_run: bool
+    items: list[ItemReport] = field(default_factory=list)
+    disabled: bool = False
+    note: str = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        tally = Counter(i.status for i in self.items)
+        counts = {name: tally.get(name, 0) for name in COUNT_NAMES}
+        if tally.get("draft"):
+            counts["draft"] = tally["draft"]
+        return counts
+
+    @property
+    def ok(self) -> bool:
+        """False when something failed, was deferred or is unknown (exit 1)."""
+        c = self.counts
+        return not (c["failed"] or c["deferred"] or c["unknown"])
+
+    def summary(self) -> str:
+        c = self.counts
+        if self.dry_run:
+            head = f"{self.job} (dry run): {c['planned']} would be sent"
+            rest = f", {c['failed']} would fail, {c['skipped']} would be skipped"
+            return head + rest
+        text = (
+            f"{self.job}: {c['sent']} sent, {c['failed']} failed, {c['skipped']} skipped, "
+            f"{c['deferred']} deferred, {c['unknown']} unknown"
+        )
+        if c.get("draft"):
+            text += f", {c['draft']} drafts"
+        return text
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "dry_run": self.dry_run,
+            "counts": self.counts,
+            "items": [i.as_json() for i in self.items],
+        }
+
+
+class _Sources:
+    """The read access a job gets (see ``jobs.Sources``)."""
+
+    def __init__(self, erp: Erp, ledger: Ledger) -> None:
+        self._erp = erp
+        self._ledger = ledger
+
+    def query(self, template: str, params: Sequence[object] = ()) -> Iterator[dict[str, Any]]:
+        return self._erp.query(template, params)
+
+    def lookup(self, template: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+        return self._erp.lookup(template, params)
+
+    def ledger_prefix(self, prefix: str) -> list[Entry]:
+        return self._ledger.with_prefix(prefix)
+
+    def ledger_sent_between(self, job: str, start: datetime, end: datetime) -> list[Entry]:
+        return self._ledger.sent_between(job, start, end)
+
+
+def _region(country: str | None, default: str) -> str:
+    """The customer's country as a phone region; ERPs store 'CH', 'ch ', or names."""
+    code = (country or "").strip().upper()
+    return code if len(code) == 2 and code.isalpha() else default
+
+
+def _email_problem(address: str | None) -> str | None:
+    if not address:
+        return "no email address"
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return f"invalid email address {address!r}: {exc}"
+    return None
+
+
+def targets(n: Notification, settings: Settings) -> list[Target]:
+    """Recipient and channel by info type, contact rule and SMS fallback (SPEC §4)."""
+    party: Party = n.party
+    info_type = settings.erp.info_type_of(party.info_type_code, settings.service.default_info_type)
+    account = settings.email.account_for_shop(n.shop)
+    name = party.contact_name if n.use_contact and party.contact_name else party.name
+    email = party.contact_email if n.use_contact and party.contact_email else party.email
+    if info_type == "none":
+        return [Target("none", "", name, "", "info type 'none': the customer wants no messages", "skipped")]
+
+    def by_email() -> Target:
+        return Target("email", email or "", name, account, _email_problem(email))
+
+    wanted: list[Target] = []
+    if info_type in {"email", "email_sms"}:
+        wanted.append(by_email())
+    if info_type in {"sms", "email_sms"}:
+        phone = party.contact_mobile if n.use_contact and party.contact_mobile else party.phone
+        check = to_e164_mobile(phone, _region(party.country, settings.service.country))
+        problem = check.reason if check.e164 is None else None
+        if problem is None and settings.sms.provider is None:
+            problem = "no SMS provider configured (set sms.provider in the settings)"
+        if problem is None and check.e164 is not None:
+            wanted.append(Target("sms", check.e164, name, settings.sms.provider or ""))
+        elif settings.sms.fallback_to_email and info_type == "sms":
+            wanted.append(by_email())
+        elif settings.sms.fallback_to_email:
+            wanted.append(
+                Target("sms", phone or "", name, "", f"{problem}; sent by email instead", "skipped")
+            )
+        else:
+            wanted.append(Target("sms", phone or "", name, "", problem))
+    return wanted
+
+
+ProgressHook = Callable[[ItemReport], None]
+
+
+class Runner:
+    """Runs jobs against the collaborators it is handed."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        erp: Erp,
+        ledger: Ledger,
+        renderer: Renderer,
+        channels: Mapping[str, Channel],
+        clock: Clock,
+        progress: ProgressHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.erp = erp
+        self.ledger = ledger
+        self.renderer = renderer
+        self.channels = channels
+        self.clock = clock
+        self.progress = progress
+        self.sources = _Sources(erp, ledger)
+        self._templates_checked = False
+
+    def check_templates(self) -> None:
+        """Exit 3 before anything is sent when a template is broken (SPEC §5)."""
+        if self._templates_checked:
+            return
+        problems = self.renderer.check()
+        if problems:
+            raise TemplateError("a message template is broken; nothing was sent", tuple(problems))
+        self._templates_checked = True
+
+    def run(self, job: Job, options: RunOptions) -> JobReport:
+        report = JobReport(job.name, options.dry_run)
+        if not self.settings.service.enabled and not options.dry_run:
+            report.disabled = True
+            report.note = "service.enabled = false: nothing was sent"
+            return report
+        self.check_templates()
+        if not options.dry_run:
+            self.ledger.recover_stale(self.clock.utc)
+        try:
+            self._run(job, options, report)
+        finally:
+            for channel in self.channels.values():
+                channel.close()
+        return report
+
+    def _run(self, job: Job, options: RunOptions, report: JobReport) -> None:
+        now = self.clock.utc
+        done = 0
+        for n in job.plan(self.sources, self.settings, self.clock):
+            rechecked: str | None = None
+            checked = False
+            for target in targets(n, self.settings):
+                existing = self.ledger.get(n.key, target.channel)
+                if existing is not None and not self._retry_due(existing):
+                    continue
+                if options.limit is not None and done >= options.limit:
+                    return
+                if not checked:
+                    rechecked, checked = job.recheck(self.sources, self.settings, self.clock, n), True
+                if rechecked is not None:
+                    break  # no longer due (paid, changed, ...): nothing is sent or recorded
+                done += 1
+                item = self._deliver(n, target, options, now)
+                report.items.append(item)
+                if self.progress:
+                    self.progress(item)
+
+    def _retry_due(self, entry: Entry) -> bool:
+        if entry.status != "deferred":
+            return False
+        return entry.next_attempt_at is None or entry.next_attempt_at <= self.clock.utc
+
+    def render(self, n: Notification, target: Target) -> Rendered:
+        context = {**n.context, "document": n.document}
+        if target.channel == "sms":
+            text = self.renderer.sms(
+                n.template, language=n.party.language, country=n.party.country, context=context
+            )
+            return Rendered(subject="", text=text, html=None)
+        return self.renderer.email(
+            n.template, language=n.party.language, country=n.party.country, context=context
+        )
+
+    def _deliver(
+        self, n: Notification, target: Target, options: RunOptions, now: datetime
+    ) -> ItemReport:
+        def item(status: ItemStatus, reason: str, preview: Rendered | None = None) -> ItemReport:
+            return ItemReport(
+                n.key, n.document, target.channel, target.to, target.account, status, reason, preview
+            )
+
+        if target.problem is not None:
+            if not options.dry_run:
+                self.ledger.claim(
+                    key=n.key, channel=target.channel, job=n.job, document=n.document,
+                    recipient=target.to, account=target.account, now=now, info=dict(n.info),
+                    status=target.problem_status, detail=target.problem,
+                )
+            return item(target.problem_status, target.problem)
+        rendered = self.render(n, target)
+        if options.dry_run:
+            return item("planned", "", rendered if options.preview else None)
+        assert target.channel != "none"
+        message = Outgoing(
+            key=n.key,
+            channel=target.channel,
+            to=target.to,
+            to_name=target.to_name,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            account=target.account if target.channel == "email" else None,
+            document=n.document,
+        )
+        if not self.ledger.claim(
+            key=n.key, channel=target.channel, job=n.job, document=n.document,
+            recipient=target.to, account=target.account, now=now, info=dict(n.info),
+        ):
+            return item("skipped", "claimed by another run")
+        channel = self.channels.get(target.channel)
+        if channel is None:
+            result = SendResult("failed", f"channel {target.channel} is not configured")
+        else:
+            try:
+                result = channel.send(message)
+            except UnreachableError as exc:
+                # configuration-level failure (TLS, login): nothing was handed over
+                self.ledger.record(n.key, target.channel, SendResult("deferred", str(exc)), now)
+                raise
+        status = self.ledger.record(n.key, target.channel, result, now)
+        return item(status, "" if status == "sent" else result.detail, rendered if options.preview else None)

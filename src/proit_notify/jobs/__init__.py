@@ -1,0 +1,144 @@
+"""Jobs: the rules of each notification kind, one module each, no I/O of their own.
+
+A job is handed a :class:`Sources` (ERP queries and ledger look-ups) and yields
+:class:`Notification` objects; the runner (``core.py``) resolves recipients, claims, sends
+and records. Before sending, the runner asks the job to re-check eligibility.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from ..clock import Clock
+from ..erp import to_date, to_decimal, to_text
+from ..ledger import Entry
+from ..render import Item
+from ..settings import Settings
+
+
+@dataclass(frozen=True)
+class Party:
+    """Who a notification is for: the customer, and the order's contact if any."""
+
+    customer_id: str
+    name: str
+    email: str | None
+    phone: str | None
+    country: str | None
+    language: str | None
+    info_type_code: str | None
+    contact_name: str | None = None
+    contact_email: str | None = None
+    contact_mobile: str | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One thing to tell one customer, before recipient and channel are decided."""
+
+    key: str  # ledger key without channel: "shipping:42"
+    job: str  # ledger job name: "shipping"
+    template: str  # template name: "shipping", "review", "prepayment", "delivery_date"
+    document: str  # what it is about, for the customer and the ledger's reader
+    party: Party
+    shop: str | None
+    context: Mapping[str, object]
+    use_contact: bool = False
+    info: Mapping[str, Any] = field(default_factory=dict)  # stored in the ledger row
+    ref: object = None  # the ERP id the job re-checks with, as the driver returned it
+
+
+class Sources(Protocol):
+    """What a job may read: the ERP (logical SQL) and the ledger.
+
+    ``query`` streams a large selection; ``lookup`` runs a small query (items of one note,
+    a re-check) on a second connection, so it may be called while ``query`` is streaming
+    (SQL Server and server-side cursors allow one active result per connection).
+    """
+
+    def query(self, template: str, params: Sequence[object] = ()) -> Iterator[dict[str, Any]]: ...
+    def lookup(self, template: str, params: Sequence[object] = ()) -> list[dict[str, Any]]: ...
+    def ledger_prefix(self, prefix: str) -> list[Entry]: ...
+    def ledger_sent_between(self, job: str, start: datetime, end: datetime) -> list[Entry]: ...
+
+
+class Job(Protocol):
+    """One notification kind."""
+
+    name: str  # command name: "shipping-confirmations"
+
+    def plan(self, src: Sources, settings: Settings, clock: Clock) -> Iterator[Notification]:
+        """The notifications due now (the ledger may already hold some of them)."""
+        ...
+
+    def recheck(self, src: Sources, settings: Settings, clock: Clock, n: Notification) -> str | None:
+        """Right before sending: None if still due, else why not (it is then not sent)."""
+        ...
+
+
+# --- shared row reading ---------------------------------------------------------------------
+
+PARTY_COLUMNS = (
+    "c.id AS customer_id, c.name AS customer_name, c.email AS customer_email, "
+    "c.phone AS customer_phone, c.country AS customer_country, c.language AS customer_language, "
+    "c.info_type AS customer_info_type, k.name AS contact_name, k.email AS contact_email, "
+    "k.mobile AS contact_mobile"
+)
+PARTY_JOINS = (
+    "JOIN {customers} c ON c.id = o.customer_id LEFT JOIN {contacts} k ON k.id = o.contact_id"
+)
+ITEMS_OF_NOTE = (
+    "SELECT l.line_no, l.article_no, l.description, l.quantity, l.unit "
+    "FROM {delivery_note_lines} l WHERE l.delivery_note_id = ? ORDER BY l.line_no"
+)
+ITEMS_OF_ORDER = (
+    "SELECT l.line_no, l.article_no, l.description, l.quantity, l.delivered_quantity, l.unit "
+    "FROM {order_lines} l WHERE l.order_id = ? ORDER BY l.line_no"
+)
+
+
+def party_of(row: Mapping[str, Any]) -> Party:
+    """A :class:`Party` from a row selected with :data:`PARTY_COLUMNS`."""
+    return Party(
+        customer_id=str(row["customer_id"]),
+        name=to_text(row["customer_name"]) or "",
+        email=to_text(row["customer_email"]),
+        phone=to_text(row["customer_phone"]),
+        country=to_text(row["customer_country"]),
+        language=to_text(row["customer_language"]),
+        info_type_code=to_text(row["customer_info_type"]),
+        contact_name=to_text(row.get("contact_name")),
+        contact_email=to_text(row.get("contact_email")),
+        contact_mobile=to_text(row.get("contact_mobile")),
+    )
+
+
+def items_of(rows: Iterable[dict[str, Any]]) -> list[Item]:
+    """:class:`Item` objects from rows of :data:`ITEMS_OF_NOTE` / :data:`ITEMS_OF_ORDER`."""
+    return [
+        Item(
+            line_no=int(r["line_no"] or 0),
+            article_no=to_text(r["article_no"]),
+            description=to_text(r["description"]) or "",
+            quantity=to_decimal(r["quantity"]) or Decimal(0),
+            unit=to_text(r["unit"]),
+        )
+        for r in rows
+    ]
+
+
+def order_context(row: Mapping[str, Any], party: Party, use_contact: bool) -> dict[str, object]:
+    """The placeholders every job shares (see README 'Templates')."""
+    recipient = party.contact_name if use_contact and party.contact_name else party.name
+    order_date: date | None = to_date(row.get("order_date"))
+    return {
+        "customer_name": party.name,
+        "recipient_name": recipient,
+        "order_number": to_text(row.get("order_number")) or "",
+        "order_date": order_date,
+        "shop": to_text(row.get("shop")),
+    }

@@ -1,0 +1,404 @@
+"""The ledger (SPEC §6): one row per notification and channel, and the run lock.
+
+The claim (``sending``) is committed before a channel is spoken to; the outcome right
+after. The primary key (key, channel) makes a second claim fail, also between two hosts
+that share a ledger in the ERP database (``ledger.erp = true``).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import filelock
+
+from .channels import SendResult
+from .clock import from_utc_text, to_utc_text
+from .erp import Database, Dialect, connect_sqlite
+from .errors import ErpError, LedgerError, LockedError, UsageError
+from .settings import RetrySettings
+
+Status = Literal["sending", "sent", "deferred", "failed", "unknown", "skipped", "draft"]
+STATUSES: tuple[Status, ...] = ("sending", "sent", "deferred", "failed", "unknown", "skipped", "draft")
+#: states after which a notification is never sent again automatically
+FINAL: frozenset[str] = frozenset({"sent", "failed", "unknown", "skipped", "sending"})
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger row."""
+
+    key: str
+    channel: str
+    job: str
+    document: str
+    recipient: str
+    account: str
+    status: Status
+    detail: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+    host: str
+    info: dict[str, Any]
+
+
+_COLUMNS = (
+    "key_",
+    "channel",
+    "job",
+    "document",
+    "recipient",
+    "account",
+    "status",
+    "detail",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "sent_at",
+    "next_attempt_at",
+    "host",
+    "info",
+)
+
+
+def _ddl(table: str, dialect: Dialect) -> list[str]:
+    text = "NVARCHAR(MAX)" if dialect is Dialect.MSSQL else "TEXT"
+    exists = "" if dialect is Dialect.MSSQL else "IF NOT EXISTS "
+    q = dialect.quote
+    return [
+        f"CREATE TABLE {exists}{q(table)} ("
+        "key_ VARCHAR(190) NOT NULL, channel VARCHAR(10) NOT NULL, job VARCHAR(40) NOT NULL, "
+        "document VARCHAR(400) NOT NULL, recipient VARCHAR(320) NOT NULL, "
+        "account VARCHAR(100) NOT NULL, status VARCHAR(10) NOT NULL, "
+        f"detail {text}, attempts INTEGER NOT NULL, created_at VARCHAR(19) NOT NULL, "
+        "updated_at VARCHAR(19) NOT NULL, sent_at VARCHAR(19), next_attempt_at VARCHAR(19), "
+        f"host VARCHAR(200) NOT NULL, info {text}, "
+        "PRIMARY KEY (key_, channel))",
+        f"CREATE INDEX {exists}{q(table + '_job')} ON {q(table)} (job, status, sent_at)",
+    ]
+
+
+class Ledger:
+    """Ledger rows in a database table (a local SQLite file, or the ERP's database)."""
+
+    def __init__(self, db: Database, table: str, retry: RetrySettings) -> None:
+        self.db = db
+        self.table = table
+        self.retry = retry
+        self.host = socket.gethostname()
+        self._q = db.dialect.quote(table)
+
+    @classmethod
+    def open_sqlite(cls, path: Path, table: str, retry: RetrySettings) -> Ledger:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = connect_sqlite(path, create=True)
+        except (OSError, ErpError) as exc:
+            raise LedgerError(
+                f"cannot open the ledger {path}: {exc}. Check ledger.sqlite in the settings "
+                "and that the folder is writable."
+            ) from None
+        ledger = cls(db, table, retry)
+        ledger.ensure_schema()
+        return ledger
+
+    # --- schema -----------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Create the ledger table if it does not exist yet."""
+        try:
+            if self.db.dialect is Dialect.MSSQL and self.table.lower() in {
+                t.lower() for t in self.db.tables()
+            }:
+                return
+            for statement in _ddl(self.table, self.db.dialect):
+                try:
+                    self.db.execute(statement)
+                except ErpError:
+                    # MySQL/MariaDB < 10.5 know no CREATE INDEX IF NOT EXISTS; the table
+                    # statement already succeeded, so an existing index is fine
+                    if "INDEX" not in statement:
+                        raise
+                    self.db.rollback()
+            self.db.commit()
+        except ErpError as exc:
+            raise LedgerError(f"cannot create the ledger table {self.table} on {self.db.where}: {exc}") from None
+
+    # --- reading ----------------------------------------------------------------------
+    def _rows(self, where: str, params: Sequence[object]) -> Iterator[Entry]:
+        cols = ", ".join(_COLUMNS)
+        try:
+            for row in self.db.stream(f"SELECT {cols} FROM {self._q} WHERE {where}", params):
+                yield _entry(row)
+        except ErpError as exc:
+            raise LedgerError(f"ledger read failed: {exc}") from None
+
+    def get(self, key: str, channel: str) -> Entry | None:
+        for entry in self._rows("key_ = ? AND channel = ?", [key, channel]):
+            return entry
+        return None
+
+    def entries(self, key: str) -> list[Entry]:
+        """All channels' rows of one key."""
+        return list(self._rows("key_ = ?", [key]))
+
+    def with_prefix(self, prefix: str) -> list[Entry]:
+        """Rows whose key starts with ``prefix`` (e.g. ``prepayment:42:``)."""
+        escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        return list(self._rows("key_ LIKE ? ESCAPE '!'", [escaped + "%"]))
+
+    def sent_between(self, job: str, start: datetime, end: datetime) -> list[Entry]:
+        """Rows of ``job`` sent in [start, end] (aware datetimes)."""
+        return list(
+            self._rows(
+                "job = ? AND status = 'sent' AND sent_at >= ? AND sent_at <= ?",
+                [job, to_utc_text(start), to_utc_text(end)],
+            )
+        )
+
+    def history(
+        self,
+        *,
+        job: str | None = None,
+        status: str | None = None,
+        key: str | None = None,
+        since: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[Entry]:
+        where, params = ["1 = 1"], []
+        if job:
+            where.append("job = ?")
+            params.append(job)
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if key:
+            where.append("key_ = ?")
+            params.append(key)
+        if since:
+            where.append("updated_at >= ?")
+            params.append(to_utc_text(since))
+        rows = list(self._rows(" AND ".join(where) + " ORDER BY updated_at, key_", params))
+        return rows[-limit:]
+
+    # --- writing ----------------------------------------------------------------------
+    def claim(
+        self,
+        *,
+        key: str,
+        channel: str,
+        job: str,
+        document: str,
+        recipient: str,
+        account: str,
+        now: datetime,
+        info: dict[str, Any] | None = None,
+        status: Status = "sending",
+        detail: str = "",
+    ) -> bool:
+        """Insert a new row (committed). False when the row exists: someone has it already.
+
+        A ``deferred`` row whose back-off has passed is taken over instead (still atomic:
+        the UPDATE only matches while the row is deferred).
+        """
+        stamp = to_utc_text(now)
+        info_text = json.dumps(info or {}, default=str, ensure_ascii=False)
+        try:
+            inserted = self.db.insert_unique(
+                f"INSERT INTO {self._q} ({', '.join(_COLUMNS)}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    key,
+                    channel,
+                    job,
+                    document[:400],
+                    recipient[:320],
+                    account[:100],
+                    status,
+                    detail,
+                    1 if status == "sending" else 0,
+                    stamp,
+                    stamp,
+                    stamp if status == "sent" else None,
+                    None,
+                    self.host,
+                    info_text,
+                ],
+            )
+            if inserted:
+                self.db.commit()
+                return True
+            if status != "sending":
+                return False
+            taken = self.db.execute(
+                f"UPDATE {self._q} SET status = 'sending', attempts = attempts + 1, "
+                "updated_at = ?, host = ?, recipient = ?, account = ?, document = ?, info = ? "
+                "WHERE key_ = ? AND channel = ? AND status = 'deferred' "
+                "AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
+                [stamp, self.host, recipient[:320], account[:100], document[:400], info_text,
+                 key, channel, stamp],
+            )
+            self.db.commit()
+            return taken == 1
+        except ErpError as exc:
+            raise LedgerError(f"ledger write failed for {key}: {exc}") from None
+
+    def record(self, key: str, channel: str, result: SendResult, now: datetime) -> Status:
+        """Store a channel's outcome for a claimed row (committed); returns the new status."""
+        entry = self.get(key, channel)
+        attempts = entry.attempts if entry else 1
+        status: Status = result.outcome
+        next_attempt: str | None = None
+        detail = result.detail
+        if status == "deferred":
+            if attempts >= self.retry.max_attempts:
+                status = "failed"
+                detail = f"gave up after {attempts} attempts; last answer: {detail}"
+            else:
+                delay = timedelta(minutes=self.retry.first_delay_minutes * 2 ** (attempts - 1))
+                delay = min(delay, timedelta(hours=self.retry.max_delay_hours))
+                next_attempt = to_utc_text(now + delay)
+        stamp = to_utc_text(now)
+        self._update(
+            "status = ?, detail = ?, updated_at = ?, sent_at = ?, next_attempt_at = ?",
+            [status, detail, stamp, stamp if status == "sent" else None, next_attempt],
+            key,
+            channel,
+        )
+        return status
+
+    def set_status(
+        self, key: str, channel: str, status: Status, now: datetime, detail: str | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        sets, params = ["status = ?", "updated_at = ?"], [status, to_utc_text(now)]
+        if detail is not None:
+            sets.append("detail = ?")
+            params.append(detail)
+        if info is not None:
+            sets.append("info = ?")
+            params.append(json.dumps(info, default=str, ensure_ascii=False))
+        if status == "sent":
+            sets.append("sent_at = ?")
+            params.append(to_utc_text(now))
+        if status == "deferred":
+            sets.append("next_attempt_at = ?")
+            params.append(to_utc_text(now))
+        self._update(", ".join(sets), params, key, channel)
+
+    def delete(self, key: str, channel: str) -> None:
+        try:
+            self.db.execute(f"DELETE FROM {self._q} WHERE key_ = ? AND channel = ?", [key, channel])
+            self.db.commit()
+        except ErpError as exc:
+            raise LedgerError(f"ledger write failed for {key}: {exc}") from None
+
+    def _update(self, sets: str, params: list[object], key: str, channel: str) -> None:
+        try:
+            self.db.execute(
+                f"UPDATE {self._q} SET {sets} WHERE key_ = ? AND channel = ?",
+                [*params, key, channel],
+            )
+            self.db.commit()
+        except ErpError as exc:
+            raise LedgerError(f"ledger write failed for {key}: {exc}") from None
+
+    def recover_stale(self, now: datetime) -> int:
+        """``sending`` rows of this host are left by a crashed run: they become ``unknown``.
+
+        Only this host's rows: under the lock no other run of this host is active, while a
+        run on another host sharing the ledger may be sending right now.
+        """
+        try:
+            count = self.db.execute(
+                f"UPDATE {self._q} SET status = 'unknown', updated_at = ?, "
+                "detail = 'a run ended while sending (crash or kill); check whether it arrived, "
+                "then: proit-notify ledger resolve KEY --sent | --resend' "
+                "WHERE status = 'sending' AND host = ?",
+                [to_utc_text(now), self.host],
+            )
+            self.db.commit()
+        except ErpError as exc:
+            raise LedgerError(f"ledger write failed: {exc}") from None
+        return count
+
+    def resolve(self, key: str, *, sent: bool, now: datetime, channel: str | None = None) -> list[str]:
+        """Operator's decision on ``unknown`` rows: mark sent, or allow one more send."""
+        targets = [e for e in self.entries(key) if e.status == "unknown"]
+        if channel:
+            targets = [e for e in targets if e.channel == channel]
+        if not targets:
+            known = ", ".join(f"{e.channel}: {e.status}" for e in self.entries(key)) or "no rows"
+            raise UsageError(
+                f"ledger key {key!r} has no unknown row to resolve ({known}); "
+                "see 'proit-notify history --key KEY'"
+            )
+        for entry in targets:
+            if sent:
+                self.set_status(key, entry.channel, "sent", now, "marked sent by the operator")
+            else:
+                self.set_status(
+                    key, entry.channel, "deferred", now, "released for resending by the operator"
+                )
+        return [e.channel for e in targets]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _entry(row: dict[str, Any]) -> Entry:
+    return Entry(
+        key=row["key_"],
+        channel=row["channel"],
+        job=row["job"],
+        document=row["document"],
+        recipient=row["recipient"],
+        account=row["account"],
+        status=row["status"],
+        detail=row["detail"] or "",
+        attempts=int(row["attempts"]),
+        created_at=from_utc_text(row["created_at"]),
+        updated_at=from_utc_text(row["updated_at"]),
+        sent_at=from_utc_text(row["sent_at"]) if row["sent_at"] else None,
+        next_attempt_at=from_utc_text(row["next_attempt_at"]) if row["next_attempt_at"] else None,
+        host=row["host"],
+        info=json.loads(row["info"]) if row["info"] else {},
+    )
+
+
+class RunLock:
+    """An OS file lock (works on Windows too); a killed run leaves no stale lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = filelock.FileLock(str(path), timeout=0)
+
+    def __enter__(self) -> RunLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
+        except filelock.Timeout:
+            raise LockedError(
+                f"another proit-notify run holds the lock {self.path}; this run did nothing. "
+                "If no other run is active, check ledger.lock_file."
+            ) from None
+        except OSError as exc:
+            raise LedgerError(f"cannot create the lock file {self.path}: {exc.strerror}") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def entries_by_key(entries: Iterable[Entry]) -> dict[str, list[Entry]]:
+    grouped: dict[str, list[Entry]] = {}
+    for entry in entries:
+        grouped.setdefault(entry.key, []).append(entry)
+    return grouped
