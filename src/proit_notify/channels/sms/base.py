@@ -1,0 +1,213 @@
+"""What every SMS provider shares: the Provider protocol, HTTP calls, classification.
+
+Classification follows SPEC §6 like SMTP does: the gateway accepted the message -> "sent"
+(with its message id); the gateway refused this message (error inside an HTTP 200 answer,
+or HTTP 4xx for a bad number/text) -> "failed"; the gateway could not take it now (HTTP
+5xx, 429, connection refused, connect timeout) -> "deferred"; the request went out but no
+answer came back (read timeout, connection lost) -> "unknown", because it may have been
+sent. Refused credentials raise :class:`UnreachableError`: every further message would fail
+the same way, so the batch stops instead of failing each notification.
+
+The password never leaves this module in clear: every detail and error message passes
+:meth:`Gateway.redact`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+from urllib.parse import quote, quote_plus
+
+import requests
+import urllib3.exceptions
+
+from ...errors import UnreachableError
+from ...settings import SmsSettings
+from .. import Outcome, SendResult
+
+NumberFormat = Literal["e164", "digits", "00"]
+
+_SNIPPET = 200
+
+
+class Provider(Protocol):
+    """One SMS gateway's API."""
+
+    name: str
+
+    def send(self, to_e164: str, text: str, sender: str | None) -> SendResult:
+        """Hand one SMS to the gateway; classify what it answered (raise only for login)."""
+        ...
+
+    def check(self) -> list[str]:
+        """Log in without sending (the balance call where there is one); problems found."""
+        ...
+
+
+def number_as(to_e164: str, number_format: NumberFormat) -> str:
+    """"+41791234567" as the gateway wants it: unchanged, "41791234567" or "0041791234567"."""
+    digits = to_e164.lstrip("+")
+    if number_format == "digits":
+        return digits
+    if number_format == "00":
+        return "00" + digits
+    return "+" + digits
+
+
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """True when the connection was never established, so nothing reached the gateway."""
+    if isinstance(exc, requests.exceptions.ProxyError | requests.exceptions.SSLError):
+        return True
+    reason: object = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    return isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
+
+
+@dataclass
+class Gateway:
+    """HTTP access to one provider: endpoint, session, timeout, redaction, classification."""
+
+    name: str
+    settings: SmsSettings
+    session: requests.Session
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def url(self, default_base: str, path: str) -> str:
+        """The provider's endpoint; ``sms.url`` replaces its base (a proxy or test gateway)."""
+        base = (self.settings.url or default_base).rstrip("/")
+        return base + path
+
+    def redact(self, text: str) -> str:
+        """``text`` without the password, in clear or URL-encoded form."""
+        password = self.settings.password
+        if not password:
+            return text
+        for form in {password, quote_plus(password), quote(password, safe="")}:
+            text = text.replace(form, "***")
+        return text
+
+    def result(self, outcome: Outcome, detail: str) -> SendResult:
+        return SendResult(outcome, self.redact(f"{self.name}: {detail}"))
+
+    def snippet(self, response: requests.Response) -> str:
+        """The start of an answer's body, on one line, for details and messages."""
+        body = " ".join(response.text.split())
+        if len(body) > _SNIPPET:
+            body = body[:_SNIPPET] + "…"
+        return self.redact(body) or "(empty answer)"
+
+    def unexpected(self, response: requests.Response) -> SendResult:
+        """An answer not in the documented form: whether the SMS went out is unknown."""
+        return self.result(
+            "unknown", f"unexpected answer (HTTP {response.status_code}): {self.snippet(response)}"
+        )
+
+    def login_refused(self, what: str, hint: str = "") -> UnreachableError:
+        """The error for refused credentials (never containing the password)."""
+        extra = f" ({hint})" if hint else ""
+        return UnreachableError(
+            self.redact(
+                f"SMS provider {self.name} refused the login: {what}; "
+                f"check sms.username / sms.password{extra}"
+            )
+        )
+
+    @staticmethod
+    def json(response: requests.Response) -> Any:
+        """The answer as JSON, or None when it is not JSON."""
+        try:
+            return response.json()
+        except (ValueError, json.JSONDecodeError):
+            return None
+
+    # --- calls -----------------------------------------------------------------------------
+
+    def call(self, method: str, url: str, **kwargs: Any) -> requests.Response | SendResult:
+        """One HTTP request for a send; a connection problem comes back classified."""
+        try:
+            return self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
+        except requests.ConnectTimeout:
+            return self.result(
+                "deferred", f"timed out connecting after {self.settings.timeout:g} s"
+            )
+        except requests.ReadTimeout:
+            return self.result(
+                "unknown",
+                f"no answer within {self.settings.timeout:g} s after the request was sent "
+                "(the SMS may have been sent)",
+            )
+        except requests.ConnectionError as exc:
+            if _never_sent(exc):
+                return self.result("deferred", f"cannot connect: {self._reason(exc)}")
+            return self.result(
+                "unknown", f"connection lost after the request was sent: {self._reason(exc)}"
+            )
+        except (
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidURL,
+        ) as exc:
+            raise UnreachableError(
+                self.redact(
+                    f"SMS provider {self.name}: unusable address ({type(exc).__name__}); "
+                    "check sms.url"
+                )
+            ) from None
+        except requests.RequestException as exc:
+            return self.result("unknown", f"request broke off: {self._reason(exc)}")
+
+    def probe(self, method: str, url: str, **kwargs: Any) -> requests.Response | str:
+        """One HTTP request for ``check``: the response, or the problem as text."""
+        try:
+            return self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
+        except requests.RequestException as exc:
+            return self.redact(f"{self.name}: cannot reach the gateway: {self._reason(exc)}")
+
+    def _reason(self, exc: requests.RequestException) -> str:
+        # exception texts of requests carry the full URL (query strings with the password for
+        # GET gateways): keep only the innermost cause, redacted
+        reason: object = exc.args[0] if exc.args else exc
+        if isinstance(reason, urllib3.exceptions.MaxRetryError) and reason.reason is not None:
+            reason = reason.reason
+        text = str(reason)
+        text = re.sub(r"\w*\(host='[^']*', port=\d+\): ", "", text)
+        text = re.sub(r"https?://\S+", "(url)", text)
+        return self.redact(text) or type(exc).__name__
+
+    # --- classification --------------------------------------------------------------------
+
+    def classify_http_error(
+        self,
+        response: requests.Response,
+        message: str | None = None,
+        auth_statuses: tuple[int, ...] = (401, 403),
+    ) -> SendResult:
+        """A non-success HTTP status: raise for login, else deferred (429/5xx) or failed."""
+        status = response.status_code
+        said = message or self.snippet(response)
+        if status in auth_statuses:
+            raise self.login_refused(f"HTTP {status} {said}")
+        if status == 429 or status >= 500:
+            return self.result("deferred", f"HTTP {status} {said}")
+        return self.result("failed", f"HTTP {status} {said}")
+
+    def check_http(
+        self, response: requests.Response, auth_statuses: tuple[int, ...] = (401, 403)
+    ) -> list[str]:
+        """Problems an HTTP status shows in ``check`` (empty for 2xx)."""
+        status = response.status_code
+        if status in auth_statuses:
+            return [
+                self.redact(
+                    f"{self.name}: login refused (HTTP {status}): check sms.username / sms.password"
+                )
+            ]
+        if not 200 <= status < 300:
+            return [f"{self.name}: HTTP {status} {self.snippet(response)}"]
+        return []
