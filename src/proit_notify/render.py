@@ -344,7 +344,7 @@ class Renderer:
         context: Mapping[str, object],
     ) -> Rendered:
         """Subject (one line), plain text and HTML of ``job``'s email."""
-        lang = self._pick_language(job, language, "text")
+        lang = self._pick_language(job, language, ("subject", "text", "html"))
         base = self._base_context(lang, language, country, context)
         subject = self._render(self._name(lang, job, "subject"), base, part="subject")
         text = self._render(self._name(lang, job, "text"), base, part="text")
@@ -360,7 +360,7 @@ class Renderer:
         context: Mapping[str, object],
     ) -> str:
         """The SMS text of ``job``."""
-        lang = self._pick_language(job, language, "sms")
+        lang = self._pick_language(job, language, ("sms",))
         base = self._base_context(lang, language, country, context)
         return self._render(self._name(lang, job, "sms"), base, part="sms")
 
@@ -396,7 +396,8 @@ class Renderer:
                     if name not in self._names:
                         problems.append(
                             f"{self._where(name)}: missing (the other parts of {job} exist "
-                            f"in {lang}/, so {lang} customers would get no message)"
+                            f"in {lang}/; {lang} customers get the "
+                            f"{self.default_language} message instead)"
                         )
                         continue
                     base = self._base_context(lang, lang, None, SAMPLE_CONTEXTS[job])
@@ -416,12 +417,16 @@ class Renderer:
         folder = self.templates_dir if self.templates_dir is not None else SHIPPED_DIR
         return str(folder / name)
 
-    def _pick_language(self, job: str, language: str | None, part: str) -> str:
-        """Customer language if its templates exist, else ``service.language``, else "de"."""
+    def _pick_language(self, job: str, language: str | None, parts: Sequence[str]) -> str:
+        """Customer language if its templates exist, else ``service.language``, else "de".
+
+        A language folder counts for a message only with all of its parts, so a half-done
+        translation in ``templates.dir`` falls back instead of failing (``check`` reports it).
+        """
         if job not in JOBS:
             raise TemplateError(f"unknown job {job!r} (known: {', '.join(JOBS)})")
         for lang in (_language_code(language), self.default_language, FALLBACK_LANGUAGE):
-            if lang and self._name(lang, job, part) in self._names:
+            if lang and all(self._name(lang, job, p) in self._names for p in parts):
                 return lang
         return FALLBACK_LANGUAGE  # missing everywhere: _render reports the missing file
 
