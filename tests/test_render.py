@@ -276,6 +276,8 @@ def test_check_finds_override_problems(tmp_path: Path) -> None:
     broken = override(tmp_path, "de/review.sms.txt", "{% if portal_url %}kaputt")
     stray = override(tmp_path, "de/shiping.txt", "Tippfehler im Namen")
     partial = override(tmp_path, "fr/shipping.txt", "Bonjour {{ recipient_name }}")
+    override(tmp_path, "README.md", "notes")  # not template-like: ignored
+    override(tmp_path, "de/.shipping.txt.swp", "editor swap file")
     problems = renderer(tmp_path).check()
     text = "\n".join(problems)
     assert f"{bad}:1" in text

@@ -378,9 +378,14 @@ class Renderer:
             for part in PARTS
         }
         if self.templates_dir is not None:
-            for path in sorted(self.templates_dir.rglob("*")):
+            # a misspelt name would silently leave the shipped template in use; other files
+            # (notes, hidden files, images) are none of our business
+            for path in sorted(self.templates_dir.glob("*/*")):
                 rel = path.relative_to(self.templates_dir).as_posix()
-                if path.is_file() and rel not in expected:
+                looks_like_template = path.suffix in (".txt", ".html") and not any(
+                    part.startswith(".") for part in path.relative_to(self.templates_dir).parts
+                )
+                if path.is_file() and looks_like_template and rel not in expected:
                     problems.append(
                         f"{path}: not a template name proit-notify uses (expected "
                         "<language>/<job><part>, job one of "
