@@ -7,7 +7,8 @@ provider's plain HTTP API). ``sms.url`` is the address; ``[sms.http]`` says how 
   ``POST_JSON`` (JSON object body);
 - ``params`` / ``headers``: name -> value, where a value may contain the placeholders
   ``{to}``, ``{text}``, ``{sender}``, ``{username}``, ``{password}``, ``{public_ip}``
-  (``sms.url`` may contain them too, URL-encoded); other braces are left as they are;
+  (``sms.url`` may contain them too, URL-encoded); any other ``{name}`` is refused as a
+  config error (a typo), other braces are left as they are;
 - ``number_format``: ``{to}`` as ``e164`` ("+41791234567"), ``digits`` ("41791234567")
   or ``00`` ("0041791234567");
 - success: the HTTP status is in ``success_status`` and, when ``success_contains`` is set,
