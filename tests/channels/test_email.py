@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -180,6 +181,28 @@ def test_connection_refused_is_deferred_and_not_retried_in_the_batch() -> None:
     second = email.send(outgoing(2))
     assert second == first  # same reason, no new attempt
     email.close()
+
+
+def test_silent_server_times_out_as_deferred() -> None:
+    with socket.socket() as listener:  # accepts connections, never greets
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        email = channel(AccountSettings.model_validate(
+            {"host": "127.0.0.1", "port": port, "security": "none", "from": "a@b.ch",
+             "timeout": 0.2}
+        ))
+        result = email.send(outgoing())
+    assert result.outcome == "deferred"
+    assert f"127.0.0.1:{port}" in result.detail
+
+
+def test_international_sender_domain(smtp_server: SmtpServer) -> None:
+    email = channel(smtp_server.account(**{"from": "Bücher AG <shop@bücher.ch>"}))
+    assert email.send(outgoing()).ok
+    email.close()
+    [got] = smtp_server.messages
+    assert got.message["Message-ID"].endswith("@xn--bcher-kva.ch>")
 
 
 def test_reconnects_when_the_server_restarted_between_messages(

@@ -123,6 +123,11 @@ class EmailChannel:
                 continue
             bcc = [a for _, a in getaddresses([settings.bcc])] if settings.bcc else []
             domain = message_id_domain or envelope_from.rpartition("@")[2]
+            try:
+                domain = domain.encode("idna").decode("ascii")  # a header must be ASCII
+            except UnicodeError:
+                problems.append(f"email.accounts.{name}.from: {domain!r} is not a valid domain")
+                continue
             self._accounts[name] = _Account(name, settings, envelope_from, bcc, domain)
         if problems:
             raise ConfigError("email accounts are invalid", tuple(problems))
