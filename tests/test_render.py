@@ -310,6 +310,13 @@ def test_delivery_date_without_previous_and_optional_fields() -> None:
     assert "href" not in (msg.html or "")
 
 
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_shipping_without_printed_at(language: str) -> None:
+    ctx = {**SAMPLE_CONTEXTS["shipping"], "printed_at": None}
+    msg = renderer().email("shipping", language=language, country="CH", context=ctx)
+    assert "LS-4711 haben" in msg.text or "LS-4711 we" in msg.text
+
+
 def test_later_reminders_are_numbered() -> None:
     ctx = {**SAMPLE_CONTEXTS["prepayment"], "reminder_no": 2,
            "open_amount": Decimal("234.50"), "invoice_date": date(2026, 11, 2)}
