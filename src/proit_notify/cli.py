@@ -91,7 +91,12 @@ def main_options(
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    # our logger only: the root logger belongs to the libraries (and to the host program)
+    for old in list(log.handlers):
+        log.removeHandler(old)
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
 
 
 # --- job commands ------------------------------------------------------------------------
@@ -222,7 +227,17 @@ def demo(
     from .demo import create_demo  # noqa: PLC0415
 
     summary = create_demo(directory, today=date.today(), force=force)
-    err.print(summary.describe())
+    out.print(
+        f"Made the demo in {summary.directory}/:\n"
+        f"  ERP (SQLite, logical schema): {summary.erp_path}\n"
+        f"    {summary.customers} customers, {summary.contacts} contacts, {summary.orders} orders, "
+        f"{summary.order_lines} order lines,\n"
+        f"    {summary.delivery_notes} delivery notes, {summary.delivery_note_lines} delivery note "
+        f"lines, {summary.invoices} invoices\n"
+        f"  settings: {summary.config_path}\n"
+        f"  outbox (file transport, .eml): {summary.outbox}\n\n"
+        "Preview of every job (dry run):"
+    )
     config = summary.config_path
     state.config = config
     settings = load_settings(config)
@@ -339,12 +354,22 @@ def history(
     if state.json:
         print(json.dumps([_entry_json(e, tz) for e in rows], ensure_ascii=False))
         return
-    table = Table()
-    for column in ("updated", "key", "channel", "status", "recipient", "document", "detail"):
-        table.add_column(column, overflow="fold")
-    for e in rows:
-        table.add_row(e.updated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), e.key, e.channel, e.status, e.recipient, e.document, e.detail)
-    out.print(table)
+    columns = ("updated", "key", "channel", "status", "recipient", "document", "detail")
+    lines = [
+        (e.updated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), e.key, e.channel, e.status,
+         e.recipient, e.document, e.detail)
+        for e in rows
+    ]
+    if out.is_terminal:
+        table = Table()
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for line in lines:
+            table.add_row(*line)
+        out.print(table)
+    else:  # one line per row for grep and scripts
+        for line in lines:
+            print("\t".join(line))
     out.print(f"{len(rows)} row(s)")
 
 

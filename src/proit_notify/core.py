@@ -84,6 +84,7 @@ class JobReport:
     items: list[ItemReport] = field(default_factory=list)
     disabled: bool = False
     note: str = ""
+    recovered: int = 0  # 'sending' rows of a crashed run, now 'unknown'
 
     @property
     def counts(self) -> dict[str, int]:
@@ -97,7 +98,7 @@ class JobReport:
     def ok(self) -> bool:
         """False when something failed, was deferred or is unknown (exit 1)."""
         c = self.counts
-        return not (c["failed"] or c["deferred"] or c["unknown"])
+        return not (c["failed"] or c["deferred"] or c["unknown"] or self.recovered)
 
     def summary(self) -> str:
         c = self.counts
@@ -237,7 +238,13 @@ class Runner:
             return report
         self.check_templates()
         if not options.dry_run:
-            self.ledger.recover_stale(self.clock.utc)
+            report.recovered = self.ledger.recover_stale(self.clock.utc)
+            if report.recovered:
+                report.note = (
+                    f"{report.recovered} notification(s) left 'sending' by an earlier run that "
+                    "ended abruptly are now 'unknown' and will not be resent: see "
+                    "'proit-notify history --status unknown', then 'proit-notify ledger resolve'"
+                )
         try:
             self._run(job, options, report)
         finally:

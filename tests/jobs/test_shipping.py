@@ -1,0 +1,384 @@
+"""shipping-confirmations end to end: ERP (four backends) → CLI → real SMTP server → ledger."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_runner import Cli
+from scenario import shop
+from smtp_server import DROP, SmtpServer
+
+from proit_notify.ledger import RunLock
+
+AS_OF = "2026-11-27T08:00"
+PRINTED = datetime(2026, 11, 26, 15, 30)
+
+
+def smtp_email(server: SmtpServer, **extra_accounts: dict[str, Any]) -> dict[str, Any]:
+    account = {"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": 5}
+    accounts: dict[str, Any] = {
+        "default": {**account, "from": "Muster Handel AG <shop@example.ch>", "directory": None,
+                    "transport": "smtp"},
+    }
+    for name, values in extra_accounts.items():
+        accounts[name] = {**account, **values}
+    return {"accounts": accounts}
+
+
+def ledger_rows(config: Path) -> list[tuple[str, str, str, str]]:
+    path = config.parent / "ledger.sqlite"
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT key_, channel, status, detail FROM proit_notify_ledger ORDER BY key_"
+        ).fetchall()
+    return [tuple(r) for r in rows]
+
+
+def test_confirms_each_printed_note_once_from_the_shop_account(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    web = s.customer(name="Jürg Müller", email="juerg@example.ch")
+    phone = s.customer(name="Anna Käser", email="anna@example.de", language="en", country="DE")
+    o1 = s.order(web, lines=2, shop="SHOP-CH", number="A-100")
+    o2 = s.order(phone, number="A-200")
+    n1 = s.delivery_note(o1, PRINTED, lines=2, number="LS-100")
+    s.delivery_note(o2, PRINTED, number="LS-200")
+    s.delivery_note(o2, None, number="LS-201")  # not printed: nothing yet
+    config = write_config(
+        email={
+            **smtp_email(smtp_server, webshop={"from": "Webshop <web@example.ch>"}),
+            "shop_accounts": {"SHOP-CH": "webshop"},
+        }
+    )
+
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert result.exit_code == 0, result.stderr
+    assert "shipping-confirmations: 2 sent, 0 failed, 0 skipped, 0 deferred, 0 unknown" in result.stdout
+    by_rcpt = {m.rcpt_tos[0]: m for m in smtp_server.messages}
+    assert set(by_rcpt) == {"juerg@example.ch", "anna@example.de"}
+    web_mail = by_rcpt["juerg@example.ch"]
+    assert web_mail.mail_from == "web@example.ch"  # the shop's account
+    assert by_rcpt["anna@example.de"].mail_from == "shop@example.ch"  # default account
+    assert "LS-100" in web_mail.message["Subject"] and "A-100" in web_mail.message["Subject"]
+    assert "Jürg Müller" in str(web_mail.message["To"])
+    text = web_mail.message.get_body(("plain",)).get_content()
+    html = web_mail.message.get_body(("html",)).get_content()
+    assert "Artikel 2 – Größe M" in text and "<table" in html and "Artikel 2 – Größe M" in html
+    assert "LS-200" in by_rcpt["anna@example.de"].message["Subject"]
+    assert "Delivery" in by_rcpt["anna@example.de"].message["Subject"] or "shipped" in (
+        by_rcpt["anna@example.de"].message.get_body(("plain",)).get_content()
+    )
+    rows = ledger_rows(config)
+    assert [(k, c, st) for k, c, st, _ in rows] == [
+        (f"shipping:{n1}", "email", "sent"),
+        (f"shipping:{n1 + 1}", "email", "sent"),
+    ]
+    assert all(detail.startswith("250") for *_, detail in rows)
+
+    again = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert again.exit_code == 0
+    assert "0 sent" in again.stdout
+    assert len(smtp_server.messages) == 2
+
+
+def test_dry_run_sends_nothing_and_writes_nothing(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    s.delivery_note(s.order(s.customer()), PRINTED)
+    config = write_config(email=smtp_email(smtp_server))
+
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF, "--dry-run", "--preview")
+
+    assert result.exit_code == 0
+    assert "1 would be sent" in result.stdout
+    assert "Subject:" in result.stdout  # --preview prints the rendered message
+    assert smtp_server.messages == []
+    assert not (config.parent / "ledger.sqlite").exists()
+    assert not (config.parent / "ledger.sqlite.lock").exists()
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_invalid_address_and_550_fail_only_their_row(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    bad = s.customer(email="hans.muster@")
+    rejected = s.customer(email="gone@example.ch")
+    good = s.customer(email="ok@example.ch")
+    for customer in (bad, rejected, good):
+        s.delivery_note(s.order(customer), PRINTED)
+    smtp_server.handler.rcpt_answers["gone@example.ch"] = "550 5.1.1 <gone@example.ch>: unknown user"
+    config = write_config(email=smtp_email(smtp_server))
+
+    result = cli("-c", config, "--json", "shipping-confirmations", "--as-of", AS_OF)
+
+    assert result.exit_code == 1
+    [report] = result.json()
+    assert report["job"] == "shipping-confirmations" and report["dry_run"] is False
+    assert report["counts"] == {
+        "sent": 1, "failed": 2, "skipped": 0, "deferred": 0, "unknown": 0, "planned": 0
+    }
+    assert set(report["items"][0]) == {
+        "key", "document", "channel", "recipient", "account", "status", "reason"
+    }
+    reasons = {i["recipient"]: (i["status"], i["reason"]) for i in report["items"]}
+    assert reasons["hans.muster@"][0] == "failed" and "invalid email address" in reasons["hans.muster@"][1]
+    assert reasons["gone@example.ch"][0] == "failed" and "550" in reasons["gone@example.ch"][1]
+    assert reasons["ok@example.ch"] == ("sent", "")
+    assert [m.rcpt_tos for m in smtp_server.messages] == [("ok@example.ch",)]
+    # failed is final: the next run does not try again
+    assert cli("-c", config, "shipping-confirmations", "--as-of", AS_OF).exit_code == 0
+    assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite", "postgresql"], indirect=True)
+def test_451_defers_and_a_later_run_retries_after_the_back_off(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    s.delivery_note(s.order(s.customer(email="later@example.ch")), PRINTED)
+    smtp_server.handler.data_answers["later@example.ch"] = "451 4.3.0 try again later"
+    config = write_config(email=smtp_email(smtp_server), retry={"first_delay_minutes": 30})
+
+    first = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert first.exit_code == 1
+    assert "1 deferred" in first.stdout
+    assert [r[2] for r in ledger_rows(config)] == ["deferred"]
+
+    del smtp_server.handler.data_answers["later@example.ch"]
+    too_early = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T08:10")
+    assert "0 sent" in too_early.stdout and smtp_server.messages == []
+
+    retried = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T08:31")
+    assert retried.exit_code == 0
+    assert "1 sent" in retried.stdout
+    assert len(smtp_server.messages) == 1
+    assert [r[2] for r in ledger_rows(config)] == ["sent"]
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_connection_lost_after_data_is_unknown_and_never_resent_until_resolved(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    note = s.delivery_note(s.order(s.customer(email="lost@example.ch")), PRINTED)
+    smtp_server.handler.data_answers["lost@example.ch"] = DROP
+    config = write_config(email=smtp_email(smtp_server))
+
+    first = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert first.exit_code == 1 and "1 unknown" in first.stdout
+    del smtp_server.handler.data_answers["lost@example.ch"]
+    assert "0 sent" in cli("-c", config, "shipping-confirmations", "--as-of", AS_OF).stdout
+    assert smtp_server.messages == []
+
+    resolved = cli("-c", config, "ledger", "resolve", f"shipping:{note}", "--resend")
+    assert resolved.exit_code == 0, resolved.stderr
+    after = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert "1 sent" in after.stdout
+    assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_a_sending_row_left_by_a_crash_becomes_unknown_not_resent(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    note = s.delivery_note(s.order(s.customer()), PRINTED)
+    config = write_config(email=smtp_email(smtp_server))
+    # a run claimed the note, then died before SMTP answered
+    from proit_notify.app import open_ledger
+    from proit_notify.clock import Clock
+    from proit_notify.settings import load_settings
+
+    settings = load_settings(config)
+    ledger = open_ledger(settings)
+    now = Clock.parse(AS_OF, settings.service.tz).utc
+    assert ledger.claim(key=f"shipping:{note}", channel="email", job="shipping", document="LS",
+                        recipient="x", account="default", now=now)
+    ledger.close()
+
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert smtp_server.messages == []
+    assert [r[2] for r in ledger_rows(config)] == ["unknown"]
+    assert result.exit_code == 1 and "history --status unknown" in result.stderr
+    history = cli("-c", config, "history", "--status", "unknown")
+    assert f"shipping:{note}" in history.stdout
+
+
+def test_to_contact_uses_the_contacts_address_and_falls_back_to_the_customer(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    customer = s.customer(email="firma@example.ch")
+    with_mail = erp_backend.insert("contacts", customer_id=customer, name="Zuhanden Frau Bühler",
+                                   email="buehler@example.ch")
+    without_mail = erp_backend.insert("contacts", customer_id=customer, name="Herr Ohne")
+    s.delivery_note(s.order(customer, contact_id=with_mail), PRINTED)
+    s.delivery_note(s.order(customer, contact_id=without_mail), PRINTED)
+    config = write_config(email=smtp_email(smtp_server), shipping={"to_contact": True})
+
+    assert cli("-c", config, "shipping-confirmations", "--as-of", AS_OF).exit_code == 0
+
+    received = sorted(m.rcpt_tos[0] for m in smtp_server.messages)
+    assert received == ["buehler@example.ch", "firma@example.ch"]
+    to_contact = next(m for m in smtp_server.messages if m.rcpt_tos[0] == "buehler@example.ch")
+    assert "Bühler" in str(to_contact.message["To"])
+
+
+def test_without_print_trigger_only_named_notes_are_confirmed(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    customer = s.customer()
+    s.delivery_note(s.order(customer), PRINTED, number="LS-1")
+    s.delivery_note(s.order(customer), PRINTED, number="LS-2")
+    config = write_config(email=smtp_email(smtp_server), shipping={"on_delivery_note_print": False})
+
+    batch = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert batch.exit_code == 0 and smtp_server.messages == []
+
+    named = cli("-c", config, "shipping-confirmations", "--delivery-note", "LS-2", "--as-of", AS_OF)
+    assert named.exit_code == 0
+    assert [("LS-2" in m.message["Subject"]) for m in smtp_server.messages] == [True]
+
+    unknown = cli("-c", config, "shipping-confirmations", "--delivery-note", "LS-99", "--as-of", AS_OF)
+    assert unknown.exit_code == 2 and "LS-99" in unknown.stderr
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite", "mariadb"], indirect=True)
+def test_catch_up_window_and_rows_after_as_of(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    customer = s.customer()
+    s.delivery_note(s.order(customer), datetime(2026, 11, 23, 23, 59), number="LS-IN")  # 4 days
+    s.delivery_note(s.order(customer), datetime(2026, 11, 22, 23, 59), number="LS-OLD")  # aged out
+    s.delivery_note(s.order(customer), datetime(2026, 11, 27, 9, 0), number="LS-LATER")  # future
+    config = write_config(email=smtp_email(smtp_server), shipping={"max_age_days": 4})
+
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert result.exit_code == 0
+    assert ["LS-IN" in m.message["Subject"] for m in smtp_server.messages] == [True]
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_cr_lf_in_a_customer_name_adds_no_header(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    s.delivery_note(s.order(s.customer(name="Evil\r\nBcc: victim@example.org")), PRINTED)
+    config = write_config(email=smtp_email(smtp_server))
+
+    cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    for received in smtp_server.messages:
+        assert received.rcpt_tos == ("kunde1@example.ch",) or "victim" not in str(received.rcpt_tos)
+        assert "victim@example.org" not in received.message.get_all("Bcc", [])
+        assert b"\r\nBcc: victim" not in received.raw
+    assert all("victim" not in r for m in smtp_server.messages for r in m.rcpt_tos)
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_limit_info_type_none_and_disabled_service(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    for _ in range(3):
+        s.delivery_note(s.order(s.customer()), PRINTED)
+    s.delivery_note(s.order(s.customer(info_type="none")), PRINTED)
+
+    disabled = write_config(email=smtp_email(smtp_server), service={"enabled": False})
+    off = cli("-c", disabled, "shipping-confirmations", "--as-of", AS_OF)
+    assert off.exit_code == 0 and "service.enabled = false" in off.stderr
+    assert smtp_server.messages == []
+
+    config = write_config(email=smtp_email(smtp_server))
+    limited = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF, "--limit", "2")
+    assert limited.exit_code == 0 and len(smtp_server.messages) == 2
+    rest = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert "1 sent" in rest.stdout and "1 skipped" in rest.stdout
+    assert len(smtp_server.messages) == 3
+    assert sorted(r[2] for r in ledger_rows(config)) == ["sent", "sent", "sent", "skipped"]
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_a_broken_template_is_exit_3_before_anything_is_sent(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli, tmp_path: Path
+) -> None:
+    s = shop(erp_backend)
+    s.delivery_note(s.order(s.customer()), PRINTED)
+    overrides = tmp_path / "templates" / "de"
+    overrides.mkdir(parents=True)
+    (overrides / "shipping.txt").write_text("Guten Tag {{ kundenname_gibts_nicht }}\n", encoding="utf-8")
+    config = write_config(email=smtp_email(smtp_server), templates={"dir": str(tmp_path / "templates")})
+
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert result.exit_code == 3
+    assert "kundenname_gibts_nicht" in result.stderr and "shipping.txt" in result.stderr
+    assert smtp_server.messages == []
+    assert ledger_rows(config) == []
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_a_second_run_exits_5_while_the_lock_is_held(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    s.delivery_note(s.order(s.customer()), PRINTED)
+    config = write_config(email=smtp_email(smtp_server))
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with RunLock(config.parent / "ledger.sqlite.lock"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    try:
+        result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    finally:
+        release.set()
+        holder.join()
+
+    assert result.exit_code == 5
+    assert "lock" in result.stderr
+    assert smtp_server.messages == []
+    assert cli("-c", config, "shipping-confirmations", "--as-of", AS_OF).exit_code == 0
+    assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_untrusted_certificate_stops_the_run_with_exit_4_before_auth(
+    erp_backend: Any, write_config: Any, tls_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    s.delivery_note(s.order(s.customer()), PRINTED)
+    config = write_config(
+        email={"accounts": {"default": {
+            "transport": "smtp", "directory": None, "host": "localhost", "port": tls_server.port,
+            "security": "starttls", "username": "shop", "password": "secret", "timeout": 5,
+        }}}
+    )
+
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert result.exit_code == 4
+    assert f"localhost:{tls_server.port}" in result.stderr
+    assert "secret" not in result.stderr + result.stdout
+    assert tls_server.handler.auth_attempts == []
+    assert tls_server.messages == []
