@@ -73,7 +73,9 @@ class Dialect(StrEnum):
         parts = identifier.split(".")
         if self is Dialect.MYSQL:
             return ".".join(f"`{p}`" for p in parts)
-        if self is Dialect.MSSQL:
+        if self is Dialect.MSSQL or self is Dialect.SQLITE:
+            # SQLite reads a "name" that matches no column as a string literal (so a wrong
+            # mapping would silently yield text); [name] is always an identifier there
             return ".".join(f"[{p}]" for p in parts)
         return ".".join(f'"{p}"' for p in parts)
 
@@ -387,10 +389,9 @@ class Erp:
         """
         db = self._lookup_db
         if db is None:
-            if isinstance(self.db.conn, sqlite3.Connection):
-                db = self.db  # sqlite3 runs any number of cursors on one connection
-            else:
-                db = connect(self.settings)
+            # sqlite3 runs any number of cursors on one connection
+            sqlite = isinstance(self.db.conn, sqlite3.Connection)
+            db = self.db if sqlite else connect(self.settings)
             self._lookup_db = db
         return list(db.stream(self.mapping.sql(template), params))
 
@@ -431,6 +432,7 @@ class Erp:
                         f"(set {key}); {_first_line(exc)}"
                     )
                     self.db.rollback()
+        self.db.rollback()  # end the read transaction: an open one blocks the ERP's writers
         return problems
 
 
