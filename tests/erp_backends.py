@@ -33,7 +33,9 @@ Fixtures (defined in ``tests/conftest.py``):
     ``erp_toml()`` is the ``[erp]`` table (connection, tables, columns, info types) as a dict;
     ``erp_settings()`` the validated :class:`ErpSettings`; ``database()`` a connected
     :class:`proit_notify.erp.Database`; ``erp()`` an :class:`proit_notify.erp.Erp` with the
-    phone field. Connections opened through these are closed after the test.
+    phone field. Connections opened through these are closed after the test. On
+    ``sqlite-odbc`` an ODBC connection keeps its read transaction (and the file's read
+    lock) until commit/rollback: write the test data first, or end it (``db.rollback()``).
     ``backend.name`` is the parameter id, ``backend.phone_field`` is ``"Natel"``.
 
     Run a test on some backends only::
@@ -421,13 +423,13 @@ def open_backend(name: str, tmp_path: Path, pool: ServerPool) -> Iterator[ErpBac
     """The backend ``name`` with empty tables, for one test."""
     if name in {"sqlite", "sqlite-odbc"}:
         path = tmp_path / "erp-test.sqlite"
-        admin = connect_sqlite(path, create=True)
-        create_schema(admin)
         if name == "sqlite":
             connection: dict[str, Any] = {"sqlite": str(path)}
         else:
-            _require_odbc_driver("SQLite3")
+            require_odbc_driver("SQLite3")
             connection = {"odbc": f"DRIVER={{SQLite3}};Database={path}", "login_timeout": 5}
+        admin = connect_sqlite(path, create=True)
+        create_schema(admin)
         backend = ErpBackend(name, Dialect.SQLITE, admin, connection)
         try:
             yield backend
@@ -458,7 +460,8 @@ def open_backend(name: str, tmp_path: Path, pool: ServerPool) -> Iterator[ErpBac
         lock.release()
 
 
-def _require_odbc_driver(driver: str) -> None:
+def require_odbc_driver(driver: str) -> None:
+    """Skip (or fail, when servers are required) unless pyodbc and this driver are installed."""
     try:
         import pyodbc
     except ImportError as exc:
