@@ -88,7 +88,7 @@ class JobReport:
 
     @property
     def counts(self) -> dict[str, int]:
-        tally = Counter(i.status for i in self.items)
+        tally: Counter[str] = Counter(i.status for i in self.items)
         counts = {name: tally.get(name, 0) for name in COUNT_NAMES}
         if tally.get("draft"):
             counts["draft"] = tally["draft"]
@@ -337,4 +337,5 @@ class Runner:
                 self.ledger.record(n.key, target.channel, SendResult("deferred", str(exc)), now)
                 raise
         status = self.ledger.record(n.key, target.channel, result, now)
+        assert status != "sending"  # record() stores an outcome, never a claim
         return item(status, "" if status == "sent" else result.detail, rendered if options.preview else None)

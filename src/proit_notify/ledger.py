@@ -306,7 +306,7 @@ class Ledger:
         except ErpError as exc:
             raise LedgerError(f"ledger write failed for {key}: {exc}") from None
 
-    def _update(self, sets: str, params: list[object], key: str, channel: str) -> None:
+    def _update(self, sets: str, params: Sequence[object], key: str, channel: str) -> None:
         try:
             self.db.execute(
                 f"UPDATE {self._q} SET {sets} WHERE key_ = ? AND channel = ?",

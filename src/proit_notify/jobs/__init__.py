@@ -69,7 +69,10 @@ class Sources(Protocol):
 class Job(Protocol):
     """One notification kind."""
 
-    name: str  # command name: "shipping-confirmations"
+    @property
+    def name(self) -> str:
+        """The command name: "shipping-confirmations"."""
+        ...
 
     def plan(self, src: Sources, settings: Settings, clock: Clock) -> Iterator[Notification]:
         """The notifications due now (the ledger may already hold some of them)."""
