@@ -339,13 +339,16 @@ class ErpSettings(_Model):
         unknown = [t for t in value if t not in LOGICAL_SCHEMA]
         if unknown:
             raise ValueError(
-                f"unknown logical table(s) {', '.join(unknown)} (known: {', '.join(LOGICAL_SCHEMA)})"
+                f"unknown logical table(s) {', '.join(unknown)} "
+                f"(known: {', '.join(LOGICAL_SCHEMA)})"
             )
         return value
 
     @field_validator("columns")
     @classmethod
-    def _known_fields(cls, value: dict[str, dict[str, ColumnSpec]]) -> dict[str, dict[str, ColumnSpec]]:
+    def _known_fields(
+        cls, value: dict[str, dict[str, ColumnSpec]]
+    ) -> dict[str, dict[str, ColumnSpec]]:
         problems = []
         for table, fields in value.items():
             if table not in LOGICAL_SCHEMA:
@@ -491,7 +494,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         part = data.get(section)
         if isinstance(part, dict) and isinstance(part.get(key), str):
             part[key] = str(base / Path(part[key]).expanduser())
-    accounts = data.get("email", {}).get("accounts") if isinstance(data.get("email"), dict) else None
+    email = data.get("email")
+    accounts = email.get("accounts") if isinstance(email, dict) else None
     if isinstance(accounts, dict):
         for account in accounts.values():
             if isinstance(account, dict):
@@ -551,7 +555,9 @@ def _format_error(file: Path, err: Mapping[str, Any]) -> list[str]:
     return [f"{file}: {key}: {part}{shown}" for part in msg.split("\n")]
 
 
-def parse_settings(data: dict[str, Any], source: Path, env: Mapping[str, str] | None = None) -> Settings:
+def parse_settings(
+    data: dict[str, Any], source: Path, env: Mapping[str, str] | None = None
+) -> Settings:
     """Validate an already-parsed TOML document (used by ``load_settings`` and tests)."""
     env = os.environ if env is None else env
     problems: list[str] = []
@@ -566,7 +572,8 @@ def parse_settings(data: dict[str, Any], source: Path, env: Mapping[str, str] | 
         settings = None
     if problems or settings is None:
         raise ConfigError(
-            f"{source}: {len(problems)} problem(s) in the settings; nothing was sent", tuple(problems)
+            f"{source}: {len(problems)} problem(s) in the settings; nothing was sent",
+            tuple(problems),
         )
     return settings
 
