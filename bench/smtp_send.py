@@ -70,7 +70,11 @@ def _make_erp(path: Path, n: int, printed: datetime) -> None:
     )
     conn.executemany(
         "INSERT INTO delivery_note_lines VALUES (?, ?, ?, ?, ?, 'Stk')",
-        [(i, line, f"ART-{line}", f"Artikel Nummer {line} – Größe L", line) for i in range(1, n + 1) for line in (1, 2)],
+        [
+            (i, line, f"ART-{line}", f"Artikel Nummer {line} – Größe L", line)
+            for i in range(1, n + 1)
+            for line in (1, 2)
+        ],
     )
     conn.commit()
     conn.close()
@@ -135,10 +139,15 @@ def main() -> None:
         as_of = (printed + timedelta(hours=1)).isoformat()
         # the same bodies our templates produce, so both sides send the same bytes
         settings = load_settings(config)
-        with session(settings, Clock.parse(as_of, settings.service.tz), lock=False, dry_run=True) as s:
-            report = s.runner.run(ShippingConfirmations(), RunOptions(dry_run=True, limit=1, preview=True))
+        with session(
+            settings, Clock.parse(as_of, settings.service.tz), lock=False, dry_run=True
+        ) as s:
+            report = s.runner.run(
+                ShippingConfirmations(), RunOptions(dry_run=True, limit=1, preview=True)
+            )
         sample = report.items[0].preview
-        assert sample is not None and sample.html is not None
+        assert sample is not None
+        assert sample.html is not None
         base = baseline(port, args.n, sample.text, sample.html)
         took, sent = ours(config, as_of)
     sink.terminate()

@@ -34,7 +34,9 @@ class Shop:
         assert cid is not None
         return cid
 
-    def order(self, customer_id: int, *, lines: int = 1, delivered: bool = True, **fields: Any) -> int:
+    def order(
+        self, customer_id: int, *, lines: int = 1, delivered: bool = True, **fields: Any
+    ) -> int:
         n = next(self._numbers)
         values: dict[str, Any] = {
             "number": f"A-{n}",
@@ -57,9 +59,15 @@ class Shop:
             )
         return oid
 
-    def delivery_note(self, order_id: int, printed_at: datetime | None, *, lines: int = 1, **fields: Any) -> int:
+    def delivery_note(
+        self, order_id: int, printed_at: datetime | None, *, lines: int = 1, **fields: Any
+    ) -> int:
         n = next(self._numbers)
-        values: dict[str, Any] = {"number": f"LS-{n}", "order_id": order_id, "printed_at": printed_at}
+        values: dict[str, Any] = {
+            "number": f"LS-{n}",
+            "order_id": order_id,
+            "printed_at": printed_at,
+        }
         values.update(fields)
         did = self.backend.insert("delivery_notes", **values)
         assert did is not None

@@ -54,7 +54,7 @@ def make_renderer(settings: Settings) -> Renderer:
 def make_channels(settings: Settings) -> dict[str, Channel]:
     channels: dict[str, Channel] = {"email": EmailChannel(settings.email.accounts)}
     if settings.sms.provider is not None:
-        from .channels.sms import SmsChannel  # noqa: PLC0415 - only when SMS is configured
+        from .channels.sms import SmsChannel
 
         channels["sms"] = SmsChannel(settings.sms)
     return channels
@@ -67,7 +67,9 @@ def open_ledger(settings: Settings, *, dry_run: bool = False) -> Ledger:
     ledger in memory instead of creating the file.
     """
     if dry_run and not settings.ledger.erp and not settings.ledger_path.exists():
-        ledger = Ledger(connect_sqlite(Path(":memory:"), create=True), settings.ledger.table, settings.retry)
+        ledger = Ledger(
+            connect_sqlite(Path(":memory:"), create=True), settings.ledger.table, settings.retry
+        )
         ledger.ensure_schema()
         return ledger
     if settings.ledger.erp:

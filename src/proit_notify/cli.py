@@ -21,12 +21,21 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import __version__
-from .app import JOB_NAMES, available_jobs, make_channels, make_job, make_renderer, open_erp, open_ledger, session
+from .app import (
+    JOB_NAMES,
+    available_jobs,
+    make_channels,
+    make_job,
+    make_renderer,
+    open_erp,
+    open_ledger,
+    session,
+)
 from .channels import Outgoing
 from .clock import Clock
 from .core import ItemReport, JobReport, RunOptions
-from .errors import ConfigError, NotifyError, UsageError
 from .erp import redact
+from .errors import ConfigError, NotifyError, UsageError
 from .ledger import STATUSES
 from .settings import Settings, load_settings, resolve_config_path
 
@@ -40,7 +49,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # tracebacks with locals would show secrets
     rich_markup_mode=None,
 )
-drafts_app = typer.Typer(help="Review delivery-date notices stored as drafts.", no_args_is_help=True)
+drafts_app = typer.Typer(
+    help="Review delivery-date notices stored as drafts.", no_args_is_help=True
+)
 ledger_app = typer.Typer(help="Decide ledger rows by hand.", no_args_is_help=True)
 app.add_typer(drafts_app, name="drafts")
 app.add_typer(ledger_app, name="ledger")
@@ -73,11 +84,19 @@ def _version(value: bool) -> None:
 def main_options(
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Settings file (default: $PROIT_NOTIFY_CONFIG or ./proit-notify.toml)."),
+        typer.Option(
+            "--config",
+            "-c",
+            help="Settings file (default: $PROIT_NOTIFY_CONFIG or ./proit-notify.toml).",
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per job on stdout.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON object per job on stdout.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
@@ -101,7 +120,9 @@ def main_options(
 
 # --- job commands ------------------------------------------------------------------------
 
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Send nothing, write nothing; show what would go out.")]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Send nothing, write nothing; show what would go out.")
+]
 Limit = Annotated[int | None, typer.Option("--limit", min=1, help="At most N notifications.")]
 AsOf = Annotated[
     str | None,
@@ -119,9 +140,12 @@ def _run_jobs(names: list[str], options: RunOptions, as_of: str | None) -> None:
     settings = state.settings()
     clock = _clock(settings, as_of)
     reports: list[JobReport] = []
-    with _progress() as progress, session(
-        settings, clock, lock=not options.dry_run, progress=progress, dry_run=options.dry_run
-    ) as s:
+    with (
+        _progress() as progress,
+        session(
+            settings, clock, lock=not options.dry_run, progress=progress, dry_run=options.dry_run
+        ) as s,
+    ):
         for name in names:
             job = make_job(name, delivery_notes=options.delivery_notes)
             report = s.runner.run(job, options)
@@ -155,7 +179,9 @@ def _progress() -> Iterator[Callable[[ItemReport], None] | None]:
 
 def _show(report: JobReport, options: RunOptions) -> None:
     if state.json:
-        out.print_json(data=report.as_json()) if out.is_terminal else print(json.dumps(report.as_json(), ensure_ascii=False))
+        out.print_json(data=report.as_json()) if out.is_terminal else print(
+            json.dumps(report.as_json(), ensure_ascii=False)
+        )
         return
     if report.note:
         err.print(report.note)
@@ -173,7 +199,20 @@ def _show(report: JobReport, options: RunOptions) -> None:
             table.add_column(column, overflow="fold")
         for item in report.items:
             row = item.as_json()
-            table.add_row(*(row[c] for c in ("key", "document", "channel", "recipient", "account", "status", "reason")))
+            table.add_row(
+                *(
+                    row[c]
+                    for c in (
+                        "key",
+                        "document",
+                        "channel",
+                        "recipient",
+                        "account",
+                        "status",
+                        "reason",
+                    )
+                )
+            )
         out.print(table)
     out.print(report.summary())
 
@@ -195,7 +234,9 @@ def shipping_confirmations(
 
 
 def _job_command(name: str, doc: str) -> None:
-    def command(dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, preview: Preview = False) -> None:
+    def command(
+        dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, preview: Preview = False
+    ) -> None:
         _run_jobs([name], RunOptions(dry_run, limit, preview), as_of)
 
     command.__doc__ = doc
@@ -210,7 +251,9 @@ _job_command("delivery-dates", "Tell customers the promised delivery date of the
 
 
 @app.command("run-all")
-def run_all(dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, preview: Preview = False) -> None:
+def run_all(
+    dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, preview: Preview = False
+) -> None:
     """Run every job, in the order shipping, review, prepayment, delivery dates."""
     _run_jobs(available_jobs(), RunOptions(dry_run, limit, preview), as_of)
 
@@ -220,11 +263,15 @@ def run_all(dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, pr
 
 @app.command()
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo.")] = Path("proit-notify-demo"),
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing demo directory.")] = False,
+    directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo.")] = Path(
+        "proit-notify-demo"
+    ),
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing demo directory.")
+    ] = False,
 ) -> None:
     """Make the embedded demo ERP and its settings, and preview every job."""
-    from .demo import create_demo  # noqa: PLC0415
+    from .demo import create_demo
 
     summary = create_demo(directory, today=date.today(), force=force)
     out.print(
@@ -268,11 +315,13 @@ def _show_demo(report: JobReport) -> None:
 
 @app.command()
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the starter settings.")] = Path("proit-notify.toml"),
+    path: Annotated[Path, typer.Argument(help="Where to write the starter settings.")] = Path(
+        "proit-notify.toml"
+    ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented starter settings file."""
-    from .starter import write_starter_config  # noqa: PLC0415
+    from .starter import write_starter_config
 
     write_starter_config(path, force=force)
     out.print(f"wrote {path}: edit it, then run 'proit-notify -c {path} check'")
@@ -280,7 +329,9 @@ def init(
 
 @app.command()
 def check(
-    no_network: Annotated[bool, typer.Option("--no-network", help="Do not contact SMTP/SMS servers.")] = False,
+    no_network: Annotated[
+        bool, typer.Option("--no-network", help="Do not contact SMTP/SMS servers.")
+    ] = False,
 ) -> None:
     """Check settings, ERP mapping, templates, ledger and (unless --no-network) mail/SMS logins."""
     settings = state.settings()
@@ -291,13 +342,20 @@ def check(
         erp_problems = erp.check()
     finally:
         erp.close()
-    out.print(f"ERP ({erp.db.where}): " + ("ok" if not erp_problems else f"{len(erp_problems)} problem(s)"))
+    out.print(
+        f"ERP ({erp.db.where}): "
+        + ("ok" if not erp_problems else f"{len(erp_problems)} problem(s)")
+    )
     problems += erp_problems
     template_problems = make_renderer(settings).check()
-    out.print("templates: " + ("ok" if not template_problems else f"{len(template_problems)} problem(s)"))
+    out.print(
+        "templates: " + ("ok" if not template_problems else f"{len(template_problems)} problem(s)")
+    )
     problems += template_problems
     ledger = open_ledger(settings)
-    out.print(f"ledger: {ledger.db.where}, table {ledger.table}: ok; lock file {settings.lock_path}")
+    out.print(
+        f"ledger: {ledger.db.where}, table {ledger.table}: ok; lock file {settings.lock_path}"
+    )
     ledger.close()
     if not no_network:
         for name, channel in make_channels(settings).items():
@@ -311,7 +369,9 @@ def check(
 
 
 @app.command()
-def schema(table: Annotated[str | None, typer.Argument(help="Show this table's columns.")] = None) -> None:
+def schema(
+    table: Annotated[str | None, typer.Argument(help="Show this table's columns.")] = None,
+) -> None:
     """List the ERP's tables, or one table's columns, to write the [erp] mapping."""
     settings = state.settings()
     erp = open_erp(settings)
@@ -322,7 +382,9 @@ def schema(table: Annotated[str | None, typer.Argument(help="Show this table's c
         else:
             columns = erp.db.columns(table)
             if not columns:
-                raise UsageError(f"table {table!r} not found or has no columns; see 'proit-notify schema'")
+                raise UsageError(
+                    f"table {table!r} not found or has no columns; see 'proit-notify schema'"
+                )
             for name, kind in columns:
                 out.print(f"{name}\t{kind}")
     finally:
@@ -334,7 +396,9 @@ def schema(table: Annotated[str | None, typer.Argument(help="Show this table's c
 
 @app.command()
 def history(
-    job: Annotated[str | None, typer.Option("--job", help="shipping, review, prepayment, delivery_date")] = None,
+    job: Annotated[
+        str | None, typer.Option("--job", help="shipping, review, prepayment, delivery_date")
+    ] = None,
     status: Annotated[str | None, typer.Option("--status", help=", ".join(STATUSES))] = None,
     key: Annotated[str | None, typer.Option("--key", help="A ledger key, e.g. shipping:42")] = None,
     since: Annotated[str | None, typer.Option("--since", help="A date, e.g. 2026-11-01")] = None,
@@ -343,7 +407,9 @@ def history(
     settings = state.settings()
     if status is not None and status not in STATUSES:
         raise UsageError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
-    job_name = {n: n.split("-")[0].replace("confirmations", "") for n in JOB_NAMES}.get(job or "", job)
+    job_name = {n: n.split("-")[0].replace("confirmations", "") for n in JOB_NAMES}.get(
+        job or "", job
+    )
     since_at = Clock.parse(since, settings.service.tz).utc if since else None
     ledger = open_ledger(settings)
     try:
@@ -356,8 +422,15 @@ def history(
         return
     columns = ("updated", "key", "channel", "status", "recipient", "document", "detail")
     lines = [
-        (e.updated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), e.key, e.channel, e.status,
-         e.recipient, e.document, e.detail)
+        (
+            e.updated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            e.key,
+            e.channel,
+            e.status,
+            e.recipient,
+            e.document,
+            e.detail,
+        )
         for e in rows
     ]
     if out.is_terminal:
@@ -375,8 +448,14 @@ def history(
 
 def _entry_json(e: Any, tz: Any) -> dict[str, Any]:
     return {
-        "key": e.key, "channel": e.channel, "job": e.job, "document": e.document,
-        "recipient": e.recipient, "account": e.account, "status": e.status, "detail": e.detail,
+        "key": e.key,
+        "channel": e.channel,
+        "job": e.job,
+        "document": e.document,
+        "recipient": e.recipient,
+        "account": e.account,
+        "status": e.status,
+        "detail": e.detail,
         "attempts": e.attempts,
         "sent_at": e.sent_at.astimezone(tz).isoformat() if e.sent_at else None,
         "updated_at": e.updated_at.astimezone(tz).isoformat(),
@@ -387,8 +466,12 @@ def _entry_json(e: Any, tz: Any) -> dict[str, Any]:
 def ledger_resolve(
     key: Annotated[str, typer.Argument(help="The ledger key, e.g. shipping:42")],
     sent: Annotated[bool, typer.Option("--sent", help="It did arrive: mark it sent.")] = False,
-    resend: Annotated[bool, typer.Option("--resend", help="It did not arrive: send it again on the next run.")] = False,
-    channel: Annotated[str | None, typer.Option("--channel", help="Only this channel (email or sms).")] = None,
+    resend: Annotated[
+        bool, typer.Option("--resend", help="It did not arrive: send it again on the next run.")
+    ] = False,
+    channel: Annotated[
+        str | None, typer.Option("--channel", help="Only this channel (email or sms).")
+    ] = None,
 ) -> None:
     """Decide a notification whose outcome is unknown."""
     if sent == resend:
@@ -405,10 +488,17 @@ def ledger_resolve(
 
 
 @app.command("test-send")
-def test_send(
-    email: Annotated[str | None, typer.Option("--email", help="Send a test email to this address.")] = None,
-    sms: Annotated[str | None, typer.Option("--sms", help="Send a test SMS to this number.")] = None,
-    account: Annotated[str | None, typer.Option("--account", help="Email account (default: email.default_account).")] = None,
+def send_test_message(
+    email: Annotated[
+        str | None, typer.Option("--email", help="Send a test email to this address.")
+    ] = None,
+    sms: Annotated[
+        str | None, typer.Option("--sms", help="Send a test SMS to this number.")
+    ] = None,
+    account: Annotated[
+        str | None,
+        typer.Option("--account", help="Email account (default: email.default_account)."),
+    ] = None,
 ) -> None:
     """Send one test message, outside the ledger."""
     if (email is None) == (sms is None):
@@ -419,16 +509,22 @@ def test_send(
     if email is not None:
         name = account or settings.email.default_account
         if name not in settings.email.accounts:
-            raise UsageError(f"--account {name!r}: not defined (defined: {', '.join(settings.email.accounts)})")
+            raise UsageError(
+                f"--account {name!r}: not defined (defined: {', '.join(settings.email.accounts)})"
+            )
         message = Outgoing(
-            key="test", channel="email", to=email, to_name=None,
+            key="test",
+            channel="email",
+            to=email,
+            to_name=None,
             subject=f"proit-notify test ({name})",
             text=f"This is a test message from proit-notify, account {name}, sent {now}.",
-            account=name, document="test message",
+            account=name,
+            document="test message",
         )
         result = channels["email"].send(message)
     else:
-        from .phones import to_e164_mobile  # noqa: PLC0415
+        from .phones import to_e164_mobile
 
         if "sms" not in channels:
             raise ConfigError("no SMS provider configured: set sms.provider in the settings")
@@ -436,8 +532,13 @@ def test_send(
         if number.e164 is None:
             raise UsageError(f"--sms {sms!r}: {number.reason}")
         message = Outgoing(
-            key="test", channel="sms", to=number.e164, to_name=None, subject="",
-            text=f"proit-notify test SMS, sent {now}.", document="test message",
+            key="test",
+            channel="sms",
+            to=number.e164,
+            to_name=None,
+            subject="",
+            text=f"proit-notify test SMS, sent {now}.",
+            document="test message",
         )
         result = channels["sms"].send(message)
     for channel in channels.values():

@@ -167,7 +167,11 @@ def targets(n: Notification, settings: Settings) -> list[Target]:
     name = party.contact_name if n.use_contact and party.contact_name else party.name
     email = party.contact_email if n.use_contact and party.contact_email else party.email
     if info_type == "none":
-        return [Target("none", "", name, "", "info type 'none': the customer wants no messages", "skipped")]
+        return [
+            Target(
+                "none", "", name, "", "info type 'none': the customer wants no messages", "skipped"
+            )
+        ]
 
     def by_email() -> Target:
         return Target("email", email or "", name, account, _email_problem(email))
@@ -265,7 +269,10 @@ class Runner:
                 if options.limit is not None and done >= options.limit:
                     return
                 if not checked:
-                    rechecked, checked = job.recheck(self.sources, self.settings, self.clock, n), True
+                    rechecked, checked = (
+                        job.recheck(self.sources, self.settings, self.clock, n),
+                        True,
+                    )
                 if rechecked is not None:
                     break  # no longer due (paid, changed, ...): nothing is sent or recorded
                 done += 1
@@ -295,15 +302,29 @@ class Runner:
     ) -> ItemReport:
         def item(status: ItemStatus, reason: str, preview: Rendered | None = None) -> ItemReport:
             return ItemReport(
-                n.key, n.document, target.channel, target.to, target.account, status, reason, preview
+                n.key,
+                n.document,
+                target.channel,
+                target.to,
+                target.account,
+                status,
+                reason,
+                preview,
             )
 
         if target.problem is not None:
             if not options.dry_run:
                 self.ledger.claim(
-                    key=n.key, channel=target.channel, job=n.job, document=n.document,
-                    recipient=target.to, account=target.account, now=now, info=dict(n.info),
-                    status=target.problem_status, detail=target.problem,
+                    key=n.key,
+                    channel=target.channel,
+                    job=n.job,
+                    document=n.document,
+                    recipient=target.to,
+                    account=target.account,
+                    now=now,
+                    info=dict(n.info),
+                    status=target.problem_status,
+                    detail=target.problem,
                 )
             return item(target.problem_status, target.problem)
         rendered = self.render(n, target)
@@ -322,8 +343,14 @@ class Runner:
             document=n.document,
         )
         if not self.ledger.claim(
-            key=n.key, channel=target.channel, job=n.job, document=n.document,
-            recipient=target.to, account=target.account, now=now, info=dict(n.info),
+            key=n.key,
+            channel=target.channel,
+            job=n.job,
+            document=n.document,
+            recipient=target.to,
+            account=target.account,
+            now=now,
+            info=dict(n.info),
         ):
             return item("skipped", "claimed by another run")
         channel = self.channels.get(target.channel)
@@ -338,4 +365,6 @@ class Runner:
                 raise
         status = self.ledger.record(n.key, target.channel, result, now)
         assert status != "sending"  # record() stores an outcome, never a claim
-        return item(status, "" if status == "sent" else result.detail, rendered if options.preview else None)
+        return item(
+            status, "" if status == "sent" else result.detail, rendered if options.preview else None
+        )

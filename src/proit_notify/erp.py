@@ -422,11 +422,7 @@ class Erp:
                 try:
                     list(self.db.stream(f"SELECT {expr} AS x FROM {qtable} WHERE 1 = 0"))
                 except ErpError as exc:
-                    key = (
-                        "sms.phone_field"
-                        if field == "phone"
-                        else f"erp.columns.{table}.{field}"
-                    )
+                    key = "sms.phone_field" if field == "phone" else f"erp.columns.{table}.{field}"
                     problems.append(
                         f"{table}.{field} -> {expr} in table {real!r}: not found or invalid "
                         f"(set {key}); {_first_line(exc)}"

@@ -24,7 +24,15 @@ from .errors import ErpError, LedgerError, LockedError, UsageError
 from .settings import RetrySettings
 
 Status = Literal["sending", "sent", "deferred", "failed", "unknown", "skipped", "draft"]
-STATUSES: tuple[Status, ...] = ("sending", "sent", "deferred", "failed", "unknown", "skipped", "draft")
+STATUSES: tuple[Status, ...] = (
+    "sending",
+    "sent",
+    "deferred",
+    "failed",
+    "unknown",
+    "skipped",
+    "draft",
+)
 #: states after which a notification is never sent again automatically
 FINAL: frozenset[str] = frozenset({"sent", "failed", "unknown", "skipped", "sending"})
 
@@ -136,7 +144,9 @@ class Ledger:
                     self.db.rollback()
             self.db.commit()
         except ErpError as exc:
-            raise LedgerError(f"cannot create the ledger table {self.table} on {self.db.where}: {exc}") from None
+            raise LedgerError(
+                f"cannot create the ledger table {self.table} on {self.db.where}: {exc}"
+            ) from None
 
     # --- reading ----------------------------------------------------------------------
     def _rows(self, where: str, params: Sequence[object]) -> Iterator[Entry]:
@@ -249,8 +259,17 @@ class Ledger:
                 "updated_at = ?, host = ?, recipient = ?, account = ?, document = ?, info = ? "
                 "WHERE key_ = ? AND channel = ? AND status = 'deferred' "
                 "AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
-                [stamp, self.host, recipient[:320], account[:100], document[:400], info_text,
-                 key, channel, stamp],
+                [
+                    stamp,
+                    self.host,
+                    recipient[:320],
+                    account[:100],
+                    document[:400],
+                    info_text,
+                    key,
+                    channel,
+                    stamp,
+                ],
             )
             self.db.commit()
             return taken == 1
@@ -282,7 +301,12 @@ class Ledger:
         return status
 
     def set_status(
-        self, key: str, channel: str, status: Status, now: datetime, detail: str | None = None,
+        self,
+        key: str,
+        channel: str,
+        status: Status,
+        now: datetime,
+        detail: str | None = None,
         info: dict[str, Any] | None = None,
     ) -> None:
         sets, params = ["status = ?", "updated_at = ?"], [status, to_utc_text(now)]
@@ -335,7 +359,9 @@ class Ledger:
             raise LedgerError(f"ledger write failed: {exc}") from None
         return count
 
-    def resolve(self, key: str, *, sent: bool, now: datetime, channel: str | None = None) -> list[str]:
+    def resolve(
+        self, key: str, *, sent: bool, now: datetime, channel: str | None = None
+    ) -> list[str]:
         """Operator's decision on ``unknown`` rows: mark sent, or allow one more send."""
         targets = [e for e in self.entries(key) if e.status == "unknown"]
         if channel:

@@ -91,7 +91,7 @@ def check_identifier(name: str) -> str:
         raise ValueError(
             f"{name!r} is not a plain table or column name: letters, digits, '_' and spaces, "
             "not starting with a digit (a table may be prefixed by its schema, 'dbo.Kunden'), "
-            "for an expression use { sql = \"...\" }"
+            'for an expression use { sql = "..." }'
         )
     return name
 
@@ -384,7 +384,7 @@ class ErpSettings(_Model):
     def _one_connection(self) -> ErpSettings:
         if (self.sqlite is None) == (self.odbc is None):
             raise ValueError(
-                "set exactly one of erp.sqlite = \"path.db\" or erp.odbc = \"DRIVER={...};...\""
+                'set exactly one of erp.sqlite = "path.db" or erp.odbc = "DRIVER={...};..."'
             )
         return self
 
@@ -480,8 +480,7 @@ def _substitute(value: Any, path: str, env: Mapping[str, str], problems: list[st
         return _ENV_RE.sub(repl, value)
     if isinstance(value, dict):
         return {
-            k: _substitute(v, f"{path}.{k}" if path else k, env, problems)
-            for k, v in value.items()
+            k: _substitute(v, f"{path}.{k}" if path else k, env, problems) for k, v in value.items()
         }
     if isinstance(value, list):
         return [_substitute(v, f"{path}[{i}]", env, problems) for i, v in enumerate(value)]

@@ -22,8 +22,12 @@ PRINTED = datetime(2026, 11, 26, 15, 30)
 def smtp_email(server: SmtpServer, **extra_accounts: dict[str, Any]) -> dict[str, Any]:
     account = {"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": 5}
     accounts: dict[str, Any] = {
-        "default": {**account, "from": "Muster Handel AG <shop@example.ch>", "directory": None,
-                    "transport": "smtp"},
+        "default": {
+            **account,
+            "from": "Muster Handel AG <shop@example.ch>",
+            "directory": None,
+            "transport": "smtp",
+        },
     }
     for name, values in extra_accounts.items():
         accounts[name] = {**account, **values}
@@ -62,17 +66,23 @@ def test_confirms_each_printed_note_once_from_the_shop_account(
     result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
 
     assert result.exit_code == 0, result.stderr
-    assert "shipping-confirmations: 2 sent, 0 failed, 0 skipped, 0 deferred, 0 unknown" in result.stdout
+    assert (
+        "shipping-confirmations: 2 sent, 0 failed, 0 skipped, 0 deferred, 0 unknown"
+        in result.stdout
+    )
     by_rcpt = {m.rcpt_tos[0]: m for m in smtp_server.messages}
     assert set(by_rcpt) == {"juerg@example.ch", "anna@example.de"}
     web_mail = by_rcpt["juerg@example.ch"]
     assert web_mail.mail_from == "web@example.ch"  # the shop's account
     assert by_rcpt["anna@example.de"].mail_from == "shop@example.ch"  # default account
-    assert "LS-100" in web_mail.message["Subject"] and "A-100" in web_mail.message["Subject"]
+    assert "LS-100" in web_mail.message["Subject"]
+    assert "A-100" in web_mail.message["Subject"]
     assert "Jürg Müller" in str(web_mail.message["To"])
     text = web_mail.message.get_body(("plain",)).get_content()
     html = web_mail.message.get_body(("html",)).get_content()
-    assert "Artikel 2 – Größe M" in text and "<table" in html and "Artikel 2 – Größe M" in html
+    assert "Artikel 2 – Größe M" in text
+    assert "<table" in html
+    assert "Artikel 2 – Größe M" in html
     assert "LS-200" in by_rcpt["anna@example.de"].message["Subject"]
     assert "Delivery" in by_rcpt["anna@example.de"].message["Subject"] or "shipped" in (
         by_rcpt["anna@example.de"].message.get_body(("plain",)).get_content()
@@ -117,23 +127,39 @@ def test_invalid_address_and_550_fail_only_their_row(
     good = s.customer(email="ok@example.ch")
     for customer in (bad, rejected, good):
         s.delivery_note(s.order(customer), PRINTED)
-    smtp_server.handler.rcpt_answers["gone@example.ch"] = "550 5.1.1 <gone@example.ch>: unknown user"
+    smtp_server.handler.rcpt_answers["gone@example.ch"] = (
+        "550 5.1.1 <gone@example.ch>: unknown user"
+    )
     config = write_config(email=smtp_email(smtp_server))
 
     result = cli("-c", config, "--json", "shipping-confirmations", "--as-of", AS_OF)
 
     assert result.exit_code == 1
     [report] = result.json()
-    assert report["job"] == "shipping-confirmations" and report["dry_run"] is False
+    assert report["job"] == "shipping-confirmations"
+    assert report["dry_run"] is False
     assert report["counts"] == {
-        "sent": 1, "failed": 2, "skipped": 0, "deferred": 0, "unknown": 0, "planned": 0
+        "sent": 1,
+        "failed": 2,
+        "skipped": 0,
+        "deferred": 0,
+        "unknown": 0,
+        "planned": 0,
     }
     assert set(report["items"][0]) == {
-        "key", "document", "channel", "recipient", "account", "status", "reason"
+        "key",
+        "document",
+        "channel",
+        "recipient",
+        "account",
+        "status",
+        "reason",
     }
     reasons = {i["recipient"]: (i["status"], i["reason"]) for i in report["items"]}
-    assert reasons["hans.muster@"][0] == "failed" and "invalid email address" in reasons["hans.muster@"][1]
-    assert reasons["gone@example.ch"][0] == "failed" and "550" in reasons["gone@example.ch"][1]
+    assert reasons["hans.muster@"][0] == "failed"
+    assert "invalid email address" in reasons["hans.muster@"][1]
+    assert reasons["gone@example.ch"][0] == "failed"
+    assert "550" in reasons["gone@example.ch"][1]
     assert reasons["ok@example.ch"] == ("sent", "")
     assert [m.rcpt_tos for m in smtp_server.messages] == [("ok@example.ch",)]
     # failed is final: the next run does not try again
@@ -157,7 +183,8 @@ def test_451_defers_and_a_later_run_retries_after_the_back_off(
 
     del smtp_server.handler.data_answers["later@example.ch"]
     too_early = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T08:10")
-    assert "0 sent" in too_early.stdout and smtp_server.messages == []
+    assert "0 sent" in too_early.stdout
+    assert smtp_server.messages == []
 
     retried = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T08:31")
     assert retried.exit_code == 0
@@ -176,7 +203,8 @@ def test_connection_lost_after_data_is_unknown_and_never_resent_until_resolved(
     config = write_config(email=smtp_email(smtp_server))
 
     first = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
-    assert first.exit_code == 1 and "1 unknown" in first.stdout
+    assert first.exit_code == 1
+    assert "1 unknown" in first.stdout
     del smtp_server.handler.data_answers["lost@example.ch"]
     assert "0 sent" in cli("-c", config, "shipping-confirmations", "--as-of", AS_OF).stdout
     assert smtp_server.messages == []
@@ -203,15 +231,23 @@ def test_a_sending_row_left_by_a_crash_becomes_unknown_not_resent(
     settings = load_settings(config)
     ledger = open_ledger(settings)
     now = Clock.parse(AS_OF, settings.service.tz).utc
-    assert ledger.claim(key=f"shipping:{note}", channel="email", job="shipping", document="LS",
-                        recipient="x", account="default", now=now)
+    assert ledger.claim(
+        key=f"shipping:{note}",
+        channel="email",
+        job="shipping",
+        document="LS",
+        recipient="x",
+        account="default",
+        now=now,
+    )
     ledger.close()
 
     result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
 
     assert smtp_server.messages == []
     assert [r[2] for r in ledger_rows(config)] == ["unknown"]
-    assert result.exit_code == 1 and "history --status unknown" in result.stderr
+    assert result.exit_code == 1
+    assert "history --status unknown" in result.stderr
     history = cli("-c", config, "history", "--status", "unknown")
     assert f"shipping:{note}" in history.stdout
 
@@ -221,8 +257,9 @@ def test_to_contact_uses_the_contacts_address_and_falls_back_to_the_customer(
 ) -> None:
     s = shop(erp_backend)
     customer = s.customer(email="firma@example.ch")
-    with_mail = erp_backend.insert("contacts", customer_id=customer, name="Zuhanden Frau Bühler",
-                                   email="buehler@example.ch")
+    with_mail = erp_backend.insert(
+        "contacts", customer_id=customer, name="Zuhanden Frau Bühler", email="buehler@example.ch"
+    )
     without_mail = erp_backend.insert("contacts", customer_id=customer, name="Herr Ohne")
     s.delivery_note(s.order(customer, contact_id=with_mail), PRINTED)
     s.delivery_note(s.order(customer, contact_id=without_mail), PRINTED)
@@ -246,14 +283,18 @@ def test_without_print_trigger_only_named_notes_are_confirmed(
     config = write_config(email=smtp_email(smtp_server), shipping={"on_delivery_note_print": False})
 
     batch = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
-    assert batch.exit_code == 0 and smtp_server.messages == []
+    assert batch.exit_code == 0
+    assert smtp_server.messages == []
 
     named = cli("-c", config, "shipping-confirmations", "--delivery-note", "LS-2", "--as-of", AS_OF)
     assert named.exit_code == 0
     assert [("LS-2" in m.message["Subject"]) for m in smtp_server.messages] == [True]
 
-    unknown = cli("-c", config, "shipping-confirmations", "--delivery-note", "LS-99", "--as-of", AS_OF)
-    assert unknown.exit_code == 2 and "LS-99" in unknown.stderr
+    unknown = cli(
+        "-c", config, "shipping-confirmations", "--delivery-note", "LS-99", "--as-of", AS_OF
+    )
+    assert unknown.exit_code == 2
+    assert "LS-99" in unknown.stderr
 
 
 @pytest.mark.parametrize("erp_backend", ["sqlite", "mariadb"], indirect=True)
@@ -301,14 +342,17 @@ def test_limit_info_type_none_and_disabled_service(
 
     disabled = write_config(email=smtp_email(smtp_server), service={"enabled": False})
     off = cli("-c", disabled, "shipping-confirmations", "--as-of", AS_OF)
-    assert off.exit_code == 0 and "service.enabled = false" in off.stderr
+    assert off.exit_code == 0
+    assert "service.enabled = false" in off.stderr
     assert smtp_server.messages == []
 
     config = write_config(email=smtp_email(smtp_server))
     limited = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF, "--limit", "2")
-    assert limited.exit_code == 0 and len(smtp_server.messages) == 2
+    assert limited.exit_code == 0
+    assert len(smtp_server.messages) == 2
     rest = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
-    assert "1 sent" in rest.stdout and "1 skipped" in rest.stdout
+    assert "1 sent" in rest.stdout
+    assert "1 skipped" in rest.stdout
     assert len(smtp_server.messages) == 3
     assert sorted(r[2] for r in ledger_rows(config)) == ["sent", "sent", "sent", "skipped"]
 
@@ -321,13 +365,18 @@ def test_a_broken_template_is_exit_3_before_anything_is_sent(
     s.delivery_note(s.order(s.customer()), PRINTED)
     overrides = tmp_path / "templates" / "de"
     overrides.mkdir(parents=True)
-    (overrides / "shipping.txt").write_text("Guten Tag {{ kundenname_gibts_nicht }}\n", encoding="utf-8")
-    config = write_config(email=smtp_email(smtp_server), templates={"dir": str(tmp_path / "templates")})
+    (overrides / "shipping.txt").write_text(
+        "Guten Tag {{ kundenname_gibts_nicht }}\n", encoding="utf-8"
+    )
+    config = write_config(
+        email=smtp_email(smtp_server), templates={"dir": str(tmp_path / "templates")}
+    )
 
     result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
 
     assert result.exit_code == 3
-    assert "kundenname_gibts_nicht" in result.stderr and "shipping.txt" in result.stderr
+    assert "kundenname_gibts_nicht" in result.stderr
+    assert "shipping.txt" in result.stderr
     assert smtp_server.messages == []
     assert ledger_rows(config) == []
 
@@ -369,10 +418,20 @@ def test_untrusted_certificate_stops_the_run_with_exit_4_before_auth(
     s = shop(erp_backend)
     s.delivery_note(s.order(s.customer()), PRINTED)
     config = write_config(
-        email={"accounts": {"default": {
-            "transport": "smtp", "directory": None, "host": "localhost", "port": tls_server.port,
-            "security": "starttls", "username": "shop", "password": "secret", "timeout": 5,
-        }}}
+        email={
+            "accounts": {
+                "default": {
+                    "transport": "smtp",
+                    "directory": None,
+                    "host": "localhost",
+                    "port": tls_server.port,
+                    "security": "starttls",
+                    "username": "shop",
+                    "password": "secret",
+                    "timeout": 5,
+                }
+            }
+        }
     )
 
     result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)

@@ -78,7 +78,9 @@ class Job(Protocol):
         """The notifications due now (the ledger may already hold some of them)."""
         ...
 
-    def recheck(self, src: Sources, settings: Settings, clock: Clock, n: Notification) -> str | None:
+    def recheck(
+        self, src: Sources, settings: Settings, clock: Clock, n: Notification
+    ) -> str | None:
         """Right before sending: None if still due, else why not (it is then not sent)."""
         ...
 

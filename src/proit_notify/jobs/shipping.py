@@ -27,7 +27,9 @@ SELECT = (
     + " FROM {delivery_notes} dn JOIN {orders} o ON o.id = dn.order_id "
     + PARTY_JOINS
 )
-BY_PRINT_TIME = SELECT + " WHERE dn.printed_at >= ? AND dn.printed_at <= ? ORDER BY dn.printed_at, dn.id"
+BY_PRINT_TIME = (
+    SELECT + " WHERE dn.printed_at >= ? AND dn.printed_at <= ? ORDER BY dn.printed_at, dn.id"
+)
 STILL_PRINTED = "SELECT dn.printed_at FROM {delivery_notes} dn WHERE dn.id = ?"
 
 
@@ -54,7 +56,9 @@ class ShippingConfirmations:
 
     def _named(self, src: Sources, settings: Settings) -> Iterator[Notification]:
         marks = ", ".join("?" for _ in self.delivery_notes)
-        rows = src.lookup(SELECT + f" WHERE dn.number IN ({marks}) ORDER BY dn.id", self.delivery_notes)
+        rows = src.lookup(
+            SELECT + f" WHERE dn.number IN ({marks}) ORDER BY dn.id", self.delivery_notes
+        )
         found = {to_text(r["note_number"]) for r in rows}
         missing = [n for n in self.delivery_notes if n not in found]
         if missing:
@@ -65,7 +69,9 @@ class ShippingConfirmations:
         for row in rows:
             yield self._notification(src, settings, row)
 
-    def _notification(self, src: Sources, settings: Settings, row: dict[str, object]) -> Notification:
+    def _notification(
+        self, src: Sources, settings: Settings, row: dict[str, object]
+    ) -> Notification:
         party = party_of(row)
         use_contact = settings.shipping.to_contact and row.get("contact_id") is not None
         note_number = to_text(row["note_number"]) or str(row["note_id"])
@@ -89,7 +95,9 @@ class ShippingConfirmations:
             ref=row["note_id"],
         )
 
-    def recheck(self, src: Sources, settings: Settings, clock: Clock, n: Notification) -> str | None:
+    def recheck(
+        self, src: Sources, settings: Settings, clock: Clock, n: Notification
+    ) -> str | None:
         for row in src.lookup(STILL_PRINTED, [n.ref]):
             if self.delivery_notes or row["printed_at"] is not None:
                 return None
