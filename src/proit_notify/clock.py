@@ -40,6 +40,16 @@ class Clock:
             value = value.astimezone(tz).replace(tzinfo=None)
         return cls(value, tz)
 
+    def in_window(self, window: tuple[time, time] | None) -> bool:
+        """Whether now lies in a daily window of local hours (which may pass midnight)."""
+        if window is None:
+            return True
+        start, end = window
+        now = self.now.time()
+        if start < end:
+            return start <= now < end
+        return now >= start or now < end
+
     @property
     def today(self) -> date:
         return self.now.date()

@@ -237,6 +237,7 @@ class Runner:
         self.progress = progress
         self.sources = _Sources(erp, ledger)
         self._templates_checked = False
+        self._sent_today: dict[str, int] = {}  # per account, for max_per_day
 
     def check_templates(self) -> None:
         """Exit 3 before anything is sent when a template is broken (SPEC §5)."""
@@ -252,6 +253,13 @@ class Runner:
         if not self.settings.service.enabled and not options.dry_run:
             report.disabled = True
             report.note = "service.enabled = false: nothing was sent"
+            return report
+        window = self.settings.service.window
+        if not options.dry_run and not self.clock.in_window(window):
+            report.note = (
+                f"outside service.send_window {self.settings.service.send_window} "
+                f"(now {self.clock.now:%H:%M}): nothing was sent; the next run in the window sends"
+            )
             return report
         self.check_templates()
         if not options.dry_run:
@@ -293,6 +301,24 @@ class Runner:
                 report.items.append(item)
                 if self.progress:
                     self.progress(item)
+
+    def _over_daily_limit(self, target: Target) -> str | None:
+        """``max_per_day`` of an email account: past it, the rest waits (nothing claimed)."""
+        if target.channel != "email":
+            return None
+        limit = self.settings.email.accounts[target.account].max_per_day
+        if limit is None:
+            return None
+        if target.account not in self._sent_today:
+            midnight = self.clock.start_of(self.clock.today).replace(tzinfo=self.clock.tz)
+            self._sent_today[target.account] = self.ledger.count_sent(target.account, midnight)
+        if self._sent_today[target.account] >= limit:
+            return (
+                f"account {target.account} reached max_per_day ({limit}); "
+                "not claimed, a run tomorrow sends it"
+            )
+        self._sent_today[target.account] += 1
+        return None
 
     def _retry_due(self, entry: Entry) -> bool:
         if entry.status != "deferred":
@@ -355,6 +381,9 @@ class Runner:
             account=target.account if target.channel == "email" else None,
             document=n.document,
         )
+        limited = self._over_daily_limit(target)
+        if limited:
+            return item("deferred", limited)
         if not self.ledger.claim(
             key=n.key,
             channel=target.channel,

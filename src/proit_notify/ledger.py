@@ -180,6 +180,18 @@ class Ledger:
             )
         )
 
+    def count_sent(self, account: str, since: datetime) -> int:
+        """Messages an account has sent since ``since`` (for ``max_per_day``)."""
+        try:
+            row = self.db.one(
+                f"SELECT COUNT(*) AS n FROM {self._q} WHERE account = ? AND channel = 'email' "
+                "AND status IN ('sent', 'sending', 'unknown') AND updated_at >= ?",
+                [account, to_utc_text(since)],
+            )
+        except ErpError as exc:
+            raise LedgerError(f"ledger read failed: {exc}") from None
+        return int(row["n"]) if row else 0
+
     def history(
         self,
         *,

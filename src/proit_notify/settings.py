@@ -10,6 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -84,6 +85,19 @@ LOGICAL_SCHEMA: dict[str, tuple[str, ...]] = {
 }
 
 
+def parse_window(text: str) -> tuple[time, time]:
+    """``"07:00-20:00"`` -> (07:00, 20:00); a window may pass midnight ("22:00-06:00")."""
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time window; write local hours as \"07:00-20:00\""
+        ) from None
+    if start == end:
+        raise ValueError(f"{text!r}: start and end are the same; leave the key out for all day")
+    return start, end
+
+
 def check_identifier(name: str) -> str:
     """Refuse a table or column name that could carry SQL (SPEC §3)."""
     parts = name.split(".")
@@ -122,6 +136,19 @@ class ServiceSettings(_Model):
     timezone: str = "Europe/Zurich"
     country: str = "CH"
     language: str = "de"
+    #: local hours in which jobs may send, "07:00-20:00"; outside them a run sends nothing
+    send_window: str | None = None
+
+    @field_validator("send_window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_window(value)
+        return value
+
+    @property
+    def window(self) -> tuple[time, time] | None:
+        return parse_window(self.send_window) if self.send_window else None
 
     @field_validator("timezone")
     @classmethod

@@ -441,3 +441,48 @@ def test_untrusted_certificate_stops_the_run_with_exit_4_before_auth(
     assert "secret" not in result.stderr + result.stdout
     assert tls_server.handler.auth_attempts == []
     assert tls_server.messages == []
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_send_window_keeps_runs_outside_it_from_sending(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    s.delivery_note(s.order(s.customer()), PRINTED)
+    config = write_config(email=smtp_email(smtp_server), service={"send_window": "07:00-20:00"})
+
+    early = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T06:30")
+    assert early.exit_code == 0
+    assert "outside service.send_window" in early.stderr
+    assert smtp_server.messages == []
+    assert ledger_rows(config) == []
+    preview = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T06:30", "--dry-run")
+    assert "1 would be sent" in preview.stdout  # a dry run still previews
+
+    assert cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T07:00").exit_code == 0
+    assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_max_per_day_holds_the_rest_until_the_next_day(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    for _ in range(3):
+        s.delivery_note(s.order(s.customer()), PRINTED)
+    email = smtp_email(smtp_server)
+    email["accounts"]["default"]["max_per_day"] = 2
+    config = write_config(email=email)
+
+    first = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T08:00")
+    assert first.exit_code == 1
+    assert "2 sent" in first.stdout
+    assert "1 deferred" in first.stdout
+    later = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T18:00")
+    assert "0 sent" in later.stdout
+    assert len(smtp_server.messages) == 2
+    next_day = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-28T08:00")
+    assert next_day.exit_code == 0
+    assert "1 sent" in next_day.stdout
+    assert len(smtp_server.messages) == 3
+    assert sorted(r[2] for r in ledger_rows(config)) == ["sent", "sent", "sent"]
