@@ -253,8 +253,8 @@ def _pyodbc() -> Any:
     except ImportError as exc:
         raise ErpError(
             f"ODBC is not available ({exc}). Install the ODBC driver manager "
-            "(Debian/Ubuntu: 'apt-get install unixodbc'; Windows has it built in) and pyodbc "
-            "('pip install proit-notify[odbc]'), or use erp.sqlite for an embedded database."
+            "(Debian/Ubuntu: 'apt-get install unixodbc'; Windows has it built in), "
+            "or use erp.sqlite for an embedded database."
         ) from None
     return pyodbc
 

@@ -1,0 +1,95 @@
+"""The first-run experience: `proit-notify demo` and the sent demo, as a new user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BLOCK_PYODBC = """
+import sys
+class _NoOdbc:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pyodbc":
+            raise ImportError("libodbc.so.2: cannot open shared object file (simulated)")
+        return None
+sys.meta_path.insert(0, _NoOdbc())
+"""
+
+
+def run(args: list[str], cwd: Path, block_odbc: bool = False) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, COLUMNS="120")
+    env.pop("PROIT_NOTIFY_CONFIG", None)
+    if block_odbc:
+        site = cwd / "site"
+        site.mkdir(exist_ok=True)
+        (site / "sitecustomize.py").write_text(BLOCK_PYODBC, encoding="utf-8")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    code = "from proit_notify.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_demo_runs_without_odbc_and_run_all_writes_the_outbox(tmp_path: Path) -> None:
+    demo = run(["demo"], tmp_path, block_odbc=True)
+    assert demo.returncode == 0, demo.stderr
+    assert "shipping-confirmations (dry run):" in demo.stdout
+    assert "Nothing was sent" in demo.stdout
+    folder = tmp_path / "proit-notify-demo"
+    assert not list((folder / "outbox").glob("*.eml"))  # a preview sends nothing
+    assert not (folder / "ledger.sqlite").exists()
+
+    config = folder / "proit-notify.toml"
+    first = run(["-c", str(config), "run-all"], tmp_path, block_odbc=True)
+    assert first.returncode in (0, 1), first.stderr  # the demo has invalid addresses on purpose
+    assert "shipping-confirmations:" in first.stdout
+    sent = list((folder / "outbox").glob("*.eml"))
+    assert len(sent) > 100
+    again = run(["-c", str(config), "run-all"], tmp_path, block_odbc=True)
+    assert again.returncode == 0, again.stderr
+    assert len(list((folder / "outbox").glob("*.eml"))) == len(sent)
+
+
+def test_demo_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    assert run(["demo", "--dir", "d"], tmp_path).returncode == 0
+    second = run(["demo", "--dir", "d"], tmp_path)
+    assert second.returncode == 2
+    assert "--force" in second.stderr
+
+
+def test_missing_config_is_exit_3_and_says_how_to_fix(tmp_path: Path) -> None:
+    result = run(["shipping-confirmations"], tmp_path)
+    assert result.returncode == 3
+    assert "proit-notify init" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_odbc_without_driver_manager_is_one_line_exit_4(tmp_path: Path) -> None:
+    config = tmp_path / "proit-notify.toml"
+    config.write_text(
+        'erp.odbc = "DRIVER={SQL Server};SERVER=erp;UID=x;PWD=geheim123"\n'
+        '[email]\ndefault_account = "a"\n'
+        '[email.accounts.a]\ntransport = "file"\ndirectory = "out"\nfrom = "a@example.ch"\n',
+        encoding="utf-8",
+    )
+    result = run(["check", "--no-network"], tmp_path, block_odbc=True)
+    assert result.returncode == 4
+    assert "apt-get install unixodbc" in result.stderr
+    assert "geheim123" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    assert run(["--version"], tmp_path).stdout.startswith("proit-notify ")
+    helped = run(["--help"], tmp_path)
+    assert helped.returncode == 0
+    for command in ("demo", "check", "run-all", "shipping-confirmations", "history"):
+        assert command in helped.stdout
