@@ -290,10 +290,12 @@ class Runner:
                 if options.limit is not None and done >= options.limit:
                     return
                 if not checked:
-                    rechecked, checked = (
-                        job.recheck(self.sources, self.settings, self.clock, n),
-                        True,
-                    )
+                    checked = True
+                    verdict = job.recheck(self.sources, self.settings, self.clock, n)
+                    if isinstance(verdict, Notification):
+                        n = verdict  # still due, with values re-read right before sending
+                    else:
+                        rechecked = verdict
                 if rechecked is not None:
                     break  # no longer due (paid, changed, ...): nothing is sent or recorded
                 done += 1

@@ -80,8 +80,12 @@ class Job(Protocol):
 
     def recheck(
         self, src: Sources, settings: Settings, clock: Clock, n: Notification
-    ) -> str | None:
-        """Right before sending: None if still due, else why not (it is then not sent)."""
+    ) -> str | Notification | None:
+        """Right before sending: None if still due, else why not (it is then not sent).
+
+        A :class:`Notification` (same key) means still due, with values re-read just now
+        (e.g. the open amount of a part-paid invoice): that one is sent instead.
+        """
         ...
 
 
