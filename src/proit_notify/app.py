@@ -12,7 +12,7 @@ from .channels.email import EmailChannel
 from .clock import Clock
 from .core import ProgressHook, Runner
 from .erp import Erp, connect, connect_sqlite
-from .errors import ErpError, LedgerError
+from .errors import ErpError, LedgerError, UsageError
 from .jobs import Job
 from .jobs.shipping import ShippingConfirmations
 from .ledger import Ledger, RunLock
@@ -21,6 +21,20 @@ from .settings import Settings
 
 #: the jobs in the order ``run-all`` runs them (SPEC §7)
 JOB_NAMES = ("shipping-confirmations", "review-requests", "prepayment-reminders", "delivery-dates")
+#: command name -> the job's name in the ledger (``history --job`` takes either)
+LEDGER_JOBS = dict(
+    zip(JOB_NAMES, ("shipping", "review", "prepayment", "delivery_date"), strict=True)
+)
+
+
+def ledger_job_name(name: str) -> str:
+    """The ledger's job name for a command name or a ledger job name."""
+    if name in LEDGER_JOBS.values():
+        return name
+    if name in LEDGER_JOBS:
+        return LEDGER_JOBS[name]
+    known = ", ".join([*LEDGER_JOBS, *LEDGER_JOBS.values()])
+    raise UsageError(f"unknown job {name!r}: use one of {known}")
 
 
 def make_job(name: str, *, delivery_notes: tuple[str, ...] = ()) -> Job:

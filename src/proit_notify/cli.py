@@ -22,8 +22,8 @@ from rich.table import Table
 
 from . import __version__
 from .app import (
-    JOB_NAMES,
     available_jobs,
+    ledger_job_name,
     make_channels,
     make_job,
     make_renderer,
@@ -407,9 +407,7 @@ def history(
     settings = state.settings()
     if status is not None and status not in STATUSES:
         raise UsageError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
-    job_name = {n: n.split("-")[0].replace("confirmations", "") for n in JOB_NAMES}.get(
-        job or "", job
-    )
+    job_name = ledger_job_name(job) if job else None
     since_at = Clock.parse(since, settings.service.tz).utc if since else None
     ledger = open_ledger(settings)
     try:
