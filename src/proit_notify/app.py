@@ -14,6 +14,7 @@ from .core import ProgressHook, Runner
 from .erp import Erp, connect, connect_sqlite
 from .errors import ErpError, LedgerError, UsageError
 from .jobs import Job
+from .jobs.prepayment import PrepaymentReminders
 from .jobs.shipping import ShippingConfirmations
 from .ledger import Ledger, RunLock
 from .render import Renderer
@@ -41,6 +42,8 @@ def make_job(name: str, *, delivery_notes: tuple[str, ...] = ()) -> Job:
     """The job object for a command name."""
     if name == "shipping-confirmations":
         return ShippingConfirmations(delivery_notes)
+    if name == "prepayment-reminders":
+        return PrepaymentReminders()
     raise KeyError(name)
 
 

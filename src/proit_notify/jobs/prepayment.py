@@ -1,0 +1,222 @@
+"""Prepayment reminders (Vorkasse-Erinnerung): unpaid prepayment invoices (SPEC §4).
+
+Reminder 1 of an invoice is due ``prepayment.delay_days`` after its ``invoice_date``;
+reminder n+1 ``prepayment.repeat_days`` after reminder n was sent; never more than
+``prepayment.max_mails`` per invoice. The ledger holds the series: keys
+``prepayment:<invoice_id>:<n>``, all channels of one reminder share its key.
+
+Decisions (README "prepayment-reminders"):
+
+- Every reminder key counts toward ``max_mails``, whatever its rows' status: ``sending``
+  and ``unknown`` (a crash loop cannot exceed the maximum), ``failed`` and ``skipped``
+  (an invalid address or info type ``none`` uses up one reminder each, so the series ends
+  after ``max_mails`` attempts instead of going on forever).
+- The next reminder counts from when reminder n went out: the earliest ``sent_at`` of its
+  channels; without one (failed, skipped, unknown) from when it was attempted.
+- A ``deferred`` reminder is retried under its own key (the runner honours the back-off);
+  no reminder n+1 is planned while reminder n is still deferred.
+- Catch-up window: a reminder whose due day lies more than ``prepayment.max_age_days``
+  before today ages out (SPEC §4 "Time"), and with it the rest of that invoice's series.
+  Each run plans at most one reminder per invoice, so runs skipped for some days send one
+  reminder, not a burst: the next is due ``repeat_days`` after that one was sent.
+- The open amount is read again right before sending; the message shows the amount read
+  then (``recheck`` returns the notification with the re-read values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ..clock import Clock
+from ..erp import to_date, to_decimal, to_flag, to_text
+from ..ledger import Entry
+from ..settings import Settings
+from . import (
+    ITEMS_OF_ORDER,
+    PARTY_COLUMNS,
+    Notification,
+    Sources,
+    items_of,
+    order_context,
+    party_of,
+)
+
+#: still a reminder candidate; the same conditions are re-checked before each send
+OPEN = "i.is_prepayment = 1 AND (i.cancelled = 0 OR i.cancelled IS NULL) AND i.open_amount > 0"
+_INVOICE_COLUMNS = (
+    "i.id AS invoice_id, i.number AS invoice_number, i.invoice_date, i.amount, i.open_amount, "
+    "i.currency, o.id AS order_id, o.number AS order_number, o.order_date, o.shop"
+)
+# the invoice's customer and contact; the order (for its number, shop and items) is optional
+_FROM = (
+    "{invoices} i JOIN {customers} c ON c.id = i.customer_id "
+    "LEFT JOIN {contacts} k ON k.id = i.contact_id LEFT JOIN {orders} o ON o.id = i.order_id"
+)
+# Dates are compared as [first day, day after the last day) and against now: an ERP may
+# keep invoice_date as a date or as a timestamp, and this form is right for both (also on
+# SQLite, where they are ISO text).
+DUE_INVOICES = (
+    f"SELECT {_INVOICE_COLUMNS}, {PARTY_COLUMNS} FROM {_FROM} WHERE {OPEN} "
+    "AND i.invoice_date >= ? AND i.invoice_date < ? AND i.invoice_date <= ? "
+    "ORDER BY i.invoice_date, i.id"
+)
+RECHECK = "SELECT i.is_prepayment, i.cancelled, i.open_amount FROM {invoices} i WHERE i.id = ?"
+
+JOB = "prepayment"
+
+
+def key_prefix(invoice_id: object) -> str:
+    """``prepayment:<invoice_id>:``, the ledger keys of one invoice's reminders."""
+    return f"{JOB}:{invoice_id}:"
+
+
+@dataclass(frozen=True)
+class Series:
+    """The reminders an invoice already has in the ledger."""
+
+    reminders: Mapping[int, Sequence[Entry]]  # n -> the rows (channels) of reminder n
+
+    @classmethod
+    def of(cls, entries: Sequence[Entry], prefix: str) -> Series:
+        reminders: dict[int, list[Entry]] = {}
+        for entry in entries:
+            suffix = entry.key.removeprefix(prefix)
+            if suffix.isdigit():  # a key this job wrote; anything else is not a reminder
+                reminders.setdefault(int(suffix), []).append(entry)
+        return cls(reminders)
+
+    @property
+    def count(self) -> int:
+        return len(self.reminders)
+
+    def deferred(self) -> int | None:
+        """The reminder still waiting for a retry, if any (it is not replaced by n+1)."""
+        waiting = [
+            n for n, rows in self.reminders.items() if any(e.status == "deferred" for e in rows)
+        ]
+        return min(waiting) if waiting else None
+
+    def last_went_out(self, clock: Clock) -> date | None:
+        """Local day the latest reminder went out: first sent channel, else its attempt."""
+        if not self.reminders:
+            return None
+        rows = self.reminders[max(self.reminders)]
+        sent = [e.sent_at for e in rows if e.sent_at is not None]
+        moment: datetime = min(sent) if sent else min(e.created_at for e in rows)
+        return clock.local_of(moment).date()
+
+
+def selection_window(settings: Settings, clock: Clock) -> tuple[date, date]:
+    """[first, last] invoice day that can have a reminder due now (not aged out).
+
+    Reminder 1 is due on invoice day + delay; each later one at most max_age + repeat days
+    after the one before (it went out within max_age of its due day, else the series aged
+    out). Older invoices cannot have a reminder due now, so SQL does not return them.
+    """
+    p = settings.prepayment
+    span = (
+        p.max_age_days + p.delay_days + max(p.max_mails - 1, 0) * (p.repeat_days + p.max_age_days)
+    )
+    return clock.today - timedelta(days=span), clock.today - timedelta(days=p.delay_days)
+
+
+@dataclass(frozen=True)
+class PrepaymentReminders:
+    """``prepayment-reminders``."""
+
+    name: str = "prepayment-reminders"
+
+    def plan(self, src: Sources, settings: Settings, clock: Clock) -> Iterator[Notification]:
+        p = settings.prepayment
+        if p.max_mails == 0:
+            return  # 0 = no reminders (SPEC §2)
+        first, last = selection_window(settings, clock)
+        params = [first, last + timedelta(days=1), clock.now]
+        oldest_due = clock.oldest_due_day(p.max_age_days)
+        for row in src.query(DUE_INVOICES, params):
+            prefix = key_prefix(row["invoice_id"])
+            series = Series.of(src.ledger_prefix(prefix), prefix)
+            waiting = series.deferred()
+            if waiting is not None:
+                # the runner retries it under the same key when its back-off has passed
+                yield self._notification(src, settings, row, waiting)
+                continue
+            if series.count >= p.max_mails:
+                continue
+            went_out = series.last_went_out(clock)
+            invoice_day = to_date(row["invoice_date"])
+            if went_out is not None:
+                due = went_out + timedelta(days=p.repeat_days)
+            elif invoice_day is not None:
+                due = invoice_day + timedelta(days=p.delay_days)
+            else:
+                continue  # no invoice date: nothing to count from (SQL excludes NULL anyway)
+            if oldest_due <= due <= clock.today:
+                # max + 1, not count + 1: a key someone removed is never reused
+                yield self._notification(src, settings, row, max(series.reminders, default=0) + 1)
+
+    def _notification(
+        self, src: Sources, settings: Settings, row: dict[str, Any], n: int
+    ) -> Notification:
+        party = party_of(row)
+        invoice_number = to_text(row["invoice_number"]) or str(row["invoice_id"])
+        context = order_context(row, party, use_contact=False)
+        order_id = row["order_id"]
+        items = items_of(src.lookup(ITEMS_OF_ORDER, [order_id])) if order_id is not None else []
+        amount = to_decimal(row["amount"]) or Decimal(0)
+        open_amount = to_decimal(row["open_amount"]) or Decimal(0)
+        context.update(
+            invoice_number=invoice_number,
+            invoice_date=to_date(row["invoice_date"]),
+            amount=amount,
+            open_amount=open_amount,
+            currency=to_text(row["currency"]) or "",
+            reminder_no=n,
+            max_reminders=settings.prepayment.max_mails,
+            items=items,
+        )
+        order_number = context["order_number"]
+        document = f"Rechnung {invoice_number}" + (
+            f" zu Auftrag {order_number}" if order_number else ""
+        )
+        return Notification(
+            key=f"{key_prefix(row['invoice_id'])}{n}",
+            job=JOB,
+            template="prepayment",
+            document=document,
+            party=party,
+            shop=to_text(row.get("shop")),
+            context=context,
+            info={
+                "invoice_id": row["invoice_id"],
+                "invoice": invoice_number,
+                "reminder": n,
+                "open_amount": str(open_amount),
+            },
+            ref=row["invoice_id"],
+        )
+
+    def recheck(
+        self, src: Sources, settings: Settings, clock: Clock, n: Notification
+    ) -> str | Notification | None:
+        """Still a prepayment, not cancelled, still open: then with the open amount read now."""
+        rows = src.lookup(RECHECK, [n.ref])
+        if not rows:
+            return "the invoice no longer exists"
+        row = rows[0]
+        if not to_flag(row["is_prepayment"]):
+            return "the invoice is no longer a prepayment invoice"
+        if to_flag(row["cancelled"]):
+            return "the invoice was cancelled"
+        open_amount = to_decimal(row["open_amount"]) or Decimal(0)
+        if open_amount <= 0:
+            return "the invoice has been paid"
+        if open_amount == n.context.get("open_amount"):
+            return None
+        # paid in part since the selection: the customer is told what is open now
+        context = {**n.context, "open_amount": open_amount}
+        return replace(n, context=context, info={**n.info, "open_amount": str(open_amount)})
