@@ -31,7 +31,7 @@ from .app import (
     open_ledger,
     session,
 )
-from .channels import Outgoing
+from .channels import Channel, Outgoing, SendResult
 from .clock import Clock
 from .core import ItemReport, JobReport, RunOptions
 from .erp import redact
@@ -327,6 +327,10 @@ def init(
     out.print(f"wrote {path}: edit it, then run 'proit-notify -c {path} check'")
 
 
+#: providers whose API has no balance/credit call, so ``check`` cannot test the login
+_SMS_NO_LOGIN_CALL = frozenset({"ecall", "http"})
+
+
 @app.command()
 def check(
     no_network: Annotated[
@@ -357,12 +361,31 @@ def check(
         f"ledger: {ledger.db.where}, table {ledger.table}: ok; lock file {settings.lock_path}"
     )
     ledger.close()
-    if not no_network:
-        for name, channel in make_channels(settings).items():
+    # built even with --no-network: building checks the keys each provider needs, offline
+    channels = make_channels(settings)
+    try:
+        for name, channel in channels.items():
+            label = f"sms ({settings.sms.provider})" if name == "sms" else name
+            if no_network:
+                out.print(f"{label}: not contacted (--no-network)")
+                continue
             found = channel.check()
-            out.print(f"{name}: " + ("ok" if not found else f"{len(found)} problem(s)"))
+            verdict = "ok" if not found else f"{len(found)} problem(s)"
+            if not found and name == "sms" and settings.sms.provider in _SMS_NO_LOGIN_CALL:
+                # their APIs have no call that logs in without sending: say so, not just "ok"
+                verdict += " (its API cannot log in without sending: try test-send --sms NUMBER)"
+            out.print(f"{label}: {verdict}")
             problems += found
+    finally:
+        for channel in channels.values():
             channel.close()
+    if settings.sms.provider is None:
+        out.print("sms: not configured (sms.provider is not set)")
+    elif settings.sms.phone_field is None:
+        out.print(
+            "sms: sms.phone_field is not set: only contacts' mobile numbers "
+            "(shipping.to_contact) can be texted"
+        )
     if problems:
         raise ConfigError("check found problems", tuple(problems))
     out.print("all checks passed")
@@ -503,6 +526,23 @@ def send_test_message(
         raise UsageError("give exactly one of --email ADDRESS or --sms NUMBER")
     settings = state.settings()
     channels = make_channels(settings)
+    try:
+        recipient, result = _send_test(settings, channels, email, sms, account)
+    finally:
+        for channel in channels.values():
+            channel.close()
+    out.print(f"{recipient}: {result.outcome}: {result.detail}")
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _send_test(
+    settings: Settings,
+    channels: dict[str, Channel],
+    email: str | None,
+    sms: str | None,
+    account: str | None,
+) -> tuple[str, SendResult]:
+    """One test message: (whom it went to, what the server or gateway said)."""
     now = datetime.now(settings.service.tz).strftime("%Y-%m-%d %H:%M")
     if email is not None:
         name = account or settings.email.default_account
@@ -520,7 +560,7 @@ def send_test_message(
             account=name,
             document="test message",
         )
-        result = channels["email"].send(message)
+        return email, channels["email"].send(message)
     else:
         from .phones import to_e164_mobile
 
@@ -538,11 +578,8 @@ def send_test_message(
             text=f"proit-notify test SMS, sent {now}.",
             document="test message",
         )
-        result = channels["sms"].send(message)
-    for channel in channels.values():
-        channel.close()
-    out.print(f"{result.outcome}: {result.detail}")
-    raise typer.Exit(0 if result.ok else 1)
+        # the normalised number is shown: it is what the gateway got, and what a job would use
+        return f"SMS to {number.e164}", channels["sms"].send(message)
 
 
 # --- entry point -------------------------------------------------------------------------
