@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
@@ -28,14 +29,47 @@ ItemStatus = Literal["planned", "sent", "failed", "skipped", "deferred", "unknow
 COUNT_NAMES = ("sent", "failed", "skipped", "deferred", "unknown", "planned")
 
 
+#: shows a person a rendered message for review (``delivery-dates --edit``): returns the
+#: edited message, or None to keep it as a draft instead of sending it now
+EditHook = Callable[[Rendered, str], Rendered | None]
+
+
 @dataclass(frozen=True)
 class RunOptions:
-    """Job options of the command line (SPEC §7)."""
+    """Job options of the command line (SPEC §7).
+
+    ``drafts``: store each rendered message as a ``draft`` ledger row instead of sending it
+    (reviewed with ``proit-notify drafts``). ``edit``: a person edits each one before it is sent.
+    """
 
     dry_run: bool = False
     limit: int | None = None
     preview: bool = False
     delivery_notes: tuple[str, ...] = ()
+    drafts: bool = False
+    edit: EditHook | None = None
+
+
+def json_value(value: object) -> object:
+    """An ERP id as JSON keeps it bindable: integral Decimals (NUMERIC ids) become ints."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    if value is None or isinstance(value, int | str | float):
+        return value
+    return str(value)
+
+
+def draft_info(command: str, n: Notification, target: Target, rendered: Rendered) -> dict[str, Any]:
+    """What a ``draft`` row keeps in ``info["draft"]`` to be sent later without re-rendering."""
+    return {
+        "command": command,  # the job that re-checks it before it is sent
+        "ref": json_value(n.ref),
+        "to_name": target.to_name,
+        "subject": rendered.subject,
+        "text": rendered.text,
+        "html": rendered.html,
+        "edited": False,
+    }
 
 
 @dataclass(frozen=True)
@@ -141,6 +175,10 @@ class _Sources:
 
     def ledger_sent_between(self, job: str, start: datetime, end: datetime) -> list[Entry]:
         return self._ledger.sent_between(job, start, end)
+
+    def ledger_entries(self, keys: Sequence[str]) -> list[Entry]:
+        # one primary-key look-up per key: exact, unlike a LIKE prefix scan
+        return [entry for key in keys for entry in self._ledger.entries(key)]
 
 
 def _region(country: str | None, default: str) -> str:
@@ -299,7 +337,7 @@ class Runner:
                 if rechecked is not None:
                     break  # no longer due (paid, changed, ...): nothing is sent or recorded
                 done += 1
-                item = self._deliver(n, target, options, now)
+                item = self._deliver(n, target, options, now, job.name)
                 report.items.append(item)
                 if self.progress:
                     self.progress(item)
@@ -339,7 +377,7 @@ class Runner:
         )
 
     def _deliver(
-        self, n: Notification, target: Target, options: RunOptions, now: datetime
+        self, n: Notification, target: Target, options: RunOptions, now: datetime, command: str
     ) -> ItemReport:
         def item(status: ItemStatus, reason: str, preview: Rendered | None = None) -> ItemReport:
             return ItemReport(
@@ -372,6 +410,30 @@ class Runner:
         if options.dry_run:
             return item("planned", "", rendered if options.preview else None)
         assert target.channel != "none"
+        info = dict(n.info)
+        keep_as_draft = options.drafts
+        if options.edit is not None:
+            edited = options.edit(rendered, target.channel)
+            if edited is None:
+                keep_as_draft = True  # the person saved nothing: it waits in the drafts
+            elif edited != rendered:
+                rendered, info["edited"] = edited, True
+        if keep_as_draft:
+            info["draft"] = draft_info(command, n, target, rendered)
+            if not self.ledger.claim(
+                key=n.key,
+                channel=target.channel,
+                job=n.job,
+                document=n.document,
+                recipient=target.to,
+                account=target.account,
+                now=now,
+                info=info,
+                status="draft",
+                detail="waiting for review: proit-notify drafts list",
+            ):
+                return item("skipped", "claimed by another run")
+            return item("draft", "", rendered if options.preview else None)
         message = Outgoing(
             key=n.key,
             channel=target.channel,
@@ -394,7 +456,7 @@ class Runner:
             recipient=target.to,
             account=target.account,
             now=now,
-            info=dict(n.info),
+            info=info,
         ):
             return item("skipped", "claimed by another run")
         channel = self.channels.get(target.channel)
