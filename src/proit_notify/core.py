@@ -180,10 +180,6 @@ class _Sources:
         # one primary-key look-up per key: exact, unlike a LIKE prefix scan
         return [entry for key in keys for entry in self._ledger.entries(key)]
 
-    def ledger_entries(self, keys: Sequence[str]) -> list[Entry]:
-        # one primary-key look-up per key: exact, unlike a LIKE prefix scan
-        return [entry for key in keys for entry in self._ledger.entries(key)]
-
 
 def _region(country: str | None, default: str) -> str:
     """The customer's country as a phone region; ERPs store 'CH', 'ch ', or names."""
