@@ -14,6 +14,7 @@ from .core import ProgressHook, Runner
 from .erp import Erp, connect, connect_sqlite
 from .errors import ErpError, LedgerError, UsageError
 from .jobs import Job
+from .jobs.delivery_dates import DeliveryDates
 from .jobs.prepayment import PrepaymentReminders
 from .jobs.shipping import ShippingConfirmations
 from .ledger import Ledger, RunLock
@@ -44,6 +45,8 @@ def make_job(name: str, *, delivery_notes: tuple[str, ...] = ()) -> Job:
         return ShippingConfirmations(delivery_notes)
     if name == "prepayment-reminders":
         return PrepaymentReminders()
+    if name == "delivery-dates":
+        return DeliveryDates()
     raise KeyError(name)
 
 

@@ -1,0 +1,199 @@
+"""Delivery-date notices (Lieferterminmail): one per order and promised date (SPEC §4).
+
+Notice n of order X has the ledger key ``delivery_date:X:n``; its row's ``info`` holds the
+date it announced. An order is notified when its current ``delivery_date`` differs from the
+date of its standing notice (the latest one that is not superseded), so A → B → A gives
+three notices.
+
+Catch-up rule (the ERP has no "changed at" column, so the age of a date is unknown):
+
+- a delivery date before today is never notified (it would announce the past);
+- the FIRST notice of an order needs an ``order_date`` within ``delivery_date.max_age_days``
+  (a first run on an old ERP does not mail every open order ever entered);
+- a later notice (the date changed after an earlier notice) is always sent: the ledger
+  proves the change happened after that notice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from ..clock import Clock
+from ..erp import to_date, to_text
+from ..ledger import Entry
+from ..settings import Settings
+from . import (
+    ITEMS_OF_ORDER,
+    PARTY_COLUMNS,
+    PARTY_JOINS,
+    Notification,
+    Sources,
+    items_of,
+    order_context,
+    party_of,
+)
+
+#: ``detail`` of a draft retired because the order's date changed again before it was sent
+SUPERSEDED = "superseded by a newer delivery date"
+
+# NULL delivered quantity = nothing delivered yet (ERPs leave it empty until the first note)
+_OPEN_LINE = (
+    "EXISTS (SELECT 1 FROM {order_lines} l WHERE l.order_id = o.id "
+    "AND COALESCE(l.delivered_quantity, 0) < l.quantity)"
+)
+SELECT = (
+    "SELECT o.id AS order_id, o.number AS order_number, o.order_date, o.shop, o.contact_id, "
+    "o.delivery_date, " + PARTY_COLUMNS + " FROM {orders} o " + PARTY_JOINS
+)
+# delivery_date >= today: past dates are never notified; order_date < tomorrow: orders
+# entered after --as-of are not seen. The catch-up window needs the ledger (see module doc).
+CANDIDATES = (
+    SELECT
+    + " WHERE o.delivery_date IS NOT NULL AND o.delivery_date >= ? "
+    + "AND (o.order_date IS NULL OR o.order_date < ?) AND "
+    + _OPEN_LINE
+    + " ORDER BY o.id"
+)
+STILL_DUE = (
+    "SELECT o.delivery_date, CASE WHEN " + _OPEN_LINE + " THEN 1 ELSE 0 END AS open_lines "
+    "FROM {orders} o WHERE o.id = ?"
+)
+#: row states that mean the customer got (or may have got) that notice
+_REACHED = frozenset({"sent", "sending", "unknown"})
+
+
+def key_of(order_id: object, n: int) -> str:
+    return f"delivery_date:{order_id}:{n}"
+
+
+def prefix_of(order_id: object) -> str:
+    return f"delivery_date:{order_id}:"
+
+
+@dataclass(frozen=True)
+class _Notice:
+    """One earlier notice of an order: its number, the date it announced, its rows."""
+
+    n: int
+    announced: date | None
+    rows: tuple[Entry, ...]
+
+    @property
+    def statuses(self) -> set[str]:
+        return {e.status for e in self.rows}
+
+    @property
+    def superseded(self) -> bool:
+        return all(e.status == "skipped" and e.detail == SUPERSEDED for e in self.rows)
+
+    @property
+    def reached(self) -> bool:
+        return bool(self.statuses & _REACHED)
+
+
+def _notices(entries: Iterable[Entry]) -> list[_Notice]:
+    """The ledger rows of one order grouped by notice number, oldest first."""
+    grouped: dict[int, list[Entry]] = {}
+    for entry in entries:
+        try:
+            n = int(entry.key.rsplit(":", 1)[1])
+        except ValueError:
+            continue  # not a key this job wrote
+        grouped.setdefault(n, []).append(entry)
+    notices = []
+    for n, rows in sorted(grouped.items()):
+        text = next(
+            (str(e.info["delivery_date"]) for e in rows if e.info.get("delivery_date")), None
+        )
+        notices.append(_Notice(n, date.fromisoformat(text) if text else None, tuple(rows)))
+    return notices
+
+
+def _previous(notices: Sequence[_Notice], before: int) -> date | None:
+    """The date of the latest notice before number ``before`` that reached the customer."""
+    for notice in reversed(notices):
+        if notice.n < before and notice.reached:
+            return notice.announced
+    return None
+
+
+@dataclass(frozen=True)
+class DeliveryDates:
+    """``delivery-dates``: tell the customer the promised delivery date, once per date."""
+
+    name: str = "delivery-dates"
+
+    def plan(self, src: Sources, settings: Settings, clock: Clock) -> Iterator[Notification]:
+        today = clock.today
+        oldest = clock.oldest_due_day(settings.delivery_date.max_age_days)
+        for row in src.query(CANDIDATES, [today, today + timedelta(days=1)]):
+            current = to_date(row["delivery_date"])
+            if current is None:
+                continue
+            notices = _notices(src.ledger_prefix(prefix_of(row["order_id"])))
+            # a pending draft of another date is outdated: it is retired when the drafts are
+            # listed or sent, and does not count as what the customer was told
+            standing = [
+                x
+                for x in notices
+                if not x.superseded and not (x.statuses == {"draft"} and x.announced != current)
+            ]
+            if standing and standing[-1].announced == current:
+                last = standing[-1]
+                if "deferred" in last.statuses:  # the runner retries it when its back-off is over
+                    yield self._notification(src, row, last.n, current, _previous(notices, last.n))
+                continue
+            if not notices:
+                ordered = to_date(row["order_date"])
+                if ordered is None or ordered < oldest:
+                    continue  # outside the catch-up window (see the module docstring)
+            n = notices[-1].n + 1 if notices else 1
+            yield self._notification(src, row, n, current, _previous(notices, n))
+
+    def _notification(
+        self, src: Sources, row: dict[str, object], n: int, current: date, previous: date | None
+    ) -> Notification:
+        party = party_of(row)
+        use_contact = False  # SPEC §4: only shipping confirmations go to the contact
+        context = order_context(row, party, use_contact)
+        context.update(
+            delivery_date=current,
+            previous_delivery_date=previous,
+            items=items_of(src.lookup(ITEMS_OF_ORDER, [row["order_id"]])),
+        )
+        number = context["order_number"] or str(row["order_id"])
+        return Notification(
+            key=key_of(row["order_id"], n),
+            job="delivery_date",
+            template="delivery_date",
+            document=f"Auftrag {number} (Liefertermin {current:%d.%m.%Y})",
+            party=party,
+            shop=to_text(row.get("shop")),
+            context=context,
+            use_contact=use_contact,
+            info={
+                "order_id": row["order_id"],
+                "order_number": number,
+                "delivery_date": current.isoformat(),
+                "previous_delivery_date": previous.isoformat() if previous else None,
+            },
+            ref=row["order_id"],
+        )
+
+    def recheck(
+        self, src: Sources, settings: Settings, clock: Clock, n: Notification
+    ) -> str | None:
+        for row in src.lookup(STILL_DUE, [n.ref]):
+            current = to_date(row["delivery_date"])
+            if current is None:
+                return "the order has no delivery date any more"
+            if current.isoformat() != n.info.get("delivery_date"):
+                return SUPERSEDED
+            if current < clock.today:
+                return "the delivery date has passed"
+            if not int(row["open_lines"] or 0):
+                return "the order is completely delivered"
+            return None
+        return "the order no longer exists"
