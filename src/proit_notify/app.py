@@ -16,6 +16,7 @@ from .errors import ErpError, LedgerError, UsageError
 from .jobs import Job
 from .jobs.delivery_dates import DeliveryDates
 from .jobs.prepayment import PrepaymentReminders
+from .jobs.review import ReviewRequests
 from .jobs.shipping import ShippingConfirmations
 from .ledger import Ledger, RunLock
 from .render import Renderer
@@ -43,6 +44,8 @@ def make_job(name: str, *, delivery_notes: tuple[str, ...] = ()) -> Job:
     """The job object for a command name."""
     if name == "shipping-confirmations":
         return ShippingConfirmations(delivery_notes)
+    if name == "review-requests":
+        return ReviewRequests()
     if name == "prepayment-reminders":
         return PrepaymentReminders()
     if name == "delivery-dates":
