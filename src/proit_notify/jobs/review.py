@@ -1,0 +1,296 @@
+"""Review requests (Bewertungsaufforderung): at most one per order, ever (SPEC §4).
+
+An order's trigger is the earliest of its enabled events: the sending of the shipping
+confirmation of one of its delivery notes (from the ledger, always enabled), a delivery
+note's ``printed_at`` (``review.on_delivery_note_print``), the order's ``auto_processed_at``
+(``review.on_auto_processing``). With ``review.only_complete_delivery`` the order must be
+completely delivered and the clock starts at its LAST delivery note: per note its earliest
+enabled event counts, and the latest of those (or a later auto-processing) is the trigger.
+The request is due ``review.delay_days`` after the trigger's day and is sent while that
+due day is not more than ``review.max_age_days`` in the past.
+
+Selection (set-based, memory bounded by one batch): the candidates are orders with an
+enabled event inside the event window, from two index-driven SQL queries (``printed_at``,
+``auto_processed_at``) and from the confirmations the ledger sent inside the window (those
+order ids are looked up in the ERP, at most :data:`BATCH` bound ids per IN list). The SQL
+already drops what can never be due (flag, completeness, and with the earliest trigger an
+earlier print or auto-processing before the window); the exact trigger is then computed
+per batch of orders from their delivery notes and the ledger rows of their confirmations,
+so an order whose first confirmation is older than the window is not sent just because a
+second delivery note was confirmed inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from ..clock import Clock
+from ..erp import to_datetime, to_flag, to_text
+from ..errors import ConfigError
+from ..settings import Settings
+from . import PARTY_COLUMNS, PARTY_JOINS, Notification, Sources, items_of, order_context, party_of
+from .shipping import key_of as shipping_key
+
+#: most ids bound in one IN list (SQL Server allows 2100 parameters, SQLite 999 in old builds)
+BATCH = 500
+
+ORDER_SELECT = (
+    "SELECT o.id AS order_id, o.number AS order_number, o.order_date, o.shop, o.contact_id, "
+    "o.auto_processed_at, " + PARTY_COLUMNS
+)
+#: a line of the order is not (completely) delivered; NULL delivered counts as 0
+INCOMPLETE = (
+    "EXISTS (SELECT 1 FROM {order_lines} l WHERE l.order_id = o.id "
+    "AND COALESCE(l.delivered_quantity, 0) < l.quantity)"
+)
+#: the order's first delivery note printed inside the window (one row per order)
+BY_PRINT_TIME = (
+    ORDER_SELECT
+    + " FROM {delivery_notes} dn JOIN {orders} o ON o.id = dn.order_id "
+    + PARTY_JOINS
+    + " WHERE dn.printed_at >= ? AND dn.printed_at <= ? AND NOT EXISTS (SELECT 1 FROM "
+    "{delivery_notes} d2 WHERE d2.order_id = dn.order_id AND d2.printed_at >= ? "
+    "AND d2.printed_at <= ? AND (d2.printed_at < dn.printed_at "
+    "OR (d2.printed_at = dn.printed_at AND d2.id < dn.id)))"
+)
+BY_AUTO_TIME = (
+    ORDER_SELECT
+    + " FROM {orders} o "
+    + PARTY_JOINS
+    + " WHERE o.auto_processed_at >= ? AND o.auto_processed_at <= ?"
+)
+#: with the print trigger on, orders with a print inside the window came from BY_PRINT_TIME
+NO_PRINT_IN_WINDOW = (
+    " AND NOT EXISTS (SELECT 1 FROM {delivery_notes} d3 WHERE d3.order_id = o.id "
+    "AND d3.printed_at >= ? AND d3.printed_at <= ?)"
+)
+BY_IDS = ORDER_SELECT + " FROM {orders} o " + PARTY_JOINS + " WHERE o.id IN ({marks})"
+NOTES_OF = (
+    "SELECT dn.id AS note_id, dn.order_id, dn.printed_at FROM {delivery_notes} dn "
+    "WHERE dn.order_id IN ({marks})"
+)
+ITEMS_OF = (
+    "SELECT l.order_id, l.line_no, l.article_no, l.description, l.quantity, l.unit "
+    "FROM {order_lines} l WHERE l.order_id IN ({marks}) ORDER BY l.order_id, l.line_no"
+)
+RECHECK = (
+    "SELECT o.review_mail, CASE WHEN " + INCOMPLETE + " THEN 1 ELSE 0 END AS incomplete "
+    "FROM {orders} o WHERE o.id = ?"
+)
+
+
+def key_of(order_id: object) -> str:
+    return f"review:{order_id}"
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" for _ in range(n))
+
+
+def _batches(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Event times whose request is due now and not aged out, and what counts as an event."""
+
+    start: datetime  # naive local
+    end: datetime  # naive local, <= now
+    now: datetime  # naive local: later events are not seen (--as-of)
+    on_print: bool
+    on_auto: bool
+    latest: bool  # only_complete_delivery: the last delivery note starts the clock
+
+
+@dataclass(frozen=True)
+class ReviewRequests:
+    """``review-requests``."""
+
+    name: str = "review-requests"
+
+    # --- planning -----------------------------------------------------------------------
+    def plan(self, src: Sources, settings: Settings, clock: Clock) -> Iterator[Notification]:
+        review = settings.review
+        start, end = clock.event_window(review.delay_days, review.max_age_days)
+        window = _Window(
+            start,
+            end,
+            clock.now,
+            review.on_delivery_note_print,
+            review.on_auto_processing,
+            review.only_complete_delivery,
+        )
+        where, params = self._filters(settings, window)
+        seen: set[str] = set()  # orders already judged (an order may have several events)
+
+        def judged(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+            for row in rows:
+                seen.add(str(row["order_id"]))
+                yield row
+
+        if window.on_print:
+            rows = src.query(BY_PRINT_TIME + where, [start, end, start, end, *params])
+            for batch in _batches(judged(rows)):
+                yield from self._due(src, settings, clock, window, batch)
+        if window.on_auto:
+            sql, extra = BY_AUTO_TIME, [start, end]
+            if window.on_print:
+                sql, extra = sql + NO_PRINT_IN_WINDOW, [*extra, start, end]
+            for batch in _batches(judged(src.query(sql + where, [*extra, *params]))):
+                yield from self._due(src, settings, clock, window, batch)
+        # confirmations sent inside the window; ids as the ledger kept them (the driver's type)
+        confirmed: dict[str, object] = {}
+        utc_start = start.replace(tzinfo=clock.tz).astimezone(UTC)
+        utc_end = end.replace(tzinfo=clock.tz).astimezone(UTC)
+        for entry in src.ledger_sent_between("shipping", utc_start, utc_end):
+            order_id = entry.info.get("order_id")
+            if order_id is not None and str(order_id) not in seen:
+                confirmed.setdefault(str(order_id), order_id)
+        for ids in _batches(confirmed.values()):
+            found = src.lookup(BY_IDS.replace("{marks}", _marks(len(ids))) + where, [*ids, *params])
+            yield from self._due(src, settings, clock, window, found)
+
+    @staticmethod
+    def _filters(settings: Settings, window: _Window) -> tuple[str, list[object]]:
+        """SQL conditions on ``o`` that every due order meets (never drops a due one)."""
+        review = settings.review
+        if review.default_status:
+            where = " AND (o.review_mail = 1 OR o.review_mail IS NULL)"
+        else:
+            where = " AND o.review_mail = 1"
+        params: list[object] = []
+        if window.latest:
+            where += " AND NOT " + INCOMPLETE
+        else:
+            # the earliest event counts: one before the window means the request aged out
+            if window.on_print:
+                where += (
+                    " AND NOT EXISTS (SELECT 1 FROM {delivery_notes} e WHERE e.order_id = o.id "
+                    "AND e.printed_at < ?)"
+                )
+                params.append(window.start)
+            if window.on_auto:
+                where += " AND (o.auto_processed_at IS NULL OR o.auto_processed_at >= ?)"
+                params.append(window.start)
+        return where, params
+
+    def _due(
+        self,
+        src: Sources,
+        settings: Settings,
+        clock: Clock,
+        window: _Window,
+        rows: Sequence[dict[str, Any]],
+    ) -> Iterator[Notification]:
+        """The due orders of one batch of candidates, with their exact trigger."""
+        if not rows:
+            return
+        ids = [r["order_id"] for r in rows]
+        notes = src.lookup(NOTES_OF.replace("{marks}", _marks(len(ids))), ids)
+        confirmations: dict[str, datetime] = {}  # shipping key -> first 'sent' (local)
+        for entry in src.ledger_entries([shipping_key(n["note_id"]) for n in notes]):
+            if entry.status != "sent" or entry.sent_at is None:
+                continue
+            sent = clock.local_of(entry.sent_at)
+            if sent <= window.now and sent < confirmations.get(entry.key, datetime.max):
+                confirmations[entry.key] = sent
+        events: dict[str, list[tuple[datetime, str]]] = {}
+        for note in notes:
+            per_note: list[tuple[datetime, str]] = []
+            printed = to_datetime(note["printed_at"])
+            if window.on_print and printed is not None and printed <= window.now:
+                per_note.append((printed, "print"))
+            confirmed_at = confirmations.get(shipping_key(note["note_id"]))
+            if confirmed_at is not None:
+                per_note.append((confirmed_at, "confirmation"))
+            if per_note:
+                events.setdefault(str(note["order_id"]), []).append(min(per_note))
+        due: list[tuple[dict[str, Any], tuple[datetime, str]]] = []
+        for row in rows:
+            found = list(events.get(str(row["order_id"]), []))
+            auto = to_datetime(row["auto_processed_at"])
+            if window.on_auto and auto is not None and auto <= window.now:
+                found.append((auto, "auto_processing"))
+            if not found:
+                continue
+            trigger = max(found) if window.latest else min(found)
+            if window.start <= trigger[0] <= window.end:
+                due.append((row, trigger))
+        if not due:
+            return
+        portal = settings.review.portal_url.strip()
+        if not portal:
+            raise ConfigError(
+                "review.portal_url is not set: a review request needs the link to your review "
+                'portal. Set it in [review], e.g. portal_url = "https://www.example.ch/bewertung" '
+                "(it may contain {order_number}); nothing was sent by review-requests"
+            )
+        due_ids = [row["order_id"] for row, _ in due]
+        lines: dict[str, list[dict[str, Any]]] = {}
+        for line in src.lookup(ITEMS_OF.replace("{marks}", _marks(len(due_ids))), due_ids):
+            lines.setdefault(str(line["order_id"]), []).append(line)
+        for row, (moment, kind) in due:
+            yield self._notification(row, moment, kind, portal, lines.get(str(row["order_id"]), []))
+
+    @staticmethod
+    def _notification(
+        row: dict[str, Any], trigger: datetime, kind: str, portal: str, lines: list[dict[str, Any]]
+    ) -> Notification:
+        party = party_of(row)
+        context = order_context(row, party, use_contact=False)
+        number = str(context["order_number"]) or str(row["order_id"])
+        context.update(
+            portal_url=portal.replace("{order_number}", quote(number, safe="")),
+            delivered_at=trigger.date(),
+            items=items_of(lines),
+        )
+        return Notification(
+            key=key_of(row["order_id"]),
+            job="review",
+            template="review",
+            document=f"Auftrag {number}",
+            party=party,
+            shop=to_text(row.get("shop")),
+            context=context,
+            info={
+                "order_id": row["order_id"],
+                "trigger": trigger.isoformat(sep=" ", timespec="seconds"),
+                "trigger_kind": kind,
+            },
+            ref=row["order_id"],
+        )
+
+    # --- right before sending -----------------------------------------------------------------
+    def recheck(
+        self, src: Sources, settings: Settings, clock: Clock, n: Notification
+    ) -> str | None:
+        rows = src.lookup(RECHECK, [n.ref])
+        if not rows:
+            return "the order no longer exists"
+        flag = to_flag(rows[0]["review_mail"])
+        if flag is False or (flag is None and not settings.review.default_status):
+            return "the order's review flag no longer allows a review request"
+        if settings.review.only_complete_delivery and to_flag(rows[0]["incomplete"]):
+            return "the order is no longer completely delivered"
+        # at most one per order, ever: a row on another channel (the customer's info type
+        # changed since) blocks; a deferred row is this request still being retried
+        earlier = src.ledger_entries([n.key])
+        if earlier and not any(e.status == "deferred" for e in earlier):
+            first = earlier[0]
+            return (
+                "a review request for this order is already recorded "
+                f"({first.channel}: {first.status})"
+            )
+        return None
