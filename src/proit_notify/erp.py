@@ -393,7 +393,13 @@ class Erp:
             sqlite = isinstance(self.db.conn, sqlite3.Connection)
             db = self.db if sqlite else connect(self.settings)
             self._lookup_db = db
-        return list(db.stream(self.mapping.sql(template), params))
+        rows = list(db.stream(self.mapping.sql(template), params))
+        if db is not self.db:
+            # End the read transaction: under REPEATABLE READ (MySQL/MariaDB) the next
+            # lookup, a re-check right before sending, must see what was booked since
+            # (a payment); an ODBC SQLite connection would keep the file's read lock.
+            db.rollback()
+        return rows
 
     def close(self) -> None:
         if self._lookup_db is not None and self._lookup_db is not self.db:
