@@ -20,7 +20,7 @@ from rich.logging import RichHandler
 from rich.progress import Progress
 from rich.table import Table
 
-from . import __version__
+from . import __version__, drafts
 from .app import (
     available_jobs,
     ledger_job_name,
@@ -141,23 +141,23 @@ def _run_jobs(names: list[str], options: RunOptions, as_of: str | None) -> None:
     clock = _clock(settings, as_of)
     reports: list[JobReport] = []
     with (
-        _progress() as progress,
+        _progress(editing=options.edit is not None) as progress,
         session(
             settings, clock, lock=not options.dry_run, progress=progress, dry_run=options.dry_run
         ) as s,
     ):
         for name in names:
             job = make_job(name, delivery_notes=options.delivery_notes)
-            report = s.runner.run(job, options)
+            report = s.runner.run(job, drafts.job_options(name, settings, options))
             reports.append(report)
             _show(report, options)
     raise typer.Exit(0 if all(r.ok for r in reports) else 1)
 
 
 @contextmanager
-def _progress() -> Iterator[Callable[[ItemReport], None] | None]:
-    """A progress line on a terminal; plain log lines under cron."""
-    if state.json or state.quiet:
+def _progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | None]:
+    """A progress line on a terminal; plain log lines under cron; nothing around an editor."""
+    if state.json or state.quiet or editing:
         yield None
         return
     if err.is_terminal:
@@ -247,7 +247,32 @@ _job_command(
     "review-requests", "Send review requests that are due (review.delay_days after the trigger)."
 )
 _job_command("prepayment-reminders", "Remind customers of unpaid prepayment invoices.")
-_job_command("delivery-dates", "Tell customers the promised delivery date of their order.")
+
+
+def _interactive() -> bool:
+    """A person at a terminal who can use an editor (not cron, not a pipe)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+@app.command("delivery-dates")
+def delivery_dates(
+    edit: Annotated[
+        bool,
+        typer.Option("--edit", help="Open each notice in $VISUAL/$EDITOR before it is sent."),
+    ] = False,
+    dry_run: DryRun = False,
+    limit: Limit = None,
+    as_of: AsOf = None,
+    preview: Preview = False,
+) -> None:
+    """Tell customers the promised delivery date of their order."""
+    if edit and not _interactive():
+        raise UsageError(
+            "--edit needs a terminal to open the editor in; under cron or in a script set "
+            "delivery_date.edit_before_send = true and review with 'proit-notify drafts'"
+        )
+    hook = drafts.edit_in_editor if edit else None
+    _run_jobs(["delivery-dates"], RunOptions(dry_run, limit, preview, edit=hook), as_of)
 
 
 @app.command("run-all")
@@ -503,6 +528,107 @@ def ledger_resolve(
         channels = s.ledger.resolve(key, sent=sent, now=clock.utc, channel=channel)
     verdict = "marked sent" if sent else "released: the next run sends it again"
     out.print(f"{key} ({', '.join(channels)}): {verdict}")
+
+
+# --- drafts ------------------------------------------------------------------------------
+
+DraftKeys = Annotated[list[str], typer.Argument(help="Ledger keys, e.g. delivery_date:42:1")]
+
+
+def _draft_line(d: drafts.Draft, tz: Any) -> tuple[str, ...]:
+    created = d.entry.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    edited = "edited" if d.edited else ""
+    return (d.key, d.channel, d.entry.recipient, d.entry.document, d.delivery_date, created, edited)
+
+
+@drafts_app.command("list")
+def drafts_list(as_of: AsOf = None) -> None:
+    """List the notices waiting for review; drafts no longer due are retired first."""
+    settings = state.settings()
+    with session(settings, _clock(settings, as_of), lock=False, channels={}) as s:
+        retired = drafts.refresh(s)
+        found = drafts.list_drafts(s.ledger)
+    if state.json:
+        print(json.dumps([d.as_json() for d in found], ensure_ascii=False))
+        return
+    for d, reason in retired:
+        err.print(f"{d.key} ({d.channel}): {reason}; it will not be sent", markup=False)
+    tz = settings.service.tz
+    columns = ("key", "channel", "recipient", "document", "delivery date", "created", "edited")
+    if out.is_terminal:
+        table = Table()
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for d in found:
+            table.add_row(*_draft_line(d, tz))
+        out.print(table)
+    else:  # one line per draft for grep and scripts
+        for d in found:
+            print("\t".join(_draft_line(d, tz)))
+    out.print(f"{len(found)} draft(s)")
+
+
+@drafts_app.command("show")
+def drafts_show(key: Annotated[str, typer.Argument(help="The draft's key")]) -> None:
+    """Print a draft as it would be sent."""
+    ledger = open_ledger(state.settings())
+    try:
+        found = drafts.drafts_of(ledger, key)
+    finally:
+        ledger.close()
+    if state.json:
+        print(json.dumps([d.as_json() for d in found], ensure_ascii=False))
+        return
+    for d in found:
+        out.rule(f"{d.key} → {d.channel} {d.entry.recipient}")
+        out.print(f"{d.entry.document}{' (edited)' if d.edited else ''}", markup=False)
+        out.print(drafts.editable(d.subject, d.text, d.channel), markup=False)
+
+
+@drafts_app.command("edit")
+def drafts_edit(key: Annotated[str, typer.Argument(help="The draft's key")]) -> None:
+    """Edit a draft in $VISUAL/$EDITOR; the saved subject and text are what is sent."""
+    settings = state.settings()
+    ledger = open_ledger(settings)
+    try:
+        changed = drafts.edit(ledger, key, Clock.real(settings.service.tz).utc)
+    finally:
+        ledger.close()
+    if not changed:
+        out.print(f"{key}: unchanged")
+        return
+    for d in changed:
+        out.print(f"{d.key} ({d.channel}): saved; send it with 'proit-notify drafts send {d.key}'")
+
+
+@drafts_app.command("send")
+def drafts_send(
+    keys: Annotated[list[str] | None, typer.Argument(help="Ledger keys of drafts")] = None,
+    all_drafts: Annotated[bool, typer.Option("--all", help="Send every draft.")] = False,
+    as_of: AsOf = None,
+) -> None:
+    """Send drafts (each re-checked first: a changed date or a delivered order is not sent)."""
+    if bool(keys) == all_drafts:
+        raise UsageError("give the keys of the drafts to send, or --all")
+    settings = state.settings()
+    with session(settings, _clock(settings, as_of)) as s:
+        report = drafts.send(s, None if all_drafts else keys)
+    _show(report, RunOptions())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@drafts_app.command("discard")
+def drafts_discard(keys: DraftKeys) -> None:
+    """Never send these drafts (not drafted again for the same delivery date)."""
+    settings = state.settings()
+    now = Clock.real(settings.service.tz).utc
+    ledger = open_ledger(settings)
+    try:
+        for key in keys:
+            for d in drafts.discard(ledger, key, now):
+                out.print(f"{d.key} ({d.channel}): discarded")
+    finally:
+        ledger.close()
 
 
 # --- test-send ---------------------------------------------------------------------------

@@ -86,7 +86,8 @@ class _Notice:
 
     @property
     def superseded(self) -> bool:
-        return all(e.status == "skipped" and e.detail == SUPERSEDED for e in self.rows)
+        """Retired before it reached the customer: the date changed again."""
+        return any(e.detail == SUPERSEDED for e in self.rows) and not self.reached
 
     @property
     def reached(self) -> bool:
@@ -138,7 +139,7 @@ class DeliveryDates:
             standing = [
                 x
                 for x in notices
-                if not x.superseded and not (x.statuses == {"draft"} and x.announced != current)
+                if not x.superseded and not ("draft" in x.statuses and x.announced != current)
             ]
             if standing and standing[-1].announced == current:
                 last = standing[-1]

@@ -1,0 +1,363 @@
+"""Drafts: notices stored for review instead of sent (SPEC §4 delivery-dates, §6 ``draft``).
+
+With ``delivery_date.edit_before_send`` the runner stores each rendered notice as a ledger
+row with status ``draft``; ``info["draft"]`` keeps subject, text, HTML and what is needed to
+send it later (see ``core.draft_info``). These functions list, show, edit, discard and send
+them. Every state change is one conditional UPDATE (``... WHERE status = 'draft'``), so two
+people (or a person and a cron run) never send or discard the same draft twice.
+
+Decisions: an edited text replaces the HTML part by simple HTML made from that text (the
+customer sees the edit in either part); a discarded draft stays as a ``skipped`` row with
+the detail ``discarded``, so the next run does not re-create it for the same date.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import click
+from markupsafe import Markup, escape
+
+from .app import Session, make_job
+from .channels import Outgoing, SendResult
+from .clock import to_utc_text
+from .core import ItemReport, ItemStatus, JobReport, RunOptions
+from .errors import ErpError, LedgerError, NotifyError, UnreachableError, UsageError
+from .jobs import Notification, Party
+from .ledger import Entry, Ledger
+from .render import Rendered
+from .settings import Settings
+
+DISCARDED = "discarded"
+#: how many drafts ``list`` reads at most (a review queue, not an archive)
+MAX_LISTED = 100_000
+
+_NOBODY = Party("", "", None, None, None, None, None)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A ``draft`` ledger row and the message it holds."""
+
+    entry: Entry
+    command: str
+    ref: object
+    to_name: str | None
+    subject: str
+    text: str
+    html: str | None
+    edited: bool
+
+    @property
+    def key(self) -> str:
+        return self.entry.key
+
+    @property
+    def channel(self) -> str:
+        return self.entry.channel
+
+    @property
+    def delivery_date(self) -> str:
+        return str(self.entry.info.get("delivery_date") or "")
+
+    def as_json(self) -> dict[str, Any]:
+        e = self.entry
+        return {
+            "key": e.key,
+            "channel": e.channel,
+            "job": e.job,
+            "document": e.document,
+            "recipient": e.recipient,
+            "account": e.account,
+            "delivery_date": self.entry.info.get("delivery_date"),
+            "previous_delivery_date": self.entry.info.get("previous_delivery_date"),
+            "created_at": to_utc_text(e.created_at),
+            "edited": self.edited,
+            "subject": self.subject,
+            "text": self.text,
+        }
+
+
+def _draft(entry: Entry) -> Draft:
+    d: dict[str, Any] = entry.info.get("draft") or {}
+    return Draft(
+        entry=entry,
+        command=str(d.get("command") or ""),
+        ref=d.get("ref"),
+        to_name=d.get("to_name"),
+        subject=str(d.get("subject") or ""),
+        text=str(d.get("text") or ""),
+        html=d.get("html"),
+        edited=bool(d.get("edited")),
+    )
+
+
+# --- which runs make drafts ---------------------------------------------------------------
+
+
+def job_options(name: str, settings: Settings, options: RunOptions) -> RunOptions:
+    """A job's options in a run: drafts when its setting says so (delivery_date.edit_before_send).
+
+    ``--edit`` wins: a person reviews each notice right now, so it is sent after the edit.
+    """
+    if name == "delivery-dates" and settings.delivery_date.edit_before_send and not options.edit:
+        return replace(options, drafts=True)
+    return options
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def list_drafts(ledger: Ledger) -> list[Draft]:
+    """Every row waiting for review, oldest first."""
+    return [_draft(e) for e in ledger.history(status="draft", limit=MAX_LISTED)]
+
+
+def drafts_of(ledger: Ledger, key: str) -> list[Draft]:
+    """The draft rows of one key (one per channel); a usage error when there is none."""
+    entries = ledger.entries(key)
+    found = [_draft(e) for e in entries if e.status == "draft"]
+    if not found:
+        rows = ", ".join(f"{e.channel}: {e.status}" for e in entries) or "no ledger rows"
+        raise UsageError(f"{key}: not a draft ({rows}); see 'proit-notify drafts list'")
+    return found
+
+
+# --- state changes ------------------------------------------------------------------------
+
+
+def _move(
+    ledger: Ledger,
+    d: Draft,
+    to: str,
+    now: datetime,
+    *,
+    detail: str | None = None,
+    info: dict[str, Any] | None = None,
+) -> bool:
+    """draft -> ``to`` in one conditional UPDATE; False when the row is no longer a draft."""
+    sets = ["status = ?", "updated_at = ?", "host = ?"]
+    params: list[object] = [to, to_utc_text(now), ledger.host]
+    if to == "sending":
+        sets.append("attempts = attempts + 1")
+    if detail is not None:
+        sets.append("detail = ?")
+        params.append(detail)
+    if info is not None:
+        sets.append("info = ?")
+        params.append(json.dumps(info, default=str, ensure_ascii=False))
+    table = ledger.db.dialect.quote(ledger.table)
+    try:
+        count = ledger.db.execute(
+            f"UPDATE {table} SET {', '.join(sets)} "
+            "WHERE key_ = ? AND channel = ? AND status = 'draft'",
+            [*params, d.key, d.channel],
+        )
+        ledger.db.commit()
+    except ErpError as exc:
+        raise LedgerError(f"ledger write failed for {d.key}: {exc}") from None
+    return count == 1
+
+
+def _recheck(s: Session, d: Draft) -> str | None:
+    """The job's re-check of a draft: None if still due, else why not."""
+    try:
+        job = make_job(d.command)
+    except KeyError:
+        return None  # a job this version does not know: leave the decision to a person
+    n = Notification(
+        key=d.key,
+        job=d.entry.job,
+        template="",
+        document=d.entry.document,
+        party=_NOBODY,
+        shop=None,
+        context={},
+        info=d.entry.info,
+        ref=d.ref,
+    )
+    verdict = job.recheck(s.runner.sources, s.settings, s.runner.clock, n)
+    return verdict if isinstance(verdict, str) else None
+
+
+def refresh(s: Session) -> list[tuple[Draft, str]]:
+    """Retire drafts that are no longer due (date changed again, order delivered): skipped."""
+    retired = []
+    for d in list_drafts(s.ledger):
+        reason = _recheck(s, d)
+        if reason is not None and _move(s.ledger, d, "skipped", s.runner.clock.utc, detail=reason):
+            retired.append((d, reason))
+    return retired
+
+
+def discard(ledger: Ledger, key: str, now: datetime) -> list[Draft]:
+    """Never send this draft; the row stays (``skipped``) so it is not drafted again."""
+    done = [d for d in drafts_of(ledger, key) if _move(ledger, d, "skipped", now, detail=DISCARDED)]
+    if not done:
+        raise UsageError(f"{key}: was sent or discarded by someone else just now")
+    return done
+
+
+# --- editing ------------------------------------------------------------------------------
+
+_HTML = Markup(
+    '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n</head>\n'
+    '<body style="font-family: Arial, Helvetica, sans-serif; font-size: 14px; '
+    'line-height: 1.4; color: #222;">\n{}\n</body>\n</html>\n'
+)
+
+
+def html_from_text(text: str) -> str:
+    """Simple HTML for an edited text: paragraphs stay paragraphs, aligned tables aligned."""
+    parts = []
+    for block in re.split(r"\n[ \t]*\n", text.strip("\n")):
+        if not block.strip():
+            continue
+        if re.search(r"\S {2,}\S", block):  # columns aligned with spaces (the items table)
+            parts.append(
+                Markup('<pre style="font-family: Consolas, monospace;">{}</pre>').format(block)
+            )
+        else:
+            lines = Markup("<br>\n").join(escape(line) for line in block.splitlines())
+            parts.append(Markup("<p>{}</p>").format(lines))
+    return str(_HTML.format(Markup("\n").join(parts)))
+
+
+def editable(subject: str, text: str, channel: str) -> str:
+    """What the editor shows: ``Subject: ...``, a blank line and the text (SMS: the text)."""
+    return text if channel == "sms" else f"Subject: {subject}\n\n{text}"
+
+
+def edited_message(original: Rendered, channel: str, content: str) -> Rendered:
+    """The message after an edit; a usage error for a file that cannot be sent."""
+    content = content.replace("\r\n", "\n")
+    if channel == "sms":
+        text = content.strip()
+        if not text:
+            raise UsageError("the edited SMS is empty; to not send it: proit-notify drafts discard")
+        return Rendered(subject="", text=text, html=None)
+    head, _, body = content.partition("\n")
+    if not head.lower().startswith("subject:"):
+        raise UsageError(
+            "the edited file must start with the line 'Subject: ...' and a blank line; "
+            "nothing was changed"
+        )
+    subject = " ".join(head[len("subject:") :].split())  # one header line, no CR/LF
+    text = body.strip("\n") + "\n"
+    if not subject or not text.strip():
+        raise UsageError("the edited subject or text is empty; nothing was changed")
+    if text == original.text:
+        return Rendered(subject=subject, text=text, html=original.html)
+    return Rendered(subject=subject, text=text, html=html_from_text(text))
+
+
+Editor = Callable[[str], str | None]
+
+
+def open_editor(content: str) -> str | None:
+    """Open $VISUAL / $EDITOR on a temporary file; None when it was left without saving."""
+    try:
+        return click.edit(content, require_save=True, extension=".txt")
+    except click.ClickException as exc:
+        raise NotifyError(
+            f"{exc.message}; set VISUAL or EDITOR to an editor that waits until the file is "
+            "closed (e.g. 'nano', 'code --wait', 'notepad')"
+        ) from None
+
+
+def edit_in_editor(rendered: Rendered, channel: str) -> Rendered | None:
+    """``delivery-dates --edit``: the edited message, or None (left unsaved) = keep a draft."""
+    content = open_editor(editable(rendered.subject, rendered.text, channel))
+    if content is None or not content.strip():
+        return None
+    return edited_message(rendered, channel, content)
+
+
+def edit(ledger: Ledger, key: str, now: datetime, editor: Editor = open_editor) -> list[Draft]:
+    """Edit the drafts of ``key`` in the editor and keep the result; the changed ones."""
+    changed = []
+    for d in drafts_of(ledger, key):
+        content = editor(editable(d.subject, d.text, d.channel))
+        if content is None:
+            continue  # left without saving
+        original = Rendered(d.subject, d.text, d.html)
+        new = edited_message(original, d.channel, content)
+        if new == original:
+            continue
+        message = {"subject": new.subject, "text": new.text, "html": new.html, "edited": True}
+        info = {**d.entry.info, "draft": {**d.entry.info.get("draft", {}), **message}}
+        if not _move(ledger, d, "draft", now, detail="edited; waiting for review", info=info):
+            raise UsageError(f"{key}: was sent or discarded while you edited; the edit is lost")
+        changed.append(_draft(replace(d.entry, info=info)))
+    return changed
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+def send(s: Session, keys: Sequence[str] | None) -> JobReport:
+    """Send the drafts of ``keys`` (None: every draft): claim, re-check, send, record."""
+    report = JobReport("drafts send", dry_run=False)
+    if not s.settings.service.enabled:
+        report.disabled = True
+        report.note = "service.enabled = false: nothing was sent"
+        return report
+    chosen = (
+        list_drafts(s.ledger) if keys is None else [d for k in keys for d in drafts_of(s.ledger, k)]
+    )
+    try:
+        for d in chosen:
+            report.items.append(_send_one(s, d))
+    finally:
+        for channel in s.runner.channels.values():
+            channel.close()
+    return report
+
+
+def _send_one(s: Session, d: Draft) -> ItemReport:
+    now = s.runner.clock.utc
+    ledger = s.ledger
+    e = d.entry
+
+    def item(status: ItemStatus, reason: str) -> ItemReport:
+        return ItemReport(e.key, e.document, e.channel, e.recipient, e.account, status, reason)
+
+    if not _move(ledger, d, "sending", now):
+        return item("skipped", "no longer a draft: sent or discarded by someone else")
+    reason = _recheck(s, d)
+    if reason is not None:
+        ledger.set_status(d.key, d.channel, "skipped", now, reason)
+        return item("skipped", reason)
+    message = Outgoing(
+        key=d.key,
+        channel="sms" if d.channel == "sms" else "email",  # a draft row is one or the other
+        to=e.recipient,
+        to_name=d.to_name,
+        subject=d.subject,
+        text=d.text,
+        html=d.html,
+        account=e.account if d.channel == "email" else None,
+        document=e.document,
+    )
+    channel = s.runner.channels.get(d.channel)
+    if channel is None:
+        result = SendResult("failed", f"channel {d.channel} is not configured")
+    else:
+        try:
+            result = channel.send(message)
+        except UnreachableError as exc:
+            # nothing was handed over (TLS, login): it stays a draft for a later send
+            ledger.set_status(d.key, d.channel, "draft", now, f"not sent: {exc}")
+            raise
+    status = ledger.record(d.key, d.channel, result, now)
+    assert status != "sending"  # record() stores an outcome, never a claim
+    if status == "deferred":
+        # a later 'delivery-dates' run would re-render the template and lose the edit:
+        # the reviewed text waits as a draft for the next 'drafts send' instead
+        ledger.set_status(d.key, d.channel, "draft", now, f"not sent yet: {result.detail}")
+    return item(status, "" if status == "sent" else result.detail)
