@@ -461,3 +461,51 @@ def test_a_missing_portal_url_is_a_configuration_error_and_nothing_is_sent(
     # with nothing due, there is nothing to complain about (shops without review requests)
     quiet = cli("-c", config, "review-requests", "--as-of", "2026-12-30")
     assert quiet.exit_code == 0, quiet.stderr
+
+
+# --- a day-by-day walk over the demo ERP --------------------------------------------------------
+
+
+def test_day_by_day_walk_over_the_demo_sends_each_order_one_request_on_its_due_day(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """``run-all`` every day at 00:00 for 20 days, like cron: the ledger tells the story."""
+    from zoneinfo import ZoneInfo
+
+    from proit_notify.clock import from_utc_text
+    from proit_notify.demo import create_demo
+
+    first_day = date(2026, 11, 27)
+    demo = create_demo(tmp_path / "demo", today=first_day)
+    days = [first_day + timedelta(days=n) for n in range(20)]
+    for day in days:
+        result = cli("-c", demo.config_path, "run-all", "--as-of", day.isoformat())
+        assert result.exit_code in {0, 1}, result.stderr  # 1: the demo's invalid addresses
+
+    zurich = ZoneInfo("Europe/Zurich")
+    with sqlite3.connect(demo.erp_path) as erp:
+        flagged = {oid for (oid,) in erp.execute("SELECT id FROM orders WHERE review_mail = 1")}
+    with sqlite3.connect(demo.directory / "ledger.sqlite") as conn:
+        ledger_rows = conn.execute(
+            "SELECT key_, channel, status, job, created_at, sent_at, info FROM proit_notify_ledger"
+        ).fetchall()
+    first_confirmation: dict[int, date] = {}  # order -> local day its first confirmation went
+    requests: dict[int, set[date]] = {}  # order -> local days a review row was written
+    for key, _channel, status, job, created, sent, info in ledger_rows:
+        if job == "shipping" and status == "sent":
+            order = json.loads(info)["order_id"]
+            day = from_utc_text(sent).astimezone(zurich).date()
+            first_confirmation[order] = min(day, first_confirmation.get(order, day))
+        elif job == "review":
+            order = int(key.removeprefix("review:"))
+            requests.setdefault(order, set()).add(from_utc_text(created).astimezone(zurich).date())
+
+    expected = {
+        order: day + timedelta(days=7)
+        for order, day in first_confirmation.items()
+        if order in flagged and day + timedelta(days=7) <= days[-1]
+    }
+    assert len(expected) > 100  # the demo has plenty of due orders: the walk is not empty
+    assert set(requests) == set(expected)
+    assert {order: days_ for order, days_ in requests.items() if len(days_) != 1} == {}
+    assert {order: next(iter(d)) for order, d in requests.items()} == expected
