@@ -114,6 +114,19 @@ class _Window:
     latest: bool  # only_complete_delivery: the last delivery note starts the clock
 
 
+def _window(settings: Settings, clock: Clock) -> _Window:
+    review = settings.review
+    start, end = clock.event_window(review.delay_days, review.max_age_days)
+    return _Window(
+        start,
+        end,
+        clock.now,
+        review.on_delivery_note_print,
+        review.on_auto_processing,
+        review.only_complete_delivery,
+    )
+
+
 @dataclass(frozen=True)
 class ReviewRequests:
     """``review-requests``."""
@@ -122,16 +135,8 @@ class ReviewRequests:
 
     # --- planning -----------------------------------------------------------------------
     def plan(self, src: Sources, settings: Settings, clock: Clock) -> Iterator[Notification]:
-        review = settings.review
-        start, end = clock.event_window(review.delay_days, review.max_age_days)
-        window = _Window(
-            start,
-            end,
-            clock.now,
-            review.on_delivery_note_print,
-            review.on_auto_processing,
-            review.only_complete_delivery,
-        )
+        window = _window(settings, clock)
+        start, end = window.start, window.end
         where, params = self._filters(settings, window)
         seen: set[str] = set()  # orders already judged (an order may have several events)
 
@@ -140,15 +145,8 @@ class ReviewRequests:
                 seen.add(str(row["order_id"]))
                 yield row
 
-        if window.on_print:
-            rows = src.query(BY_PRINT_TIME + where, [start, end, start, end, *params])
-            for batch in _batches(judged(rows)):
-                yield from self._due(src, settings, clock, window, batch)
-        if window.on_auto:
-            sql, extra = BY_AUTO_TIME, [start, end]
-            if window.on_print:
-                sql, extra = sql + NO_PRINT_IN_WINDOW, [*extra, start, end]
-            for batch in _batches(judged(src.query(sql + where, [*extra, *params]))):
+        for sql, values in self.candidate_queries(settings, clock):
+            for batch in _batches(judged(src.query(sql, values))):
                 yield from self._due(src, settings, clock, window, batch)
         # confirmations sent inside the window; ids as the ledger kept them (the driver's type)
         confirmed: dict[str, object] = {}
@@ -161,6 +159,21 @@ class ReviewRequests:
         for ids in _batches(confirmed.values()):
             found = src.lookup(BY_IDS.replace("{marks}", _marks(len(ids))) + where, [*ids, *params])
             yield from self._due(src, settings, clock, window, found)
+
+    def candidate_queries(self, settings: Settings, clock: Clock) -> list[tuple[str, list[object]]]:
+        """The SQL selections of orders with a print / auto-processing event in the window."""
+        window = _window(settings, clock)
+        start, end = window.start, window.end
+        where, params = self._filters(settings, window)
+        queries: list[tuple[str, list[object]]] = []
+        if window.on_print:
+            queries.append((BY_PRINT_TIME + where, [start, end, start, end, *params]))
+        if window.on_auto:
+            sql, extra = BY_AUTO_TIME, [start, end]
+            if window.on_print:
+                sql, extra = sql + NO_PRINT_IN_WINDOW, [*extra, start, end]
+            queries.append((sql + where, [*extra, *params]))
+        return queries
 
     @staticmethod
     def _filters(settings: Settings, window: _Window) -> tuple[str, list[object]]:
