@@ -321,8 +321,13 @@ class Runner:
         for n in job.plan(self.sources, self.settings, self.clock):
             rechecked: str | None = None
             checked = False
+            handled = {e.channel: e for e in self.ledger.entries(n.key)}
             for target in targets(n, self.settings):
-                existing = self.ledger.get(n.key, target.channel)
+                existing = handled.get(target.channel)
+                if existing is None and handled:
+                    # handled on another channel already: a customer who changed info type
+                    # or number since must not get the same notification a second time
+                    continue
                 if existing is not None and not self._retry_due(existing):
                     continue
                 if options.limit is not None and done >= options.limit:

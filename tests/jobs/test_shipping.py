@@ -456,7 +456,9 @@ def test_send_window_keeps_runs_outside_it_from_sending(
     assert "outside service.send_window" in early.stderr
     assert smtp_server.messages == []
     assert ledger_rows(config) == []
-    preview = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T06:30", "--dry-run")
+    preview = cli(
+        "-c", config, "shipping-confirmations", "--as-of", "2026-11-27T06:30", "--dry-run"
+    )
     assert "1 would be sent" in preview.stdout  # a dry run still previews
 
     assert cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T07:00").exit_code == 0
@@ -486,3 +488,23 @@ def test_max_per_day_holds_the_rest_until_the_next_day(
     assert "1 sent" in next_day.stdout
     assert len(smtp_server.messages) == 3
     assert sorted(r[2] for r in ledger_rows(config)) == ["sent", "sent", "sent"]
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_a_confirmation_is_not_sent_again_on_a_channel_added_later(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    customer = s.customer(info_type="none", email="opted-in-later@example.ch")
+    s.delivery_note(s.order(customer), PRINTED)
+    config = write_config(email=smtp_email(smtp_server))
+    first = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert "1 skipped" in first.stdout
+
+    # the customer opts in to email the next day; the note is still in the window
+    erp_backend.update("customers", customer, info_type="email")
+    later = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-28T08:00")
+
+    assert later.exit_code == 0
+    assert smtp_server.messages == []
+    assert [(r[1], r[2]) for r in ledger_rows(config)] == [("none", "skipped")]
