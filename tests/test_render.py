@@ -364,3 +364,18 @@ def test_frozen_item_and_rendered() -> None:
     assert replace(item, quantity=Decimal(3)).quantity == 3
     with pytest.raises(AttributeError):
         item.quantity = Decimal(1)
+
+
+def test_one_layout_override_frames_every_html_part(tmp_path: Path) -> None:
+    (tmp_path / "layout.html").write_text(
+        "<html><body><img alt='Muster AG'>{% block body %}{% endblock %}</body></html>",
+        encoding="utf-8",
+    )
+    renderer = Renderer(
+        templates_dir=tmp_path, items_as_table=True, default_language="de", default_country="CH"
+    )
+    assert renderer.check() == []
+    for job in JOBS:
+        html = renderer.email(job, language="en", country="CH", context=SAMPLE_CONTEXTS[job]).html
+        assert html is not None
+        assert html.startswith("<html><body><img alt='Muster AG'>")
