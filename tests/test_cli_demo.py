@@ -13,6 +13,8 @@ class _NoOdbc:
     def find_spec(self, name, path=None, target=None):
         if name == "pyodbc":
             raise ImportError("libodbc.so.2: cannot open shared object file (simulated)")
+        if name == "click":  # typer >= 0.20 vendors click: it is not installed with us
+            raise ImportError("No module named 'click' (simulated)")
         return None
 sys.meta_path.insert(0, _NoOdbc())
 """
@@ -85,6 +87,14 @@ def test_odbc_without_driver_manager_is_one_line_exit_4(tmp_path: Path) -> None:
     assert "apt-get install unixodbc" in result.stderr
     assert "geheim123" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_wrong_option_is_a_usage_error_exit_2(tmp_path: Path) -> None:
+    wrong = run(["shipping-confirmations", "--limit", "x"], tmp_path, block_odbc=True)
+    assert wrong.returncode == 2
+    assert "--limit" in wrong.stderr
+    assert "internal error" not in wrong.stderr
+    assert run(["--bogus"], tmp_path).returncode == 2
 
 
 def test_version_and_help(tmp_path: Path) -> None:

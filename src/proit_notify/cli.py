@@ -13,7 +13,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -717,19 +716,15 @@ def _fail(exc: NotifyError) -> NoReturn:
 
 
 def main() -> None:
-    """Console entry point: every error becomes one message and its exit code (SPEC §7)."""
+    """Console entry point: every error becomes one message and its exit code (SPEC §7).
+
+    Typer runs in standalone mode: it reports usage errors itself (exit 2) and turns
+    ``typer.Exit`` into the exit code; everything else that escapes a command lands here.
+    """
     try:
-        code = app(standalone_mode=False)
+        app()
     except NotifyError as exc:
         _fail(exc)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
@@ -740,5 +735,3 @@ def main() -> None:
         else:
             err.print("run again with -v for the traceback, and report it")
         sys.exit(70)
-    # without standalone mode click returns the code of typer.Exit instead of exiting
-    sys.exit(code if isinstance(code, int) else 0)

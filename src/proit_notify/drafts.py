@@ -14,13 +14,17 @@ the detail ``discarded``, so the next run does not re-create it for the same dat
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import subprocess
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-import click
 from markupsafe import Markup, escape
 
 from .app import Session, make_job
@@ -259,15 +263,44 @@ def edited_message(original: Rendered, channel: str, content: str) -> Rendered:
 Editor = Callable[[str], str | None]
 
 
+def editor_command() -> list[str]:
+    """$VISUAL, else $EDITOR, else the platform's plain editor, as an argument list."""
+    command = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not command:
+        return ["notepad"] if os.name == "nt" else ["vi"]
+    windows = os.name == "nt"
+    parts = shlex.split(command, posix=not windows)
+    # Windows keeps the quotes of "C:\Program Files\...\editor.exe" in the token
+    return [p[1:-1] if windows and len(p) > 1 and p[0] == p[-1] == '"' else p for p in parts]
+
+
 def open_editor(content: str) -> str | None:
-    """Open $VISUAL / $EDITOR on a temporary file; None when it was left without saving."""
+    """Open the editor on a temporary file; None when it was closed without saving."""
+    handle, name = tempfile.mkstemp(prefix="proit-notify-", suffix=".txt")
+    path = Path(name)
     try:
-        return click.edit(content, require_save=True, extension=".txt")
-    except click.ClickException as exc:
-        raise NotifyError(
-            f"{exc.message}; set VISUAL or EDITOR to an editor that waits until the file is "
-            "closed (e.g. 'nano', 'code --wait', 'notepad')"
-        ) from None
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            file.write(content)
+        before = path.stat().st_mtime_ns
+        command = editor_command()
+        try:
+            # no shell: the file name is one argument whatever it contains
+            finished = subprocess.run([*command, str(path)], check=False)  # noqa: S603
+        except OSError as exc:
+            raise NotifyError(
+                f"cannot start the editor {command[0]!r}: {exc.strerror}; set VISUAL or EDITOR "
+                "to an editor that waits until the file is closed (e.g. 'nano', 'code --wait', "
+                "'notepad')"
+            ) from None
+        if finished.returncode != 0:
+            raise NotifyError(f"the editor {command[0]!r} ended with code {finished.returncode}")
+        edited = path.read_text(encoding="utf-8")
+        # a changed text counts as saved even when the clock did not tick in between
+        if path.stat().st_mtime_ns == before and edited == content:
+            return None
+        return edited
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def edit_in_editor(rendered: Rendered, channel: str) -> Rendered | None:
