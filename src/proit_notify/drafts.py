@@ -13,7 +13,6 @@ the detail ``discarded``, so the next run does not re-create it for the same dat
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -31,9 +30,9 @@ from .app import Session, make_job
 from .channels import Outgoing, SendResult
 from .clock import to_utc_text
 from .core import ItemReport, ItemStatus, JobReport, RunOptions
-from .errors import ErpError, LedgerError, NotifyError, UnreachableError, UsageError
+from .errors import NotifyError, UnreachableError, UsageError
 from .jobs import Notification, Party
-from .ledger import Entry, Ledger
+from .ledger import Entry, Ledger, Status
 from .render import Rendered
 from .settings import Settings
 
@@ -138,34 +137,16 @@ def drafts_of(ledger: Ledger, key: str) -> list[Draft]:
 def _move(
     ledger: Ledger,
     d: Draft,
-    to: str,
+    to: Status,
     now: datetime,
     *,
     detail: str | None = None,
     info: dict[str, Any] | None = None,
 ) -> bool:
-    """draft -> ``to`` in one conditional UPDATE; False when the row is no longer a draft."""
-    sets = ["status = ?", "updated_at = ?", "host = ?"]
-    params: list[object] = [to, to_utc_text(now), ledger.host]
-    if to == "sending":
-        sets.append("attempts = attempts + 1")
-    if detail is not None:
-        sets.append("detail = ?")
-        params.append(detail)
-    if info is not None:
-        sets.append("info = ?")
-        params.append(json.dumps(info, default=str, ensure_ascii=False))
-    table = ledger.db.dialect.quote(ledger.table)
-    try:
-        count = ledger.db.execute(
-            f"UPDATE {table} SET {', '.join(sets)} "
-            "WHERE key_ = ? AND channel = ? AND status = 'draft'",
-            [*params, d.key, d.channel],
-        )
-        ledger.db.commit()
-    except ErpError as exc:
-        raise LedgerError(f"ledger write failed for {d.key}: {exc}") from None
-    return count == 1
+    """draft -> ``to``; False when the row is no longer a draft (someone else was faster)."""
+    return ledger.transition(
+        d.key, d.channel, from_status="draft", to=to, now=now, detail=detail, info=info
+    )
 
 
 def _recheck(s: Session, d: Draft) -> str | None:

@@ -321,7 +321,40 @@ class Ledger:
         detail: str | None = None,
         info: dict[str, Any] | None = None,
     ) -> None:
-        sets, params = ["status = ?", "updated_at = ?"], [status, to_utc_text(now)]
+        """Set a row's status whatever it is now (the operator's and drafts' decisions)."""
+        sets, params = self._status_sets(status, now, detail, info)
+        self._update(", ".join(sets), params, key, channel)
+
+    def transition(
+        self,
+        key: str,
+        channel: str,
+        *,
+        from_status: Status,
+        to: Status,
+        now: datetime,
+        detail: str | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> bool:
+        """Change the status only while it is ``from_status``: one conditional UPDATE, so of
+        two runs (or two people) that try the same change, exactly one succeeds."""
+        sets, params = self._status_sets(to, now, detail, info)
+        try:
+            count = self.db.execute(
+                f"UPDATE {self._q} SET {', '.join(sets)} "
+                "WHERE key_ = ? AND channel = ? AND status = ?",
+                [*params, key, channel, from_status],
+            )
+            self.db.commit()
+        except ErpError as exc:
+            raise LedgerError(f"ledger write failed for {key}: {exc}") from None
+        return count == 1
+
+    def _status_sets(
+        self, status: Status, now: datetime, detail: str | None, info: dict[str, Any] | None
+    ) -> tuple[list[str], list[object]]:
+        sets: list[str] = ["status = ?", "updated_at = ?"]
+        params: list[object] = [status, to_utc_text(now)]
         if detail is not None:
             sets.append("detail = ?")
             params.append(detail)
@@ -333,7 +366,10 @@ class Ledger:
             params.append(to_utc_text(now))
         if status == "deferred":
             sets.append("next_attempt_at = NULL")  # due at the next run, whatever its --as-of
-        self._update(", ".join(sets), params, key, channel)
+        if status == "sending":  # a claim: this host is now responsible for the row
+            sets += ["attempts = attempts + 1", "host = ?"]
+            params.append(self.host)
+        return sets, params
 
     def delete(self, key: str, channel: str) -> None:
         try:
