@@ -20,7 +20,7 @@ from .clock import Clock
 from .erp import Erp
 from .errors import TemplateError, UnreachableError
 from .jobs import Job, Notification, Party
-from .ledger import Entry, Ledger
+from .ledger import Entry, Ledger, Status
 from .phones import to_e164_mobile
 from .render import Rendered, Renderer
 from .settings import Settings
@@ -396,20 +396,23 @@ class Runner:
                 preview,
             )
 
+        def claim(info: dict[str, Any], status: Status = "sending", detail: str = "") -> bool:
+            return self.ledger.claim(
+                key=n.key,
+                channel=target.channel,
+                job=n.job,
+                document=n.document,
+                recipient=target.to,
+                account=target.account,
+                now=now,
+                info=info,
+                status=status,
+                detail=detail,
+            )
+
         if target.problem is not None:
             if not options.dry_run:
-                self.ledger.claim(
-                    key=n.key,
-                    channel=target.channel,
-                    job=n.job,
-                    document=n.document,
-                    recipient=target.to,
-                    account=target.account,
-                    now=now,
-                    info=dict(n.info),
-                    status=target.problem_status,
-                    detail=target.problem,
-                )
+                claim(dict(n.info), target.problem_status, target.problem)
             return item(target.problem_status, target.problem)
         rendered = self.render(n, target)
         if options.dry_run:
@@ -425,18 +428,7 @@ class Runner:
                 rendered, info["edited"] = edited, True
         if keep_as_draft:
             info["draft"] = draft_info(command, n, target, rendered)
-            if not self.ledger.claim(
-                key=n.key,
-                channel=target.channel,
-                job=n.job,
-                document=n.document,
-                recipient=target.to,
-                account=target.account,
-                now=now,
-                info=info,
-                status="draft",
-                detail="waiting for review: proit-notify drafts list",
-            ):
+            if not claim(info, "draft", "waiting for review: proit-notify drafts list"):
                 return item("skipped", "claimed by another run")
             return item("draft", "", rendered if options.preview else None)
         message = Outgoing(
@@ -453,16 +445,7 @@ class Runner:
         limited = self._over_daily_limit(target)
         if limited:
             return item("deferred", limited)
-        if not self.ledger.claim(
-            key=n.key,
-            channel=target.channel,
-            job=n.job,
-            document=n.document,
-            recipient=target.to,
-            account=target.account,
-            now=now,
-            info=info,
-        ):
+        if not claim(info):
             return item("skipped", "claimed by another run")
         channel = self.channels.get(target.channel)
         if channel is None:
