@@ -39,11 +39,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _sink(port: int, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+def _sink(port: int, ready: multiprocessing.synchronize.Event, latency: float) -> None:  # type: ignore[name-defined]
+    import asyncio
+
     from aiosmtpd.controller import Controller
 
     class Handler:
         async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            if latency:  # a distant or busy server: the reply to DATA takes a while
+                await asyncio.sleep(latency)
             return "250 2.0.0 Ok: queued"
 
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
@@ -106,10 +110,14 @@ def ours(config: Path, as_of: str) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="server delay per message")
+    parser.add_argument("--connections", type=int, default=1, help="email.accounts.*.connections")
     args = parser.parse_args()
     port = _free_port()
     ready = multiprocessing.Event()
-    sink = multiprocessing.Process(target=_sink, args=(port, ready), daemon=True)
+    sink = multiprocessing.Process(
+        target=_sink, args=(port, ready, args.latency_ms / 1000), daemon=True
+    )
     sink.start()
     ready.wait(10)
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,6 +137,7 @@ def main() -> None:
                                 "port": port,
                                 "security": "none",
                                 "from": "Shop <shop@example.ch>",
+                                "connections": args.connections,
                             }
                         },
                     },
@@ -154,7 +163,10 @@ def main() -> None:
     if sent != args.n:
         sys.exit(f"only {sent} of {args.n} confirmations were sent")
     base_rate, our_rate = args.n / base, args.n / took
-    print(f"messages:            {args.n}")
+    print(
+        f"messages:            {args.n}  (server latency {args.latency_ms} ms, "
+        f"{args.connections} connection(s) for ours)"
+    )
     print(f"plain smtplib loop:  {base:6.2f} s  {base_rate:7.0f} msg/s")
     print(f"proit-notify job:    {took:6.2f} s  {our_rate:7.0f} msg/s")
     print(f"ratio (ours/plain):  {our_rate / base_rate:.2f}  (target >= 0.8)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -23,6 +24,7 @@ from .jobs import Job, Notification, Party
 from .ledger import Entry, Ledger, Status
 from .phones import to_e164_mobile
 from .render import Rendered, Renderer
+from .sending import Dispatcher
 from .settings import Settings
 
 ItemStatus = Literal["planned", "sent", "failed", "skipped", "deferred", "unknown", "draft"]
@@ -315,7 +317,32 @@ class Runner:
                 channel.close()
         return report
 
+    def _workers(self) -> dict[str, int]:
+        """Sending threads per channel: the email accounts' ``connections`` (SMS: one)."""
+        accounts = self.settings.email.accounts.values()
+        smtp = [a.connections for a in accounts if a.transport == "smtp"]
+        return {"email": min(32, max(1, sum(smtp))), "sms": 1}
+
+    def _add(self, report: JobReport, item: ItemReport) -> None:
+        report.items.append(item)
+        if self.progress:
+            self.progress(item)
+
     def _run(self, job: Job, options: RunOptions, report: JobReport) -> None:
+        sender: Dispatcher[ItemReport] = Dispatcher(self._workers())
+        try:
+            self._plan_and_send(job, options, report, sender)
+            for item in sender.drain():
+                self._add(report, item)
+        finally:
+            # an error is leaving the run: still record what is in flight, then stop
+            for item in sender.drain(quiet=True):
+                self._add(report, item)
+            sender.close()
+
+    def _plan_and_send(
+        self, job: Job, options: RunOptions, report: JobReport, sender: Dispatcher[ItemReport]
+    ) -> None:
         now = self.clock.utc
         done = 0
         for n in job.plan(self.sources, self.settings, self.clock):
@@ -332,20 +359,30 @@ class Runner:
                     continue
                 if options.limit is not None and done >= options.limit:
                     return
+                # rendered while the previous message is still on its way to the server
+                rendered = None if target.problem else self.render(n, target)
+                if rendered is not None and not options.dry_run:
+                    # re-check only once a sending thread is free to send at once, so that
+                    # nothing can change between the re-check and the send but a moment
+                    for finished in sender.wait_for_room(target.channel):
+                        self._add(report, finished)
                 if not checked:
                     checked = True
                     verdict = job.recheck(self.sources, self.settings, self.clock, n)
                     if isinstance(verdict, Notification):
+                        if rendered is not None and verdict != n:
+                            rendered = self.render(verdict, target)
                         n = verdict  # still due, with values re-read right before sending
                     else:
                         rechecked = verdict
                 if rechecked is not None:
                     break  # no longer due (paid, changed, ...): nothing is sent or recorded
                 done += 1
-                item = self._deliver(n, target, options, now, job.name)
-                report.items.append(item)
-                if self.progress:
-                    self.progress(item)
+                item = self._deliver(n, target, options, now, job.name, sender, rendered)
+                if item is not None:
+                    self._add(report, item)
+                for finished in sender.ready():
+                    self._add(report, finished)
 
     def _over_daily_limit(self, target: Target) -> str | None:
         """``max_per_day`` of an email account: past it, the rest waits (nothing claimed)."""
@@ -382,8 +419,17 @@ class Runner:
         )
 
     def _deliver(
-        self, n: Notification, target: Target, options: RunOptions, now: datetime, command: str
-    ) -> ItemReport:
+        self,
+        n: Notification,
+        target: Target,
+        options: RunOptions,
+        now: datetime,
+        command: str,
+        sender: Dispatcher[ItemReport],
+        rendered: Rendered | None,
+    ) -> ItemReport | None:
+        """Claim and hand over one message; its report now, or None when it is in flight."""
+
         def item(status: ItemStatus, reason: str, preview: Rendered | None = None) -> ItemReport:
             return ItemReport(
                 n.key,
@@ -414,7 +460,7 @@ class Runner:
             if not options.dry_run:
                 claim(dict(n.info), target.problem_status, target.problem)
             return item(target.problem_status, target.problem)
-        rendered = self.render(n, target)
+        assert rendered is not None  # rendered by the caller for every target without a problem
         if options.dry_run:
             return item("planned", "", rendered if options.preview else None)
         assert target.channel != "none"
@@ -447,18 +493,24 @@ class Runner:
             return item("deferred", limited)
         if not claim(info):
             return item("skipped", "claimed by another run")
-        channel = self.channels.get(target.channel)
-        if channel is None:
-            result = SendResult("failed", f"channel {target.channel} is not configured")
-        else:
+
+        def finish(result: SendResult) -> ItemReport:
+            status = self.ledger.record(n.key, target.channel, result, now)
+            assert status != "sending"  # record() stores an outcome, never a claim
+            reason = "" if status == "sent" else result.detail
+            return item(status, reason, rendered if options.preview else None)
+
+        def done(future: Future[SendResult]) -> ItemReport:
             try:
-                result = channel.send(message)
+                result = future.result()
             except UnreachableError as exc:
                 # configuration-level failure (TLS, login): nothing was handed over
                 self.ledger.record(n.key, target.channel, SendResult("deferred", str(exc)), now)
                 raise
-        status = self.ledger.record(n.key, target.channel, result, now)
-        assert status != "sending"  # record() stores an outcome, never a claim
-        return item(
-            status, "" if status == "sent" else result.detail, rendered if options.preview else None
-        )
+            return finish(result)
+
+        channel = self.channels.get(target.channel)
+        if channel is None:
+            return finish(SendResult("failed", f"channel {target.channel} is not configured"))
+        sender.submit(channel, message, done)
+        return None  # the outcome comes back through sender.ready() / drain()

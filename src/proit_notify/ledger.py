@@ -97,12 +97,15 @@ def _ddl(table: str, dialect: Dialect) -> list[str]:
 class Ledger:
     """Ledger rows in a database table (a local SQLite file, or the ERP's database)."""
 
-    def __init__(self, db: Database, table: str, retry: RetrySettings) -> None:
+    def __init__(
+        self, db: Database, table: str, retry: RetrySettings, *, local: bool = False
+    ) -> None:
         self.db = db
         self.table = table
         self.retry = retry
         self.host = socket.gethostname()
         self._q = db.dialect.quote(table)
+        self._local = local  # a SQLite file of ours (in WAL mode), not the ERP's database
 
     @classmethod
     def open_sqlite(cls, path: Path, table: str, retry: RetrySettings) -> Ledger:
@@ -121,7 +124,7 @@ class Ledger:
             db.execute("PRAGMA synchronous = FULL")
         except ErpError as exc:
             raise LedgerError(f"cannot use the ledger {path}: {exc}") from None
-        ledger = cls(db, table, retry)
+        ledger = cls(db, table, retry, local=True)
         ledger.ensure_schema()
         return ledger
 
@@ -289,13 +292,19 @@ class Ledger:
             raise LedgerError(f"ledger write failed for {key}: {exc}") from None
 
     def record(self, key: str, channel: str, result: SendResult, now: datetime) -> Status:
-        """Store a channel's outcome for a claimed row (committed); returns the new status."""
-        entry = self.get(key, channel)
-        attempts = entry.attempts if entry else 1
+        """Store a channel's outcome for a claimed row (committed); returns the new status.
+
+        On a SQLite ledger this commit does not wait for the disk: should the outcome be
+        lost in a power cut, the row is still ``sending`` and becomes ``unknown`` (never
+        resent), and the next claim's commit writes it to disk anyway. The claim itself is
+        always committed to disk before the message goes out.
+        """
         status: Status = result.outcome
         next_attempt: str | None = None
         detail = result.detail
         if status == "deferred":
+            entry = self.get(key, channel)
+            attempts = entry.attempts if entry else 1
             if attempts >= self.retry.max_attempts:
                 status = "failed"
                 detail = f"gave up after {attempts} attempts; last answer: {detail}"
@@ -309,6 +318,7 @@ class Ledger:
             [status, detail, stamp, stamp if status == "sent" else None, next_attempt],
             key,
             channel,
+            durable=False,
         )
         return status
 
@@ -378,13 +388,20 @@ class Ledger:
         except ErpError as exc:
             raise LedgerError(f"ledger write failed for {key}: {exc}") from None
 
-    def _update(self, sets: str, params: Sequence[object], key: str, channel: str) -> None:
+    def _update(
+        self, sets: str, params: Sequence[object], key: str, channel: str, durable: bool = True
+    ) -> None:
+        relaxed = not durable and self._local
         try:
+            if relaxed:
+                self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute(
                 f"UPDATE {self._q} SET {sets} WHERE key_ = ? AND channel = ?",
                 [*params, key, channel],
             )
             self.db.commit()
+            if relaxed:
+                self.db.execute("PRAGMA synchronous = FULL")
         except ErpError as exc:
             raise LedgerError(f"ledger write failed for {key}: {exc}") from None
 

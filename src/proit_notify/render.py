@@ -8,6 +8,7 @@ problem (syntax, unknown placeholder, missing file, sandbox violation) becomes a
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -80,7 +81,10 @@ def one_line(value: object) -> str:
     ERP descriptions carry tabs, CR/LF and decomposed umlauts; any of them would break the
     alignment of the text table (and a decomposed "ü" must count as one character).
     """
-    text = unicodedata.normalize("NFC", "" if value is None else str(value))
+    text = "" if value is None else str(value)
+    if text.isascii() and text.isprintable():  # the common case, without a per-character walk
+        return " ".join(text.split())
+    text = unicodedata.normalize("NFC", text)
     text = "".join(
         " " if ch.isspace() else ch
         for ch in text
@@ -91,6 +95,8 @@ def one_line(value: object) -> str:
 
 def display_width(text: str) -> int:
     """Columns ``text`` takes in a monospaced font: combining marks 0, East Asian wide 2."""
+    if text.isascii():
+        return len(text)
     width = 0
     for ch in text:
         if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
@@ -104,8 +110,13 @@ def _pad(text: str, width: int, *, right: bool = False) -> str:
     return fill + text if right else text + fill
 
 
+@functools.lru_cache(maxsize=4096)
 def _quantity(value: Decimal, locale: str) -> str:
-    """2.000 -> "2", 1.5 -> "1,5" (de_DE) / "1.5" (de_CH, en): never rounded."""
+    """2.000 -> "2", 1.5 -> "1,5" (de_DE) / "1.5" (de_CH, en): never rounded.
+
+    Cached: a batch formats the same few quantities thousands of times, and babel parses
+    the locale on every call.
+    """
     return format_decimal(Decimal(value), locale=locale, decimal_quantization=False)
 
 
@@ -165,6 +176,23 @@ def items_html(items: Sequence[Item], *, as_table: bool, language: str, locale: 
     return Markup(
         '<table class="items"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>'
     ).format(head, body)
+
+
+class _Lazy:
+    """A placeholder value computed when a template prints it (``{{ x }}``), at most once."""
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self._make = make
+        self._value: str | None = None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = self._make()
+        return self._value
+
+    def __html__(self) -> str:
+        # the HTML form is Markup already (escaped where built): autoescape must keep it
+        return str(self)
 
 
 def items_sms(items: Sequence[Item], *, locale: str) -> str:
@@ -466,16 +494,18 @@ class Renderer:
             seq = list(items)
             locale = str(base["locale"])
             lang = str(base["language"])
-            value: object
-            if part == "html":
-                value = items_html(seq, as_table=self.items_as_table, language=lang, locale=locale)
-            elif part == "sms":
-                value = items_sms(seq, locale=locale)
-            elif part == "subject":
-                value = items_text(seq, as_table=False, language=lang, locale=locale)
-            else:
-                value = items_text(seq, as_table=self.items_as_table, language=lang, locale=locale)
-            ctx[ITEMS_PLACEHOLDER] = value
+            table = self.items_as_table
+
+            def value() -> str:
+                if part == "html":
+                    return items_html(seq, as_table=table, language=lang, locale=locale)
+                if part == "sms":
+                    return items_sms(seq, locale=locale)
+                as_table = table and part != "subject"
+                return items_text(seq, as_table=as_table, language=lang, locale=locale)
+
+            # built only when the template shows it (most subjects and SMS do not)
+            ctx[ITEMS_PLACEHOLDER] = _Lazy(value)
         return ctx
 
     def _render(self, name: str, base: dict[str, object], *, part: str) -> str:

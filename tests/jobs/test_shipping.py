@@ -508,3 +508,90 @@ def test_a_confirmation_is_not_sent_again_on_a_channel_added_later(
     assert later.exit_code == 0
     assert smtp_server.messages == []
     assert [(r[1], r[2]) for r in ledger_rows(config)] == [("none", "skipped")]
+
+
+class _SlowCountingHandler:
+    """Takes a while per message and counts how many sessions deliver at the same time."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.most = 0
+        self.rcpts: list[str] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import asyncio
+
+        self.active += 1
+        self.most = max(self.most, self.active)
+        await asyncio.sleep(0.05)
+        self.active -= 1
+        self.rcpts.extend(envelope.rcpt_tos)
+        return "250 2.0.0 Ok: queued"
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite", "postgresql"], indirect=True)
+def test_parallel_connections_send_each_message_once(
+    erp_backend: Any, write_config: Any, cli: Cli
+) -> None:
+    from aiosmtpd.controller import Controller
+    from smtp_server import HOST, free_port
+
+    s = shop(erp_backend)
+    addresses = [f"parallel{i}@example.ch" for i in range(12)]
+    for address in addresses:
+        s.delivery_note(s.order(s.customer(email=address)), PRINTED)
+    handler = _SlowCountingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname=HOST, port=port, server_hostname="localhost")
+    controller.start()
+    try:
+        account = {
+            "transport": "smtp",
+            "directory": None,
+            "host": HOST,
+            "port": port,
+            "security": "none",
+            "timeout": 5,
+            "connections": 3,
+        }
+        config = write_config(email={"accounts": {"default": account}})
+        result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+        again = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    finally:
+        controller.stop()
+
+    assert result.exit_code == 0, result.stderr
+    assert "12 sent" in result.stdout
+    assert "0 sent" in again.stdout
+    assert sorted(handler.rcpts) == sorted(addresses)
+    assert handler.most == 3  # three conversations at once, never more
+    assert [r[2] for r in ledger_rows(config)] == ["sent"] * 12
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_a_run_stopped_by_tls_leaves_no_claim_behind(
+    erp_backend: Any, write_config: Any, tls_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    for _ in range(5):
+        s.delivery_note(s.order(s.customer()), PRINTED)
+    account = {
+        "transport": "smtp",
+        "directory": None,
+        "host": "localhost",
+        "port": tls_server.port,
+        "security": "starttls",
+        "username": "shop",
+        "password": "secret",
+        "timeout": 5,
+        "connections": 2,
+    }
+    config = write_config(email={"accounts": {"default": account}})
+
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert result.exit_code == 4
+    statuses = [r[2] for r in ledger_rows(config)]
+    assert statuses  # the messages in flight when TLS failed were claimed ...
+    assert set(statuses) == {"deferred"}  # ... and recorded: none is left 'sending'
+    assert tls_server.messages == []

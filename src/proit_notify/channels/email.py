@@ -16,6 +16,7 @@ import smtplib
 import socket
 import ssl
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,17 +68,34 @@ class _TrackingSMTPSSL(smtplib.SMTP_SSL, _TrackingSMTP):
 
 @dataclass
 class _Account:
-    """One account's parsed settings and its connection state for the current batch."""
+    """One account's parsed settings and its connection state for the current batch.
+
+    Up to ``connections`` threads talk to the server at once (``slots``); open connections
+    wait in ``idle`` for the next message, so a batch reuses them.
+    """
 
     name: str
     settings: AccountSettings
     envelope_from: str
     bcc: list[str]
     message_id_domain: str
-    smtp: _TrackingSMTP | None = None
+    idle: list[_TrackingSMTP] = field(default_factory=list)
     down: str | None = None  # why the server is not tried again in this batch
     last_send: float | None = None
     _tls: ssl.SSLContext | None = field(default=None, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    slots: threading.BoundedSemaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.slots = threading.BoundedSemaphore(self.settings.connections)
+
+    def take(self) -> _TrackingSMTP | None:
+        with self.lock:
+            return self.idle.pop() if self.idle else None
+
+    def give_back(self, smtp: _TrackingSMTP) -> None:
+        with self.lock:
+            self.idle.append(smtp)
 
     @property
     def where(self) -> str:
@@ -85,6 +103,10 @@ class _Account:
 
     def tls_context(self) -> ssl.SSLContext:
         # created once per account: loading the trust store costs milliseconds
+        with self.lock:
+            return self._tls_context()
+
+    def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
             ca = self.settings.ca_file
             self._tls = ssl.create_default_context(cafile=str(ca) if ca else None)
@@ -170,9 +192,8 @@ class EmailChannel:
     def close(self) -> None:
         """QUIT every open connection; the next batch starts afresh."""
         for account in self._accounts.values():
-            if account.smtp is not None:
-                self._quit(account.smtp)
-            account.smtp = None
+            while (smtp := account.take()) is not None:
+                self._quit(smtp)
             account.down = None
 
     # --- building ----------------------------------------------------------------------
@@ -232,13 +253,14 @@ class EmailChannel:
         limit = account.settings.max_per_minute
         if limit is None:
             return
-        now = time.monotonic()
-        if account.last_send is not None:
-            wait = account.last_send + 60.0 / limit - now
-            if wait > 0:
-                time.sleep(wait)
-                now = time.monotonic()
-        account.last_send = now
+        with account.lock:  # one schedule for all connections of the account
+            now = time.monotonic()
+            if account.last_send is not None:
+                wait = account.last_send + 60.0 / limit - now
+                if wait > 0:
+                    time.sleep(wait)
+                    now = time.monotonic()
+            account.last_send = now
 
     # --- file transport ----------------------------------------------------------------
 
@@ -287,30 +309,37 @@ class EmailChannel:
     # --- SMTP transport ----------------------------------------------------------------
 
     def _send_smtp(self, account: _Account, msg: EmailMessage, recipient: str) -> SendResult:
-        if account.down is not None:
-            # do not hammer a server that refused us a moment ago
-            return SendResult("deferred", account.down)
-        reused = account.smtp is not None
-        if account.smtp is None:
-            account.smtp = self._connect(account)
-            if account.smtp is None:
-                return SendResult("deferred", account.down or "not connected")
-        self._throttle(account)
-        try:
-            return self._transaction(account, account.smtp, msg, recipient)
-        except _Stale as stale:
-            self._drop(account)
-            if not reused:
-                return SendResult("deferred", str(stale))
-        # The server closed the idle connection between two messages: reconnect once.
-        account.smtp = self._connect(account)
-        if account.smtp is None:
-            return SendResult("deferred", account.down or "not connected")
-        try:
-            return self._transaction(account, account.smtp, msg, recipient)
-        except _Stale as stale:
-            self._drop(account)
-            return SendResult("deferred", str(stale))
+        with account.slots:  # at most `connections` conversations with the server at once
+            if account.down is not None:
+                # do not hammer a server that refused us a moment ago
+                return SendResult("deferred", account.down)
+            smtp = account.take()
+            reused = smtp is not None
+            if smtp is None:
+                smtp = self._connect(account)
+                if smtp is None:
+                    return SendResult("deferred", account.down or "not connected")
+            self._throttle(account)
+            try:
+                result = self._transaction(account, smtp, msg, recipient)
+            except _Stale as stale:
+                self._abandon(smtp)
+                if not reused:
+                    return SendResult("deferred", str(stale))
+                # The server closed the idle connection between two messages: reconnect once.
+                smtp = self._connect(account)
+                if smtp is None:
+                    return SendResult("deferred", account.down or "not connected")
+                try:
+                    result = self._transaction(account, smtp, msg, recipient)
+                except _Stale as stale_again:
+                    self._abandon(smtp)
+                    return SendResult("deferred", str(stale_again))
+            # smtplib closes the socket itself after a 421 (and we after a lost DATA);
+            # otherwise it sent RSET and the connection serves the next message
+            if smtp.sock is not None:
+                account.give_back(smtp)
+            return result
 
     def _transaction(
         self, account: _Account, smtp: _TrackingSMTP, msg: EmailMessage, recipient: str
@@ -326,11 +355,9 @@ class EmailChannel:
             )
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients.get(recipient, next(iter(exc.recipients.values())))
-            self._after_reply(account, smtp)
             return SendResult(_code_outcome(code), _reply(code, text))
         except smtplib.SMTPResponseException as exc:
             # SMTPSenderRefused, SMTPDataError (also a refused DATA): the server answered
-            self._after_reply(account, smtp)
             code = exc.smtp_code
             return SendResult(_code_outcome(code), _reply(code, exc.smtp_error))
         except smtplib.SMTPNotSupportedError as exc:
@@ -339,7 +366,7 @@ class EmailChannel:
             # SMTPServerDisconnected, timeouts, resets. smtplib turns a read timeout into
             # SMTPServerDisconnected, so both land here.
             if smtp.data_started:
-                self._drop(account)
+                self._abandon(smtp)
                 return SendResult(
                     "unknown",
                     f"connection to {account.where} lost after the message was handed over "
@@ -356,12 +383,6 @@ class EmailChannel:
                 f"{a} ({_reply(c, t)})" for a, (c, t) in refused.items()
             )
         return SendResult("sent", detail)
-
-    def _after_reply(self, account: _Account, smtp: _TrackingSMTP) -> None:
-        # smtplib closes the socket itself after a 421; otherwise it sent RSET and the
-        # connection serves the next message.
-        if smtp.sock is None:
-            account.smtp = None
 
     def _connect(self, account: _Account) -> _TrackingSMTP | None:
         """An open, secured, logged-in connection; None (and ``down`` set) if unreachable.
@@ -450,10 +471,6 @@ class EmailChannel:
                 f"email account {account.name!r}: cannot log in to {account.where} ({exc}); "
                 f"check email.accounts.{account.name}.security and username"
             ) from None
-
-    def _drop(self, account: _Account) -> None:
-        self._abandon(account.smtp)
-        account.smtp = None
 
     @staticmethod
     def _abandon(smtp: smtplib.SMTP | None) -> None:
