@@ -82,7 +82,7 @@ def test_wrong_type_is_refused_not_coerced() -> None:
     data["review"] = {"delay_days": "7"}
     problem = only_problem(data)
     assert "review.delay_days" in problem
-    assert "valid integer" in problem
+    assert "must be a whole number (without quotes)" in problem
     assert "'7'" in problem
 
 
@@ -91,7 +91,8 @@ def test_bool_given_as_text_is_refused() -> None:
     data["service"] = {"enabled": "yes"}
     problem = only_problem(data)
     assert "service.enabled" in problem
-    assert "valid boolean" in problem
+    assert "must be true or false (without quotes)" in problem
+    assert "'yes'" in problem
 
 
 def test_literal_lists_the_allowed_values() -> None:

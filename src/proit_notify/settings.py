@@ -561,6 +561,17 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
+#: pydantic's words for TOML types, in the words of someone who edits the file
+_PLAIN_TYPE_ERRORS = {
+    "bool_type": "must be true or false (without quotes)",
+    "int_type": "must be a whole number (without quotes)",
+    "float_type": "must be a number (without quotes)",
+    "string_type": 'must be text in quotes: "..."',
+    "dict_type": "must be a table: [section] or { key = value }",
+    "list_type": 'must be a list: ["...", "..."]',
+}
+
+
 def _format_error(file: Path, err: Mapping[str, Any]) -> list[str]:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     # pydantic names union branches in loc ('str', 'SqlExpression'): drop them for the reader
@@ -573,7 +584,7 @@ def _format_error(file: Path, err: Mapping[str, Any]) -> list[str]:
         return [f"{file}: {key}: unknown key{hint}"]
     if kind == "missing":
         return [f"{file}: {key}: required key is missing"]
-    msg = str(err["msg"]).removeprefix("Value error, ")
+    msg = _PLAIN_TYPE_ERRORS.get(kind) or str(err["msg"]).removeprefix("Value error, ")
     got = err.get("input")
     shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
     if "password" in key or key.endswith("odbc"):
