@@ -297,13 +297,5 @@ class ReviewRequests:
             return "the order's review flag no longer allows a review request"
         if settings.review.only_complete_delivery and to_flag(rows[0]["incomplete"]):
             return "the order is no longer completely delivered"
-        # at most one per order, ever: a row on another channel (the customer's info type
-        # changed since) blocks; a deferred row is this request still being retried
-        earlier = src.ledger_entries([n.key])
-        if earlier and not any(e.status == "deferred" for e in earlier):
-            first = earlier[0]
-            return (
-                "a review request for this order is already recorded "
-                f"({first.channel}: {first.status})"
-            )
+        # "at most one per order, ever" across channels is the runner's rule for every job
         return None
