@@ -78,15 +78,11 @@ class AspsmsProvider:
         return self.gateway.result("failed", f"StatusCode {code} {info}".strip())
 
     def check(self) -> list[str]:
-        answer = self.gateway.probe(
+        answer, data, problems = self.gateway.probe_json(
             "POST", self.gateway.url(BASE_URL, "/CheckCredits"), json=self._credentials()
         )
-        if isinstance(answer, str):
-            return [answer]
-        problems = self.gateway.check_http(answer)
-        if problems:
+        if answer is None:
             return problems
-        data = self.gateway.json(answer)
         if not isinstance(data, dict):
             return [f"aspsms: unexpected answer to CheckCredits: {self.gateway.snippet(answer)}"]
         code = str(data.get("StatusCode", "")).strip()

@@ -197,6 +197,18 @@ class Gateway:
             return self.result("deferred", f"HTTP {status} {said}")
         return self.result("failed", f"HTTP {status} {said}")
 
+    def probe_json(
+        self, method: str, url: str, **kwargs: Any
+    ) -> tuple[requests.Response | None, Any, list[str]]:
+        """``check``'s balance call: (answer, its JSON, []) or (None, None, the problems)."""
+        answer = self.probe(method, url, **kwargs)
+        if isinstance(answer, str):
+            return None, None, [answer]
+        problems = self.check_http(answer)
+        if problems:
+            return None, None, problems
+        return answer, self.json(answer), []
+
     def check_http(
         self, response: requests.Response, auth_statuses: tuple[int, ...] = (401, 403)
     ) -> list[str]:

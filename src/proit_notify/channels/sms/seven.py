@@ -102,15 +102,11 @@ class SevenProvider:
         return self.gateway.result("failed", f"code {code} {why}")
 
     def check(self) -> list[str]:
-        answer = self.gateway.probe(
+        answer, data, problems = self.gateway.probe_json(
             "GET", self.gateway.url(BASE_URL, "/api/balance"), headers=self._headers()
         )
-        if isinstance(answer, str):
-            return [answer]
-        problems = self.gateway.check_http(answer)
-        if problems:
+        if answer is None:
             return problems
-        data = self.gateway.json(answer)
         amount: object = data.get("amount") if isinstance(data, dict) else data
         text = str(amount).strip()
         if text in _LOGIN_CODES:

@@ -85,15 +85,11 @@ class SmsupProvider:
         return self.gateway.result("failed", f"status {status} {message}".strip())
 
     def check(self) -> list[str]:
-        answer = self.gateway.probe(
+        answer, data, problems = self.gateway.probe_json(
             "GET", self.gateway.url(BASE_URL, "/credits"), headers=self._headers()
         )
-        if isinstance(answer, str):
-            return [answer]
-        problems = self.gateway.check_http(answer)
-        if problems:
+        if answer is None:
             return problems
-        data = self.gateway.json(answer)
         if not isinstance(data, dict):
             return [f"smsup: unexpected answer to /credits: {self.gateway.snippet(answer)}"]
         status = str(data.get("status", "1")).strip()
