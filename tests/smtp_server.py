@@ -20,6 +20,7 @@ parsed message), ``dropped``, ``auth_attempts`` and ``connections``.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import ssl
@@ -64,6 +65,7 @@ class RecordingHandler:
     messages: list[Received] = field(default_factory=list)
     dropped: list[Received] = field(default_factory=list)
     auth_attempts: list[str] = field(default_factory=list)
+    delay: float = 0.0  # seconds before answering each message (a slow server)
     peers: list[Any] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -99,6 +101,8 @@ class RecordingHandler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         raw = bytes(envelope.original_content or envelope.content)
         parsed = message_from_bytes(raw, policy=default_policy)
         assert isinstance(parsed, EmailMessage)

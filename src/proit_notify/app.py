@@ -11,8 +11,8 @@ from .channels import Channel
 from .channels.email import EmailChannel
 from .clock import Clock
 from .core import ProgressHook, Runner
-from .erp import Erp, connect, connect_sqlite
-from .errors import ErpError, LedgerError, UsageError
+from .erp import Dialect, Erp, connect, connect_sqlite
+from .errors import ConfigError, ErpError, LedgerError, UsageError
 from .jobs import Job
 from .jobs.delivery_dates import DeliveryDates
 from .jobs.prepayment import PrepaymentReminders
@@ -100,6 +100,14 @@ def open_ledger(settings: Settings, *, dry_run: bool = False) -> Ledger:
             db = connect(settings.erp)  # its own connection: ledger commits must not end reads
         except ErpError as exc:
             raise LedgerError(f"cannot open the ledger in the ERP database: {exc}") from None
+        if db.dialect is Dialect.SQLITE:
+            db.close()
+            raise ConfigError(
+                "ledger.erp = true keeps the ledger in a database server that several hosts "
+                "share; the ERP here is an SQLite file, which cannot be shared that way (and "
+                "its readers lock out the ledger's writes). Remove ledger.erp to keep the "
+                "ledger in ledger.sqlite."
+            )
         ledger = Ledger(db, settings.ledger.table, settings.retry)
         ledger.ensure_schema()
         return ledger

@@ -1,0 +1,165 @@
+"""ledger.erp = true: the ledger is a table in the ERP database, shared by several hosts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_runner import Cli
+from scenario import shop
+from smtp_server import SmtpServer
+
+from proit_notify.erp import connect
+from proit_notify.settings import load_settings
+
+AS_OF = "2026-11-27T08:00"
+
+HOSTNAME_PATCH = """
+import os, socket
+_name = os.environ.get("TEST_HOSTNAME")
+if _name:
+    socket.gethostname = lambda: _name
+"""
+
+
+def smtp_account(server: SmtpServer) -> dict[str, Any]:
+    return {
+        "accounts": {
+            "default": {
+                "transport": "smtp",
+                "directory": None,
+                "host": "127.0.0.1",
+                "port": server.port,
+                "security": "none",
+                "timeout": 10,
+            }
+        }
+    }
+
+
+def ledger_rows(config: Path) -> list[tuple[str, str, str, str]]:
+    settings = load_settings(config)
+    db = connect(settings.erp)
+    try:
+        rows = db.stream(
+            f"SELECT key_, channel, status, host FROM {db.dialect.quote(settings.ledger.table)} "
+            "ORDER BY key_"
+        )
+        return [(r["key_"], r["channel"], r["status"], r["host"]) for r in rows]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("erp_backend", ["postgresql", "mariadb"], indirect=True)
+def test_the_ledger_table_lives_in_the_erp_and_blocks_a_second_send(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli, tmp_path: Path
+) -> None:
+    s = shop(erp_backend)
+    notes = [s.delivery_note(s.order(s.customer()), datetime(2026, 11, 26, 9)) for _ in range(3)]
+    config = write_config(email=smtp_account(smtp_server), ledger={"erp": True, "sqlite": None})
+
+    first = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    second = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert first.exit_code == 0, first.stderr
+    assert "3 sent" in first.stdout
+    assert "0 sent" in second.stdout
+    assert len(smtp_server.messages) == 3
+    assert [(k, st) for k, _, st, _ in ledger_rows(config)] == sorted(
+        (f"shipping:{n}", "sent") for n in notes
+    )
+    assert not (tmp_path / "ledger.sqlite").exists()  # nothing kept beside the config
+
+
+@pytest.mark.parametrize("erp_backend", ["postgresql", "mariadb"], indirect=True)
+def test_two_hosts_running_at_once_send_each_notification_once(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    s = shop(erp_backend)
+    addresses = [f"host-test{i}@example.ch" for i in range(30)]
+    for address in addresses:
+        s.delivery_note(s.order(s.customer(email=address)), datetime(2026, 11, 26, 9))
+    config = write_config(email=smtp_account(smtp_server), ledger={"erp": True, "sqlite": None})
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(HOSTNAME_PATCH, encoding="utf-8")
+
+    def start(host: str) -> subprocess.Popen[str]:
+        env = dict(os.environ, TEST_HOSTNAME=host)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+        # each "machine" has its own lock file: only the ledger's key keeps them apart
+        lock = tmp_path / f"{host}.lock"
+        settings_text = config.read_text(encoding="utf-8")
+        host_config = tmp_path / f"{host}.toml"
+        host_config.write_text(
+            settings_text.replace("[ledger]", f'[ledger]\nlock_file = "{lock.as_posix()}"'),
+            encoding="utf-8",
+        )
+        code = "from proit_notify.cli import main; main()"
+        args = ["-c", str(host_config), "shipping-confirmations", "--as-of", AS_OF]
+        return subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    smtp_server.handler.delay = 0.03  # the runs overlap: each waits on the server
+    runs = [start("host-a"), start("host-b")]
+    outputs = [run.communicate(timeout=120) for run in runs]
+
+    for run, (_out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err
+    received = sorted(r for m in smtp_server.messages for r in m.rcpt_tos)
+    assert received == sorted(addresses)  # every customer once, none twice
+    rows = ledger_rows(config)
+    assert len(rows) == 30
+    assert {st for _, _, st, _ in rows} == {"sent"}
+    assert {h for *_, h in rows} == {"host-a", "host-b"}  # both really ran at once
+
+
+@pytest.mark.parametrize("erp_backend", ["postgresql", "mariadb"], indirect=True)
+def test_a_claim_taken_on_another_host_is_refused(erp_backend: Any, write_config: Any) -> None:
+    from proit_notify.app import open_ledger
+    from proit_notify.clock import Clock
+
+    settings = load_settings(write_config(ledger={"erp": True, "sqlite": None}))
+    first, second = open_ledger(settings), open_ledger(settings)
+    now = Clock.parse(AS_OF, settings.service.tz).utc
+    claim = {
+        "key": "shipping:4711",
+        "channel": "email",
+        "job": "shipping",
+        "document": "LS 4711",
+        "recipient": "a@example.ch",
+        "account": "default",
+        "now": now,
+    }
+    try:
+        assert first.claim(**claim) is True
+        assert second.claim(**claim) is False  # the primary key holds across connections
+        assert [e.status for e in second.entries("shipping:4711")] == ["sending"]
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite", "sqlite-odbc"], indirect=True)
+def test_an_sqlite_erp_cannot_hold_the_shared_ledger(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    s.delivery_note(s.order(s.customer()), datetime(2026, 11, 26, 9))
+    config = write_config(email=smtp_account(smtp_server), ledger={"erp": True, "sqlite": None})
+
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert result.exit_code == 3
+    assert "ledger.erp" in result.stderr
+    assert smtp_server.messages == []
