@@ -63,11 +63,11 @@ WHERE (o.review_mail = 1 OR o.review_mail IS NULL)
 """
 
 
-def generate(path: Path, orders: int) -> None:
+def generate(path: Path, orders: int, years: int = YEARS) -> None:
     """N orders over ten years up to TODAY: one line, a delivery note (10 %: two), 30 %
     auto-processed, review flag 1/0/NULL in turn. Recursive CTEs: no Python row loop."""
-    span = YEARS * 365 * 24 * 3600  # seconds the orders spread over
-    start = datetime.combine(TODAY - timedelta(days=YEARS * 365), datetime.min.time())
+    span = years * 365 * 24 * 3600  # seconds the orders spread over
+    start = datetime.combine(TODAY - timedelta(days=years * 365), datetime.min.time())
     conn = sqlite3.connect(str(path))
     conn.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;" + SCHEMA)
     customers = max(orders // 10, 1)
@@ -127,13 +127,15 @@ def settings_for(directory: Path, erp: Path) -> Settings:
     return load_settings(path)
 
 
-def run(orders: int, repeat: int) -> None:
+def run(orders: int, repeat: int, years: int = YEARS) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         erp_path = directory / "erp.sqlite"
         t0 = time.perf_counter()
-        generate(erp_path, orders)
-        print(f"\n{orders:,} orders: generated in {time.perf_counter() - t0:.1f} s")
+        generate(erp_path, orders, years)
+        print(
+            f"\n{orders:,} orders over {years} years: generated in {time.perf_counter() - t0:.1f} s"
+        )
         settings = settings_for(directory, erp_path)
         clock = Clock.parse(TODAY.isoformat(), ZoneInfo(settings.service.timezone))
         start, end = clock.event_window(7, 14)
@@ -185,9 +187,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, action="append", help="ERP size (repeatable)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--years",
+        type=int,
+        action="append",
+        help="history the orders spread over, one per --orders (default 10): the same orders "
+        "per day on a larger ERP (--orders 100000 --years 1 --orders 1000000 --years 10) "
+        "shows whether memory stays flat as the ERP grows",
+    )
     args = parser.parse_args()
-    for orders in args.orders or [1_000_000]:
-        run(orders, args.repeat)
+    sizes = args.orders or [1_000_000]
+    spans = args.years or [YEARS] * len(sizes)
+    if len(spans) != len(sizes):
+        parser.error("give one --years per --orders")
+    for orders, years in zip(sizes, spans, strict=True):
+        run(orders, args.repeat, years)
 
 
 if __name__ == "__main__":
