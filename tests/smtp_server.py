@@ -282,3 +282,20 @@ def smtp_ssl_server(test_ca: TestCa) -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+def email_section(server: SmtpServer, **extra_accounts: dict[str, Any]) -> dict[str, Any]:
+    """The ``[email]`` settings (for ``write_config``) of accounts that send through
+    ``server``: ``default``, plus each of ``extra_accounts`` with its own keys on top."""
+    connection = {"host": HOST, "port": server.port, "security": "none", "timeout": 5}
+    accounts: dict[str, Any] = {
+        "default": {
+            **connection,
+            "transport": "smtp",
+            "directory": None,  # write_config's default account writes files
+            "from": "Muster Handel AG <shop@example.ch>",
+        }
+    }
+    for name, values in extra_accounts.items():
+        accounts[name] = {**connection, **values}
+    return {"accounts": accounts}

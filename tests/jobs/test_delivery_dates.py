@@ -12,29 +12,13 @@ from typing import Any
 import pytest
 from cli_runner import Cli
 from scenario import Shop, shop
-from smtp_server import Received, SmtpServer
+from smtp_server import Received, SmtpServer, email_section
 
 from proit_notify import cli as cli_module
 
 AS_OF = "2026-11-27T08:00"
 ORDERED = date(2026, 11, 20)  # within the default catch-up window of 14 days
 DEC_5, DEC_12 = date(2026, 12, 5), date(2026, 12, 12)
-
-
-def smtp_email(server: SmtpServer) -> dict[str, Any]:
-    return {
-        "accounts": {
-            "default": {
-                "transport": "smtp",
-                "directory": None,
-                "host": "127.0.0.1",
-                "port": server.port,
-                "security": "none",
-                "timeout": 5,
-                "from": "Muster Handel AG <shop@example.ch>",
-            }
-        }
-    }
 
 
 def ledger_rows(config: Path) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -86,7 +70,7 @@ def test_a_notice_per_date_set_changed_and_changed_back(
     s = shop(erp_backend)
     order = open_order(s, number="A-500")
     done = s.order(s.customer(), order_date=ORDERED, delivery_date=DEC_5)  # completely delivered
-    config = write_config(email=smtp_email(smtp_server))
+    config = write_config(email=email_section(smtp_server))
 
     def run() -> list[Received]:
         before = len(smtp_server.messages)
@@ -136,7 +120,7 @@ def test_catch_up_window_past_dates_and_orders_after_as_of(
     open_order(s, number="A-PAST", delivery_date=date(2026, 11, 26))
     open_order(s, number="A-TODAY", delivery_date=date(2026, 11, 27))
     open_order(s, number="A-LATER", order_date=date(2026, 11, 28), delivery_date=DEC_5)
-    config = write_config(email=smtp_email(smtp_server))
+    config = write_config(email=email_section(smtp_server))
 
     assert cli("-c", config, "delivery-dates", "--as-of", AS_OF).exit_code == 0
 
@@ -159,7 +143,9 @@ def test_drafts_reviewed_edited_sent_and_discarded(
     s = shop(erp_backend)
     first = open_order(s, number="A-1", delivery_date=DEC_5)
     second = open_order(s, number="A-2", delivery_date=DEC_12)
-    config = write_config(email=smtp_email(smtp_server), delivery_date={"edit_before_send": True})
+    config = write_config(
+        email=email_section(smtp_server), delivery_date={"edit_before_send": True}
+    )
     key1, key2 = f"delivery_date:{first}:1", f"delivery_date:{second}:1"
 
     # under cron (run-all, no terminal) the notices become drafts; nothing is sent
@@ -229,7 +215,9 @@ def test_a_draft_whose_date_changed_again_is_superseded_never_sent(
     moved = open_order(s, number="A-MOVED", delivery_date=DEC_5)
     direct = open_order(s, number="A-DIRECT", delivery_date=DEC_5)
     dropped = open_order(s, number="A-NODATE", delivery_date=DEC_5)
-    config = write_config(email=smtp_email(smtp_server), delivery_date={"edit_before_send": True})
+    config = write_config(
+        email=email_section(smtp_server), delivery_date={"edit_before_send": True}
+    )
     assert "3 drafts" in cli("-c", config, "delivery-dates", "--as-of", AS_OF).stdout
 
     erp_backend.update("orders", moved, delivery_date=DEC_12)
@@ -270,7 +258,9 @@ def test_deferred_draft_stays_a_draft_with_its_edit(
     s = shop(erp_backend)
     order = open_order(s, delivery_date=DEC_5)
     key = f"delivery_date:{order}:1"
-    config = write_config(email=smtp_email(smtp_server), delivery_date={"edit_before_send": True})
+    config = write_config(
+        email=email_section(smtp_server), delivery_date={"edit_before_send": True}
+    )
     cli("-c", config, "delivery-dates", "--as-of", AS_OF)
     assert cli("-c", config, "drafts", "edit", key).exit_code == 0
     smtp_server.handler.data_answers["kunde1@example.ch"] = "451 4.3.0 try again later"
@@ -301,7 +291,9 @@ def test_edit_option_opens_each_notice_on_a_terminal_only(
 ) -> None:
     s = shop(erp_backend)
     open_order(s, delivery_date=DEC_5)
-    config = write_config(email=smtp_email(smtp_server), delivery_date={"edit_before_send": True})
+    config = write_config(
+        email=email_section(smtp_server), delivery_date={"edit_before_send": True}
+    )
 
     refused = cli("-c", config, "delivery-dates", "--edit", "--as-of", AS_OF)
     assert refused.exit_code == 2

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from cli_runner import Cli
 from scenario import shop
-from smtp_server import SmtpServer
+from smtp_server import SmtpServer, email_section
 
 from proit_notify.erp import connect
 from proit_notify.settings import load_settings
@@ -25,21 +25,6 @@ _name = os.environ.get("TEST_HOSTNAME")
 if _name:
     socket.gethostname = lambda: _name
 """
-
-
-def smtp_account(server: SmtpServer) -> dict[str, Any]:
-    return {
-        "accounts": {
-            "default": {
-                "transport": "smtp",
-                "directory": None,
-                "host": "127.0.0.1",
-                "port": server.port,
-                "security": "none",
-                "timeout": 10,
-            }
-        }
-    }
 
 
 def ledger_rows(config: Path) -> list[tuple[str, str, str, str]]:
@@ -61,7 +46,7 @@ def test_the_ledger_table_lives_in_the_erp_and_blocks_a_second_send(
 ) -> None:
     s = shop(erp_backend)
     notes = [s.delivery_note(s.order(s.customer()), datetime(2026, 11, 26, 9)) for _ in range(3)]
-    config = write_config(email=smtp_account(smtp_server), ledger={"erp": True, "sqlite": None})
+    config = write_config(email=email_section(smtp_server), ledger={"erp": True, "sqlite": None})
 
     first = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
     second = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
@@ -84,7 +69,7 @@ def test_two_hosts_running_at_once_send_each_notification_once(
     addresses = [f"host-test{i}@example.ch" for i in range(30)]
     for address in addresses:
         s.delivery_note(s.order(s.customer(email=address)), datetime(2026, 11, 26, 9))
-    config = write_config(email=smtp_account(smtp_server), ledger={"erp": True, "sqlite": None})
+    config = write_config(email=email_section(smtp_server), ledger={"erp": True, "sqlite": None})
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(HOSTNAME_PATCH, encoding="utf-8")
@@ -156,7 +141,7 @@ def test_an_sqlite_erp_cannot_hold_the_shared_ledger(
 ) -> None:
     s = shop(erp_backend)
     s.delivery_note(s.order(s.customer()), datetime(2026, 11, 26, 9))
-    config = write_config(email=smtp_account(smtp_server), ledger={"erp": True, "sqlite": None})
+    config = write_config(email=email_section(smtp_server), ledger={"erp": True, "sqlite": None})
 
     result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
 

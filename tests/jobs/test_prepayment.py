@@ -18,7 +18,7 @@ import pytest
 from cli_runner import Cli
 from erp_backends import ErpBackend
 from scenario import shop
-from smtp_server import Received, RecordingHandler, SmtpServer
+from smtp_server import Received, RecordingHandler, SmtpServer, email_section
 
 from proit_notify.erp import connect_odbc, connect_sqlite
 
@@ -26,27 +26,11 @@ INVOICE_NUMBER = re.compile(r"Rechnung (R-\d+)")
 NBSP = "\u00a0"
 
 
-def smtp_email(server: SmtpServer) -> dict[str, Any]:
-    return {
-        "accounts": {
-            "default": {
-                "transport": "smtp",
-                "directory": None,
-                "host": "127.0.0.1",
-                "port": server.port,
-                "security": "none",
-                "timeout": 5,
-                "from": "Muster Handel AG <shop@example.ch>",
-            }
-        }
-    }
-
-
 def prepayment_config(
     write_config: Any, server: SmtpServer, *, delay: int, repeat: int, max_mails: int, **more: Any
 ) -> Path:
     path: Path = write_config(
-        email=smtp_email(server),
+        email=email_section(server),
         prepayment={"delay_days": delay, "repeat_days": repeat, "max_mails": max_mails},
         **more,
     )

@@ -19,28 +19,15 @@ import pytest
 from cli_runner import Cli
 from pytest_httpserver import HTTPServer
 from scenario import Shop, shop
-from smtp_server import SmtpServer
+from smtp_server import SmtpServer, email_section
 from werkzeug import Request, Response
 
 PORTAL = "https://bewertung.example.ch/a/{order_number}"
 
 
-def smtp_email(server: SmtpServer) -> dict[str, Any]:
-    account = {
-        "transport": "smtp",
-        "directory": None,
-        "host": "127.0.0.1",
-        "port": server.port,
-        "security": "none",
-        "timeout": 5,
-        "from": "Muster Handel AG <shop@example.ch>",
-    }
-    return {"accounts": {"default": account}}
-
-
 def config_for(write_config: Any, server: SmtpServer, **review: Any) -> Path:
     settings = {"delay_days": 7, "max_age_days": 14, "portal_url": PORTAL, **review}
-    path: Path = write_config(email=smtp_email(server), review=settings)
+    path: Path = write_config(email=email_section(server), review=settings)
     return path
 
 
@@ -368,7 +355,7 @@ def test_an_order_requested_by_email_is_not_requested_again_by_sms(
     order = s.order(customer, review_mail=1)
     s.delivery_note(order, datetime(2026, 11, 20, 9, 0))
     config = write_config(
-        email=smtp_email(smtp_server),
+        email=email_section(smtp_server),
         review={"delay_days": 7, "portal_url": PORTAL, "on_delivery_note_print": True},
         sms={
             "provider": "aspsms",

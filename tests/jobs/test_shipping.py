@@ -11,27 +11,12 @@ from typing import Any
 import pytest
 from cli_runner import Cli
 from scenario import shop
-from smtp_server import DROP, SmtpServer
+from smtp_server import DROP, SmtpServer, email_section
 
 from proit_notify.ledger import RunLock
 
 AS_OF = "2026-11-27T08:00"
 PRINTED = datetime(2026, 11, 26, 15, 30)
-
-
-def smtp_email(server: SmtpServer, **extra_accounts: dict[str, Any]) -> dict[str, Any]:
-    account = {"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": 5}
-    accounts: dict[str, Any] = {
-        "default": {
-            **account,
-            "from": "Muster Handel AG <shop@example.ch>",
-            "directory": None,
-            "transport": "smtp",
-        },
-    }
-    for name, values in extra_accounts.items():
-        accounts[name] = {**account, **values}
-    return {"accounts": accounts}
 
 
 def ledger_rows(config: Path) -> list[tuple[str, str, str, str]]:
@@ -58,7 +43,7 @@ def test_confirms_each_printed_note_once_from_the_shop_account(
     s.delivery_note(o2, None, number="LS-201")  # not printed: nothing yet
     config = write_config(
         email={
-            **smtp_email(smtp_server, webshop={"from": "Webshop <web@example.ch>"}),
+            **email_section(smtp_server, webshop={"from": "Webshop <web@example.ch>"}),
             "shop_accounts": {"SHOP-CH": "webshop"},
         }
     )
@@ -105,7 +90,7 @@ def test_dry_run_sends_nothing_and_writes_nothing(
 ) -> None:
     s = shop(erp_backend)
     s.delivery_note(s.order(s.customer()), PRINTED)
-    config = write_config(email=smtp_email(smtp_server))
+    config = write_config(email=email_section(smtp_server))
 
     result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF, "--dry-run", "--preview")
 
@@ -130,7 +115,7 @@ def test_invalid_address_and_550_fail_only_their_row(
     smtp_server.handler.rcpt_answers["gone@example.ch"] = (
         "550 5.1.1 <gone@example.ch>: unknown user"
     )
-    config = write_config(email=smtp_email(smtp_server))
+    config = write_config(email=email_section(smtp_server))
 
     result = cli("-c", config, "--json", "shipping-confirmations", "--as-of", AS_OF)
 
@@ -174,7 +159,7 @@ def test_451_defers_and_a_later_run_retries_after_the_back_off(
     s = shop(erp_backend)
     s.delivery_note(s.order(s.customer(email="later@example.ch")), PRINTED)
     smtp_server.handler.data_answers["later@example.ch"] = "451 4.3.0 try again later"
-    config = write_config(email=smtp_email(smtp_server), retry={"first_delay_minutes": 30})
+    config = write_config(email=email_section(smtp_server), retry={"first_delay_minutes": 30})
 
     first = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
     assert first.exit_code == 1
@@ -200,7 +185,7 @@ def test_connection_lost_after_data_is_unknown_and_never_resent_until_resolved(
     s = shop(erp_backend)
     note = s.delivery_note(s.order(s.customer(email="lost@example.ch")), PRINTED)
     smtp_server.handler.data_answers["lost@example.ch"] = DROP
-    config = write_config(email=smtp_email(smtp_server))
+    config = write_config(email=email_section(smtp_server))
 
     first = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
     assert first.exit_code == 1
@@ -222,7 +207,7 @@ def test_a_sending_row_left_by_a_crash_becomes_unknown_not_resent(
 ) -> None:
     s = shop(erp_backend)
     note = s.delivery_note(s.order(s.customer()), PRINTED)
-    config = write_config(email=smtp_email(smtp_server))
+    config = write_config(email=email_section(smtp_server))
     # a run claimed the note, then died before SMTP answered
     from proit_notify.app import open_ledger
     from proit_notify.clock import Clock
@@ -263,7 +248,7 @@ def test_to_contact_uses_the_contacts_address_and_falls_back_to_the_customer(
     without_mail = erp_backend.insert("contacts", customer_id=customer, name="Herr Ohne")
     s.delivery_note(s.order(customer, contact_id=with_mail), PRINTED)
     s.delivery_note(s.order(customer, contact_id=without_mail), PRINTED)
-    config = write_config(email=smtp_email(smtp_server), shipping={"to_contact": True})
+    config = write_config(email=email_section(smtp_server), shipping={"to_contact": True})
 
     assert cli("-c", config, "shipping-confirmations", "--as-of", AS_OF).exit_code == 0
 
@@ -280,7 +265,9 @@ def test_without_print_trigger_only_named_notes_are_confirmed(
     customer = s.customer()
     s.delivery_note(s.order(customer), PRINTED, number="LS-1")
     s.delivery_note(s.order(customer), PRINTED, number="LS-2")
-    config = write_config(email=smtp_email(smtp_server), shipping={"on_delivery_note_print": False})
+    config = write_config(
+        email=email_section(smtp_server), shipping={"on_delivery_note_print": False}
+    )
 
     batch = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
     assert batch.exit_code == 0
@@ -306,7 +293,7 @@ def test_catch_up_window_and_rows_after_as_of(
     s.delivery_note(s.order(customer), datetime(2026, 11, 23, 23, 59), number="LS-IN")  # 4 days
     s.delivery_note(s.order(customer), datetime(2026, 11, 22, 23, 59), number="LS-OLD")  # aged out
     s.delivery_note(s.order(customer), datetime(2026, 11, 27, 9, 0), number="LS-LATER")  # future
-    config = write_config(email=smtp_email(smtp_server), shipping={"max_age_days": 4})
+    config = write_config(email=email_section(smtp_server), shipping={"max_age_days": 4})
 
     result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
 
@@ -320,7 +307,7 @@ def test_cr_lf_in_a_customer_name_adds_no_header(
 ) -> None:
     s = shop(erp_backend)
     s.delivery_note(s.order(s.customer(name="Evil\r\nBcc: victim@example.org")), PRINTED)
-    config = write_config(email=smtp_email(smtp_server))
+    config = write_config(email=email_section(smtp_server))
 
     cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
 
@@ -340,13 +327,13 @@ def test_limit_info_type_none_and_disabled_service(
         s.delivery_note(s.order(s.customer()), PRINTED)
     s.delivery_note(s.order(s.customer(info_type="none")), PRINTED)
 
-    disabled = write_config(email=smtp_email(smtp_server), service={"enabled": False})
+    disabled = write_config(email=email_section(smtp_server), service={"enabled": False})
     off = cli("-c", disabled, "shipping-confirmations", "--as-of", AS_OF)
     assert off.exit_code == 0
     assert "service.enabled = false" in off.stderr
     assert smtp_server.messages == []
 
-    config = write_config(email=smtp_email(smtp_server))
+    config = write_config(email=email_section(smtp_server))
     limited = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF, "--limit", "2")
     assert limited.exit_code == 0
     assert len(smtp_server.messages) == 2
@@ -369,7 +356,7 @@ def test_a_broken_template_is_exit_3_before_anything_is_sent(
         "Guten Tag {{ kundenname_gibts_nicht }}\n", encoding="utf-8"
     )
     config = write_config(
-        email=smtp_email(smtp_server), templates={"dir": str(tmp_path / "templates")}
+        email=email_section(smtp_server), templates={"dir": str(tmp_path / "templates")}
     )
 
     result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
@@ -387,7 +374,7 @@ def test_a_second_run_exits_5_while_the_lock_is_held(
 ) -> None:
     s = shop(erp_backend)
     s.delivery_note(s.order(s.customer()), PRINTED)
-    config = write_config(email=smtp_email(smtp_server))
+    config = write_config(email=email_section(smtp_server))
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -449,7 +436,7 @@ def test_send_window_keeps_runs_outside_it_from_sending(
 ) -> None:
     s = shop(erp_backend)
     s.delivery_note(s.order(s.customer()), PRINTED)
-    config = write_config(email=smtp_email(smtp_server), service={"send_window": "07:00-20:00"})
+    config = write_config(email=email_section(smtp_server), service={"send_window": "07:00-20:00"})
 
     early = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T06:30")
     assert early.exit_code == 0
@@ -472,7 +459,7 @@ def test_max_per_day_holds_the_rest_until_the_next_day(
     s = shop(erp_backend)
     for _ in range(3):
         s.delivery_note(s.order(s.customer()), PRINTED)
-    email = smtp_email(smtp_server)
+    email = email_section(smtp_server)
     email["accounts"]["default"]["max_per_day"] = 2
     config = write_config(email=email)
 
@@ -497,7 +484,7 @@ def test_a_confirmation_is_not_sent_again_on_a_channel_added_later(
     s = shop(erp_backend)
     customer = s.customer(info_type="none", email="opted-in-later@example.ch")
     s.delivery_note(s.order(customer), PRINTED)
-    config = write_config(email=smtp_email(smtp_server))
+    config = write_config(email=email_section(smtp_server))
     first = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
     assert "1 skipped" in first.stdout
 

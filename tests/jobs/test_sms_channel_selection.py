@@ -21,7 +21,7 @@ import pytest
 from cli_runner import Cli, CliResult
 from pytest_httpserver import HTTPServer
 from scenario import shop
-from smtp_server import SmtpServer
+from smtp_server import SmtpServer, email_section
 from werkzeug import Request, Response
 
 AS_OF = "2026-11-27T08:00"
@@ -73,19 +73,6 @@ def sms_settings(server: HTTPServer, provider: str = "aspsms", **extra: Any) -> 
         "timeout": 5,
         **extra,
     }
-
-
-def smtp_email(server: SmtpServer) -> dict[str, Any]:
-    account = {
-        "transport": "smtp",
-        "directory": None,
-        "host": "127.0.0.1",
-        "port": server.port,
-        "security": "none",
-        "timeout": 5,
-        "from": "Muster Handel AG <shop@example.ch>",
-    }
-    return {"accounts": {"default": account}}
 
 
 @dataclass(frozen=True)
@@ -196,7 +183,7 @@ def run_table(
         keys[case.label] = f"shipping:{note}"
     config = write_config(
         service={"default_info_type": "sms"},
-        email=smtp_email(smtp_server),
+        email=email_section(smtp_server),
         sms=sms_settings(httpserver, fallback_to_email=fallback),
     )
 
@@ -267,7 +254,7 @@ def test_no_provider_configured_falls_back_or_fails(
 ) -> None:
     s = shop(erp_backend)
     s.delivery_note(s.order(s.customer(info_type="sms", phone="079 123 45 67")), PRINTED)
-    config = write_config(email=smtp_email(smtp_server), sms={"fallback_to_email": False})
+    config = write_config(email=email_section(smtp_server), sms={"fallback_to_email": False})
 
     result = cli("-c", config, "--json", "shipping-confirmations", "--as-of", AS_OF)
 
@@ -278,7 +265,7 @@ def test_no_provider_configured_falls_back_or_fails(
     assert item["recipient"] == "+41791234567"
     assert smtp_server.messages == []
 
-    fallback = write_config(email=smtp_email(smtp_server), sms={"fallback_to_email": True})
+    fallback = write_config(email=email_section(smtp_server), sms={"fallback_to_email": True})
     (config.parent / "ledger.sqlite").unlink()
     assert cli("-c", fallback, "shipping-confirmations", "--as-of", AS_OF).exit_code == 0
     assert [m.rcpt_tos for m in smtp_server.messages] == [("kunde1@example.ch",)]
@@ -309,7 +296,7 @@ def test_seven_texts_the_contacts_mobile_and_stores_the_message_id(
     n1 = s.delivery_note(s.order(customer, contact_id=with_mobile), PRINTED, number="LS-K1")
     n2 = s.delivery_note(s.order(customer, contact_id=without_mobile), PRINTED, number="LS-K2")
     config = write_config(
-        email=smtp_email(smtp_server),
+        email=email_section(smtp_server),
         sms=sms_settings(httpserver, "seven"),
         shipping={"to_contact": True},
     )
@@ -348,7 +335,7 @@ def test_error_inside_http_200_fails_that_sms_and_the_batch_goes_on(
         s.delivery_note(s.order(s.customer(info_type="sms", phone=phone)), PRINTED)
         for phone in ("079 123 45 67", "079 222 33 44", "079 333 44 55")
     ]
-    config = write_config(email=smtp_email(smtp_server), sms=sms_settings(httpserver))
+    config = write_config(email=email_section(smtp_server), sms=sms_settings(httpserver))
 
     result = cli("-c", config, "--json", "shipping-confirmations", "--as-of", AS_OF)
 
@@ -381,7 +368,7 @@ def test_http_503_defers_and_a_later_run_sends_it_once(
     s = shop(erp_backend)
     note = s.delivery_note(s.order(s.customer(info_type="sms", phone="079 123 45 67")), PRINTED)
     config = write_config(
-        email=smtp_email(smtp_server),
+        email=email_section(smtp_server),
         sms=sms_settings(httpserver),
         retry={"first_delay_minutes": 30},
     )
@@ -421,7 +408,7 @@ def test_refused_login_stops_the_run_with_exit_4_without_the_password(
     s = shop(erp_backend)
     for phone in ("079 123 45 67", "079 222 33 44"):
         s.delivery_note(s.order(s.customer(info_type="sms", phone=phone)), PRINTED)
-    config = write_config(email=smtp_email(smtp_server), sms=sms_settings(httpserver))
+    config = write_config(email=email_section(smtp_server), sms=sms_settings(httpserver))
 
     result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
 
