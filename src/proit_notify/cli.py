@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -35,7 +36,7 @@ from .clock import Clock
 from .core import ItemReport, JobReport, RunOptions
 from .erp import redact
 from .errors import ConfigError, NotifyError, UsageError
-from .ledger import STATUSES
+from .ledger import STATUSES, Entry
 from .settings import Settings, load_settings, resolve_config_path
 
 log = logging.getLogger("proit_notify")
@@ -491,14 +492,9 @@ def history(
     out.print(f"{len(rows)} row(s)")
 
 
-def _entry_json(e: Any, tz: Any) -> dict[str, Any]:
+def _entry_json(e: Entry, tz: ZoneInfo) -> dict[str, Any]:
     return {
-        "key": e.key,
-        "channel": e.channel,
-        "job": e.job,
-        "document": e.document,
-        "recipient": e.recipient,
-        "account": e.account,
+        **e.as_json(),
         "status": e.status,
         "detail": e.detail,
         "attempts": e.attempts,

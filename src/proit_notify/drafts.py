@@ -71,12 +71,7 @@ class Draft:
     def as_json(self) -> dict[str, Any]:
         e = self.entry
         return {
-            "key": e.key,
-            "channel": e.channel,
-            "job": e.job,
-            "document": e.document,
-            "recipient": e.recipient,
-            "account": e.account,
+            **e.as_json(),
             "delivery_date": self.entry.info.get("delivery_date"),
             "previous_delivery_date": self.entry.info.get("previous_delivery_date"),
             "created_at": to_utc_text(e.created_at),

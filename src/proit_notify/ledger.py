@@ -57,6 +57,17 @@ class Entry:
     host: str
     info: dict[str, Any]
 
+    def as_json(self) -> dict[str, Any]:
+        """What identifies the row and whom it was for (the base of every --json listing)."""
+        return {
+            "key": self.key,
+            "channel": self.channel,
+            "job": self.job,
+            "document": self.document,
+            "recipient": self.recipient,
+            "account": self.account,
+        }
+
 
 _COLUMNS = (
     "key_",
