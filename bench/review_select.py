@@ -6,7 +6,7 @@ N orders over ten years, then times, alternately and in one run:
 - **bare**: one hand-written indexed SQL query over the raw tables that selects the due
   orders with their customer (earliest of first print and auto-processing in the window,
   flag allows, nothing earlier);
-- **selection**: the job's own candidate SQL (``ReviewRequests.candidate_queries``, what
+- **selection**: the job's own candidate SQL (``ReviewRequests.candidate_query``, what
   ``plan()`` runs) through the real code path: ``Erp`` with the logical mapping (derived
   tables), the runner's ``Sources``, rows streamed as dicts;
 - **plan**: the whole ``ReviewRequests().plan()``: the selection plus, per batch of due
@@ -151,8 +151,9 @@ def run(orders: int, repeat: int, years: int = YEARS) -> None:
             return sum(1 for _ in job.plan(sources, settings, clock))
 
         def selection() -> int:
-            queries = job.candidate_queries(settings, clock)
-            return sum(1 for sql, values in queries for _ in sources.query(sql, values))
+            candidates = job.candidate_query(settings, clock)
+            assert candidates is not None  # both events are enabled
+            return sum(1 for _ in sources.query(*candidates))
 
         def bare() -> int:
             return len(raw.execute(BARE, params).fetchall())

@@ -10,14 +10,14 @@ The request is due ``review.delay_days`` after the trigger's day and is sent whi
 due day is not more than ``review.max_age_days`` in the past.
 
 Selection (set-based, memory bounded by one batch): the candidates are orders with an
-enabled event inside the event window, from two index-driven SQL queries (``printed_at``,
-``auto_processed_at``) and from the confirmations the ledger sent inside the window (those
-order ids are looked up in the ERP, at most :data:`BATCH` bound ids per IN list). The SQL
-already drops what can never be due (flag, completeness, and with the earliest trigger an
-earlier print or auto-processing before the window); the exact trigger is then computed
-per batch of orders from their delivery notes and the ledger rows of their confirmations,
-so an order whose first confirmation is older than the window is not sent just because a
-second delivery note was confirmed inside it.
+enabled event inside the event window, from one SQL query over the union of two index
+ranges (``printed_at``, ``auto_processed_at``), and from the confirmations the ledger sent
+inside the window (those order ids are looked up in the ERP, at most :data:`BATCH` bound
+ids per IN list). The SQL already drops what can never be due (flag, completeness, and
+with the earliest trigger an earlier print or auto-processing before the window); the
+exact trigger is then computed per batch of orders from their delivery notes and the
+ledger rows of their confirmations, so an order whose first confirmation is older than the
+window is not sent just because a second delivery note was confirmed inside it.
 """
 
 from __future__ import annotations
@@ -47,27 +47,16 @@ INCOMPLETE = (
     "EXISTS (SELECT 1 FROM {order_lines} l WHERE l.order_id = o.id "
     "AND COALESCE(l.delivered_quantity, 0) < l.quantity)"
 )
-#: the order's first delivery note printed inside the window (one row per order)
-BY_PRINT_TIME = (
-    ORDER_SELECT
-    + " FROM {delivery_notes} dn JOIN {orders} o ON o.id = dn.order_id "
-    + PARTY_JOINS
-    + " WHERE dn.printed_at >= ? AND dn.printed_at <= ? AND NOT EXISTS (SELECT 1 FROM "
-    "{delivery_notes} d2 WHERE d2.order_id = dn.order_id AND d2.printed_at >= ? "
-    "AND d2.printed_at <= ? AND (d2.printed_at < dn.printed_at "
-    "OR (d2.printed_at = dn.printed_at AND d2.id < dn.id)))"
+#: orders with an event inside the window, one id each (UNION removes duplicates); the
+#: candidates join the orders to it, so every arm is an index range and nothing else is read
+PRINTED_IN_WINDOW = (
+    "SELECT dn.order_id AS id FROM {delivery_notes} dn "
+    "WHERE dn.printed_at >= ? AND dn.printed_at <= ?"
 )
-BY_AUTO_TIME = (
-    ORDER_SELECT
-    + " FROM {orders} o "
-    + PARTY_JOINS
-    + " WHERE o.auto_processed_at >= ? AND o.auto_processed_at <= ?"
+AUTO_IN_WINDOW = (
+    "SELECT a.id AS id FROM {orders} a WHERE a.auto_processed_at >= ? AND a.auto_processed_at <= ?"
 )
-#: with the print trigger on, orders with a print inside the window came from BY_PRINT_TIME
-NO_PRINT_IN_WINDOW = (
-    " AND NOT EXISTS (SELECT 1 FROM {delivery_notes} d3 WHERE d3.order_id = o.id "
-    "AND d3.printed_at >= ? AND d3.printed_at <= ?)"
-)
+BY_EVENTS = ORDER_SELECT + " FROM ({events}) ev JOIN {orders} o ON o.id = ev.id " + PARTY_JOINS
 BY_IDS = ORDER_SELECT + " FROM {orders} o " + PARTY_JOINS + " WHERE o.id IN ({marks})"
 NOTES_OF = (
     "SELECT dn.id AS note_id, dn.order_id, dn.printed_at FROM {delivery_notes} dn "
@@ -145,8 +134,9 @@ class ReviewRequests:
                 seen.add(str(row["order_id"]))
                 yield row
 
-        for sql, values in self.candidate_queries(settings, clock):
-            for batch in _batches(judged(src.query(sql, values))):
+        candidates = self.candidate_query(settings, clock)
+        if candidates is not None:
+            for batch in _batches(judged(src.query(*candidates))):
                 yield from self._due(src, settings, clock, window, batch)
         # confirmations sent inside the window; ids as the ledger kept them (the driver's type)
         confirmed: dict[str, object] = {}
@@ -160,20 +150,30 @@ class ReviewRequests:
             found = src.lookup(BY_IDS.replace("{marks}", _marks(len(ids))) + where, [*ids, *params])
             yield from self._due(src, settings, clock, window, found)
 
-    def candidate_queries(self, settings: Settings, clock: Clock) -> list[tuple[str, list[object]]]:
-        """The SQL selections of orders with a print / auto-processing event in the window."""
+    def candidate_query(self, settings: Settings, clock: Clock) -> tuple[str, list[object]] | None:
+        """The SQL selection of orders with a print / auto-processing event in the window,
+        one row per order; None when neither event is enabled (only confirmations count)."""
         window = _window(settings, clock)
-        start, end = window.start, window.end
+        arms = [
+            arm
+            for arm, enabled in (
+                (PRINTED_IN_WINDOW, window.on_print),
+                (AUTO_IN_WINDOW, window.on_auto),
+            )
+            if enabled
+        ]
+        if not arms:
+            return None
+        if len(arms) == 1:
+            # UNION removes duplicates; one arm alone would list an order once per note
+            arms[0] = arms[0].replace("SELECT ", "SELECT DISTINCT ", 1)
         where, params = self._filters(settings, window)
-        queries: list[tuple[str, list[object]]] = []
-        if window.on_print:
-            queries.append((BY_PRINT_TIME + where, [start, end, start, end, *params]))
-        if window.on_auto:
-            sql, extra = BY_AUTO_TIME, [start, end]
-            if window.on_print:
-                sql, extra = sql + NO_PRINT_IN_WINDOW, [*extra, start, end]
-            queries.append((sql + where, [*extra, *params]))
-        return queries
+        sql = BY_EVENTS.replace("{events}", " UNION ".join(arms))
+        # every filter starts with " AND": the first one opens the WHERE clause
+        return sql + " WHERE" + where.removeprefix(" AND"), [
+            *[bound for _ in arms for bound in (window.start, window.end)],
+            *params,
+        ]
 
     @staticmethod
     def _filters(settings: Settings, window: _Window) -> tuple[str, list[object]]:
