@@ -1,7 +1,8 @@
 """Benchmark: review-requests' due selection on a large generated ERP (issue 4).
 
-Generates an SQLite ERP in the logical schema of the demo (same tables, same indexes) with
-N orders over ten years, then times, alternately and in one run:
+Generates an ERP in the logical schema of the demo (same tables, same indexes) with N orders
+over ten years, in SQLite or (``--erp postgresql`` / ``--erp mariadb``) in a schema
+``bench_review`` on the local server through ODBC, then times, alternately and in one run:
 
 - **bare**: one hand-written indexed SQL query over the raw tables that selects the due
   orders with their customer (earliest of first print and auto-processing in the window,
@@ -18,12 +19,14 @@ of one pass of ``plan()`` (tracemalloc; notifications consumed and dropped as th
 does).
 
     python bench/review_select.py --orders 1000000
-    python bench/review_select.py --orders 100000 --orders 1000000   # memory: flat?
+    python bench/review_select.py --orders 100000 --years 1 --orders 1000000   # memory: flat?
+    python bench/review_select.py --orders 1000000 --erp postgresql --erp mariadb
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -38,7 +41,7 @@ import tomli_w
 from proit_notify.clock import Clock
 from proit_notify.core import _Sources
 from proit_notify.demo import SCHEMA
-from proit_notify.erp import Erp, connect, connect_sqlite
+from proit_notify.erp import Database, Dialect, Erp, connect, connect_odbc, connect_sqlite
 from proit_notify.jobs.review import ReviewRequests
 from proit_notify.ledger import Ledger
 from proit_notify.settings import Settings, load_settings
@@ -46,24 +49,65 @@ from proit_notify.settings import Settings, load_settings
 TODAY = date(2026, 11, 27)
 YEARS = 10
 
+#: the local test servers; BENCH_POSTGRESQL_ODBC / BENCH_MARIADB_ODBC name another one
+SERVERS = {
+    "postgresql": os.environ.get(
+        "BENCH_POSTGRESQL_ODBC",
+        "DRIVER={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;Uid=postgres;"
+        "BoolsAsChar=0;UseDeclareFetch=1;Fetch=10000",
+    ),
+    "mariadb": os.environ.get(
+        "BENCH_MARIADB_ODBC",
+        "DRIVER={MariaDB Unicode};Server=127.0.0.1;Port=3306;Database=test;Uid=root;Pwd=",
+    ),
+}
+SCHEMA_NAME = "bench_review"  # the server's schema (MariaDB: database) the ERP is made in
+TABLES = ("customers", "contacts", "orders", "order_lines", "delivery_notes")
+
+#: {t} is the table prefix ("" in SQLite, "bench_review." on a server); parameters, in
+#: order: start, end, start, end, start, start
 BARE = """
-WITH ev(oid) AS (
-    SELECT dn.order_id FROM delivery_notes dn WHERE dn.printed_at >= :s AND dn.printed_at <= :e
-    UNION
-    SELECT o.id FROM orders o WHERE o.auto_processed_at >= :s AND o.auto_processed_at <= :e
-)
 SELECT o.id, o.number, o.order_date, o.shop, o.contact_id, o.auto_processed_at,
        c.id, c.name, c.email, c.mobile, c.country, c.language, c.info_type,
        k.name, k.email, k.mobile
-FROM ev JOIN orders o ON o.id = ev.oid
-JOIN customers c ON c.id = o.customer_id LEFT JOIN contacts k ON k.id = o.contact_id
+FROM (SELECT dn.order_id AS oid FROM {t}delivery_notes dn
+      WHERE dn.printed_at >= ? AND dn.printed_at <= ?
+      UNION
+      SELECT a.id FROM {t}orders a WHERE a.auto_processed_at >= ? AND a.auto_processed_at <= ?) ev
+JOIN {t}orders o ON o.id = ev.oid
+JOIN {t}customers c ON c.id = o.customer_id LEFT JOIN {t}contacts k ON k.id = o.contact_id
 WHERE (o.review_mail = 1 OR o.review_mail IS NULL)
-  AND NOT EXISTS (SELECT 1 FROM delivery_notes d WHERE d.order_id = o.id AND d.printed_at < :s)
-  AND (o.auto_processed_at IS NULL OR o.auto_processed_at >= :s)
+  AND NOT EXISTS (SELECT 1 FROM {t}delivery_notes d WHERE d.order_id = o.id AND d.printed_at < ?)
+  AND (o.auto_processed_at IS NULL OR o.auto_processed_at >= ?)
+"""
+
+#: server DDL of the tables the job reads, with the demo's indexes on them
+SERVER_DDL = """
+CREATE TABLE {t}customers (id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL,
+    email VARCHAR(200), country VARCHAR(2), language VARCHAR(5), info_type VARCHAR(20),
+    mobile VARCHAR(30));
+CREATE TABLE {t}contacts (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL,
+    name VARCHAR(100) NOT NULL, email VARCHAR(200), mobile VARCHAR(30));
+CREATE TABLE {t}orders (id INTEGER PRIMARY KEY, number VARCHAR(20) NOT NULL,
+    customer_id INTEGER NOT NULL, contact_id INTEGER, shop VARCHAR(20), order_date {ts} NOT NULL,
+    review_mail SMALLINT, auto_processed_at {ts}, delivery_date DATE);
+CREATE TABLE {t}order_lines (order_id INTEGER NOT NULL, line_no INTEGER NOT NULL,
+    article_no VARCHAR(20) NOT NULL, description VARCHAR(100) NOT NULL,
+    quantity NUMERIC(12, 3) NOT NULL, delivered_quantity NUMERIC(12, 3) NOT NULL,
+    unit VARCHAR(10), PRIMARY KEY (order_id, line_no));
+CREATE TABLE {t}delivery_notes (id INTEGER PRIMARY KEY, number VARCHAR(20) NOT NULL,
+    order_id INTEGER NOT NULL, printed_at {ts})
+"""
+SERVER_INDEXES = """
+CREATE INDEX ix_contacts_customer ON {t}contacts(customer_id);
+CREATE INDEX ix_orders_customer ON {t}orders(customer_id);
+CREATE INDEX ix_orders_auto_processed ON {t}orders(auto_processed_at);
+CREATE INDEX ix_delivery_notes_printed ON {t}delivery_notes(printed_at);
+CREATE INDEX ix_delivery_notes_order ON {t}delivery_notes(order_id)
 """
 
 
-def generate(path: Path, orders: int, years: int = YEARS) -> None:
+def generate_sqlite(path: Path, orders: int, years: int = YEARS) -> None:
     """N orders over ten years up to TODAY: one line, a delivery note (10 %: two), 30 %
     auto-processed, review flag 1/0/NULL in turn. Recursive CTEs: no Python row loop."""
     span = years * 365 * 24 * 3600  # seconds the orders spread over
@@ -106,9 +150,68 @@ def generate(path: Path, orders: int, years: int = YEARS) -> None:
     conn.close()
 
 
-def settings_for(directory: Path, erp: Path) -> Settings:
+def generate_server(db: Database, orders: int, years: int = YEARS) -> None:
+    """The same data as :func:`generate_sqlite`, in ``bench_review`` on a server."""
+    postgres = db.dialect is Dialect.POSTGRESQL
+    t = SCHEMA_NAME + "."
+    start = datetime.combine(TODAY - timedelta(days=years * 365), datetime.min.time())
+    step = years * 365 * 24 * 3600 / orders
+    customers = max(orders // 10, 1)
+
+    def series(n: int) -> str:
+        return (
+            f"(SELECT generate_series(1, {n}) AS i) n"
+            if postgres
+            else (f"(SELECT seq AS i FROM seq_1_to_{n}) n")
+        )
+
+    def plus_seconds(base: str, seconds: str) -> str:
+        if postgres:
+            return f"{base} + {seconds} * INTERVAL '1 second'"
+        return f"{base} + INTERVAL {seconds} SECOND"
+
+    order_date = plus_seconds(f"TIMESTAMP '{start}'", f"FLOOR(i * {step!r})")
+    if postgres:
+        db.execute(f"DROP SCHEMA IF EXISTS {SCHEMA_NAME} CASCADE")
+        db.execute(f"CREATE SCHEMA {SCHEMA_NAME}")
+    else:
+        db.execute(f"DROP DATABASE IF EXISTS {SCHEMA_NAME}")
+        db.execute(f"CREATE DATABASE {SCHEMA_NAME} CHARACTER SET utf8mb4")
+    ts = "TIMESTAMP" if postgres else "DATETIME"
+    for statement in SERVER_DDL.format(t=t, ts=ts).split(";"):
+        db.execute(statement)
+    statements = [
+        f"INSERT INTO {t}customers SELECT i, CONCAT('Kunde ', i), CONCAT('kunde', i, "
+        "'@example.ch'), 'CH', CASE WHEN i % 8 = 0 THEN 'en' ELSE 'de' END, 'email', NULL "
+        f"FROM {series(customers)}",
+        f"INSERT INTO {t}orders SELECT i, CONCAT('A-', i), 1 + i % {customers}, NULL, "
+        f"'SHOP-CH', {order_date}, CASE i % 3 WHEN 0 THEN 1 WHEN 1 THEN 0 ELSE NULL END, "
+        f"CASE WHEN i % 10 < 3 THEN {plus_seconds(order_date, '600')} END, NULL "
+        f"FROM {series(orders)}",
+        f"INSERT INTO {t}order_lines SELECT id, 1, 'ART-1', 'Artikel 1', 2, 2, 'Stk' "
+        f"FROM {t}orders",
+        f"INSERT INTO {t}delivery_notes SELECT id, CONCAT('LS-', id), id, "
+        f"{plus_seconds('order_date', str(24 * 3600))} FROM {t}orders",
+        f"INSERT INTO {t}delivery_notes SELECT {orders} + id, CONCAT('LS-', {orders} + id), "
+        f"id, {plus_seconds('order_date', str(5 * 24 * 3600))} FROM {t}orders "
+        "WHERE id % 10 = 0",
+        f"DELETE FROM {t}delivery_notes WHERE printed_at > TIMESTAMP '{TODAY} 00:00:00'",
+        *SERVER_INDEXES.format(t=t).split(";"),
+    ]
+    for statement in statements:
+        db.execute(statement)
+        db.commit()
+    tables = ", ".join(t + name for name in TABLES)
+    if postgres:
+        db.execute(f"ANALYZE {tables}")
+    else:
+        list(db.stream(f"ANALYZE TABLE {tables}"))  # it answers with a row per table
+    db.commit()
+
+
+def settings_for(directory: Path, erp: dict[str, object]) -> Settings:
     data = {
-        "erp": {"sqlite": str(erp)},
+        "erp": erp,
         "email": {
             "default_account": "a",
             "accounts": {"a": {"transport": "file", "directory": str(directory), "from": "a@b.ch"}},
@@ -127,16 +230,31 @@ def settings_for(directory: Path, erp: Path) -> Settings:
     return load_settings(path)
 
 
-def run(orders: int, repeat: int, years: int = YEARS) -> None:
+def make_erp(kind: str, directory: Path, orders: int, years: int) -> dict[str, object]:
+    """Generate the ERP; its ``[erp]`` settings."""
+    if kind == "sqlite":
+        path = directory / "erp.sqlite"
+        generate_sqlite(path, orders, years)
+        return {"sqlite": str(path)}
+    admin = connect_odbc(SERVERS[kind])
+    try:
+        generate_server(admin, orders, years)
+    finally:
+        admin.close()
+    # the logical names, in their own schema: through the mapping, as a real ERP would be
+    return {"odbc": SERVERS[kind], "tables": {name: f"{SCHEMA_NAME}.{name}" for name in TABLES}}
+
+
+def run(kind: str, orders: int, repeat: int, years: int = YEARS) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        erp_path = directory / "erp.sqlite"
         t0 = time.perf_counter()
-        generate(erp_path, orders, years)
+        erp_settings = make_erp(kind, directory, orders, years)
         print(
-            f"\n{orders:,} orders over {years} years: generated in {time.perf_counter() - t0:.1f} s"
+            f"\n{kind}: {orders:,} orders over {years} years: "
+            f"generated in {time.perf_counter() - t0:.1f} s"
         )
-        settings = settings_for(directory, erp_path)
+        settings = settings_for(directory, erp_settings)
         clock = Clock.parse(TODAY.isoformat(), ZoneInfo(settings.service.timezone))
         start, end = clock.event_window(7, 14)
         erp = Erp(connect(settings.erp), settings.erp, None)
@@ -144,8 +262,10 @@ def run(orders: int, repeat: int, years: int = YEARS) -> None:
         ledger.ensure_schema()
         sources = _Sources(erp, ledger)
         job = ReviewRequests()
-        raw = sqlite3.connect(str(erp_path))
-        params = {"s": str(start), "e": str(end)}
+        # the bare query runs on a connection of its own, through the same driver
+        raw = connect(settings.erp)
+        bare_sql = BARE.format(t="" if kind == "sqlite" else SCHEMA_NAME + ".")
+        bare_params = raw.params([start, end, start, end, start, start])
 
         def plan() -> int:
             return sum(1 for _ in job.plan(sources, settings, clock))
@@ -156,7 +276,11 @@ def run(orders: int, repeat: int, years: int = YEARS) -> None:
             return sum(1 for _ in sources.query(*candidates))
 
         def bare() -> int:
-            return len(raw.execute(BARE, params).fetchall())
+            cursor = raw.conn.cursor()
+            try:
+                return len(cursor.execute(bare_sql, bare_params).fetchall())
+            finally:
+                cursor.close()
 
         counts = {"bare": bare(), "selection": selection(), "plan": plan()}  # also warms up
         assert len(set(counts.values())) == 1, counts  # the same orders, all due
@@ -189,6 +313,13 @@ def main() -> None:
     parser.add_argument("--orders", type=int, action="append", help="ERP size (repeatable)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument(
+        "--erp",
+        choices=["sqlite", *SERVERS],
+        action="append",
+        help="where the ERP is made (repeatable; default sqlite); postgresql and mariadb use "
+        f"the local server through ODBC and replace its schema {SCHEMA_NAME}",
+    )
+    parser.add_argument(
         "--years",
         type=int,
         action="append",
@@ -201,8 +332,9 @@ def main() -> None:
     spans = args.years or [YEARS] * len(sizes)
     if len(spans) != len(sizes):
         parser.error("give one --years per --orders")
-    for orders, years in zip(sizes, spans, strict=True):
-        run(orders, args.repeat, years)
+    for kind in args.erp or ["sqlite"]:
+        for orders, years in zip(sizes, spans, strict=True):
+            run(kind, orders, args.repeat, years)
 
 
 if __name__ == "__main__":
