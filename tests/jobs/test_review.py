@@ -237,6 +237,40 @@ def test_earliest_enabled_trigger_wins(
     assert len(smtp_server.messages) == 3
 
 
+@pytest.mark.parametrize("on_auto", [False, True])
+def test_several_events_of_one_order_inside_the_window_plan_one_request(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli, on_auto: bool
+) -> None:
+    s = shop(erp_backend)
+    order = s.order(
+        s.customer(email="many@example.ch"),
+        lines=2,
+        review_mail=1,
+        auto_processed_at=datetime(2026, 11, 3, 8, 0),
+    )
+    s.delivery_note(order, datetime(2026, 11, 3, 9, 0))
+    s.delivery_note(order, datetime(2026, 11, 4, 9, 0))
+    s.delivery_note(order, datetime(2026, 11, 6, 9, 0))
+    config = config_for(
+        write_config, smtp_server, on_delivery_note_print=True, on_auto_processing=on_auto
+    )
+
+    # a catch-up run late in the window: every event of the order is inside it. A dry run
+    # claims nothing, so an order selected twice would be listed twice.
+    args = ("-c", config, "--json", "review-requests", "--as-of", "2026-11-14")
+    [preview] = cli(*args, "--dry-run").json()
+    assert [i["key"] for i in preview["items"]] == [f"review:{order}"]
+    result = cli(*args)
+
+    assert result.exit_code == 0, result.stderr
+    assert mails_to(smtp_server) == ["many@example.ch"]
+    [entry] = ledger(config)
+    trigger = json.loads(entry["info"])
+    assert (trigger["trigger"], trigger["trigger_kind"]) == (
+        ("2026-11-03 08:00:00", "auto_processing") if on_auto else ("2026-11-03 09:00:00", "print")
+    )
+
+
 @pytest.mark.parametrize("only_complete", [False, True])
 def test_a_second_confirmation_inside_the_window_does_not_revive_an_aged_out_order(
     erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli, only_complete: bool
