@@ -171,11 +171,10 @@ def generate_server(db: Database, orders: int, years: int = YEARS) -> None:
         return f"{base} + INTERVAL {seconds} SECOND"
 
     order_date = plus_seconds(f"TIMESTAMP '{start}'", f"FLOOR(i * {step!r})")
+    drop_server(db)
     if postgres:
-        db.execute(f"DROP SCHEMA IF EXISTS {SCHEMA_NAME} CASCADE")
         db.execute(f"CREATE SCHEMA {SCHEMA_NAME}")
     else:
-        db.execute(f"DROP DATABASE IF EXISTS {SCHEMA_NAME}")
         db.execute(f"CREATE DATABASE {SCHEMA_NAME} CHARACTER SET utf8mb4")
     ts = "TIMESTAMP" if postgres else "DATETIME"
     for statement in SERVER_DDL.format(t=t, ts=ts).split(";"):
@@ -228,6 +227,13 @@ def settings_for(directory: Path, erp: dict[str, object]) -> Settings:
     path = directory / "proit-notify.toml"
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     return load_settings(path)
+
+
+def drop_server(db: Database) -> None:
+    """Remove the generated ERP from the server (the test suite shares it)."""
+    kind = "SCHEMA" if db.dialect is Dialect.POSTGRESQL else "DATABASE"
+    db.execute(f"DROP {kind} IF EXISTS {SCHEMA_NAME}" + (" CASCADE" if kind == "SCHEMA" else ""))
+    db.commit()
 
 
 def make_erp(kind: str, directory: Path, orders: int, years: int) -> dict[str, object]:
@@ -306,6 +312,10 @@ def run(kind: str, orders: int, repeat: int, years: int = YEARS) -> None:
         raw.close()
         erp.close()
         ledger.close()
+        if kind != "sqlite":
+            admin = connect_odbc(SERVERS[kind])
+            drop_server(admin)
+            admin.close()
 
 
 def main() -> None:
@@ -317,7 +327,7 @@ def main() -> None:
         choices=["sqlite", *SERVERS],
         action="append",
         help="where the ERP is made (repeatable; default sqlite); postgresql and mariadb use "
-        f"the local server through ODBC and replace its schema {SCHEMA_NAME}",
+        f"the local server through ODBC, in a schema {SCHEMA_NAME} made and dropped by the run",
     )
     parser.add_argument(
         "--years",
