@@ -190,6 +190,38 @@ def test_partial_then_complete_delivery(
     assert "18.11.2026" in text
 
 
+def test_complete_delivery_waits_for_the_confirmation_of_the_last_note(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    # only confirmations are triggers here (no print trigger): the first part was confirmed
+    # on 1 Nov, the rest printed on 10 Nov is not confirmed yet. The clock is the last
+    # note's, so the first part's confirmation must not make the order due on 8 Nov.
+    s = shop(erp_backend)
+    order = s.order(s.customer(email="last@example.ch"), lines=2, delivered=False, review_mail=1)
+    s.delivery_note(order, datetime(2026, 11, 1, 9, 0))
+    config = config_for(write_config, smtp_server, only_complete_delivery=True)
+    assert cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-01T12:00").exit_code == 0
+    set_delivered(s, order, complete=True)
+    s.delivery_note(order, datetime(2026, 11, 10, 9, 0))
+    smtp_server.messages.clear()
+
+    waiting = cli("-c", config, "review-requests", "--as-of", "2026-11-12T08:00")
+    assert waiting.exit_code == 0, waiting.stderr
+    assert smtp_server.messages == []
+    assert review_keys(config) == []
+
+    # the last note is confirmed on 12 Nov: due 7 days later, not before
+    assert cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-12T09:00").exit_code == 0
+    smtp_server.messages.clear()
+    assert cli("-c", config, "review-requests", "--as-of", "2026-11-18T23:59").exit_code == 0
+    assert smtp_server.messages == []
+    done = cli("-c", config, "review-requests", "--as-of", "2026-11-19")
+    assert done.exit_code == 0, done.stderr
+    assert mails_to(smtp_server) == ["last@example.ch"]
+    [entry] = ledger(config)
+    assert json.loads(entry["info"])["trigger"] == "2026-11-12 09:00:00"
+
+
 # --- earliest trigger, and an old first confirmation ------------------------------------------
 
 

@@ -5,7 +5,9 @@ confirmation of one of its delivery notes (from the ledger, always enabled), a d
 note's ``printed_at`` (``review.on_delivery_note_print``), the order's ``auto_processed_at``
 (``review.on_auto_processing``). With ``review.only_complete_delivery`` the order must be
 completely delivered and the clock starts at its LAST delivery note: per note its earliest
-enabled event counts, and the latest of those (or a later auto-processing) is the trigger.
+enabled event counts, and the latest of those (or a later auto-processing) is the trigger;
+a trigger older than the last note's print means that note has no enabled event yet (not
+confirmed): the order waits.
 The request is due ``review.delay_days`` after the trigger's day and is sent while that
 due day is not more than ``review.max_age_days`` in the past.
 
@@ -220,11 +222,15 @@ class ReviewRequests:
             if sent <= window.now and sent < confirmations.get(entry.key, datetime.max):
                 confirmations[entry.key] = sent
         events: dict[str, list[tuple[datetime, str]]] = {}
+        last_printed: dict[str, datetime] = {}  # per order: when its last note was printed
         for note in notes:
             per_note: list[tuple[datetime, str]] = []
             printed = to_datetime(note["printed_at"])
-            if window.on_print and printed is not None and printed <= window.now:
-                per_note.append((printed, "print"))
+            if printed is not None and printed <= window.now:
+                order = str(note["order_id"])
+                last_printed[order] = max(printed, last_printed.get(order, printed))
+                if window.on_print:
+                    per_note.append((printed, "print"))
             confirmed_at = confirmations.get(shipping_key(note["note_id"]))
             if confirmed_at is not None:
                 per_note.append((confirmed_at, "confirmation"))
@@ -239,6 +245,10 @@ class ReviewRequests:
             if not found:
                 continue
             trigger = max(found) if window.latest else min(found)
+            if window.latest and trigger[0] < last_printed.get(str(row["order_id"]), trigger[0]):
+                # the last note has no enabled event yet (not confirmed): an earlier note's
+                # must not start the clock; its confirmation will
+                continue
             if window.start <= trigger[0] <= window.end:
                 due.append((row, trigger))
         if not due:
