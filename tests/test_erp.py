@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
+import sys
 import time
 from datetime import date, datetime
 from decimal import Decimal
@@ -11,7 +13,16 @@ from typing import Any
 import pytest
 from erp_backends import TABLES, ErpBackend, require_odbc_driver
 
-from proit_notify.erp import Database, Erp, connect, connect_odbc, to_date, to_datetime, to_decimal
+from proit_notify.erp import (
+    Database,
+    Dialect,
+    Erp,
+    connect,
+    connect_odbc,
+    to_date,
+    to_datetime,
+    to_decimal,
+)
 from proit_notify.errors import ErpError
 from proit_notify.settings import ErpSettings
 
@@ -274,6 +285,20 @@ def test_rows_are_streamed_in_chunks(erp_backend: ErpBackend) -> None:
     assert [r["number"] for r in [first, *rest]] == [f"A-{n:04d}" for n in range(250)]
     assert all(size == 7 for size, _ in counting.fetches)
     assert len(counting.fetches) == 250 // 7 + 2  # 36 full chunks, one of 5 rows, one empty
+
+
+def test_an_sqlite_connection_works_without_libodbc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyodbc", None)  # `import pyodbc` now fails
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+    plain = Database(conn, Dialect.SQLITE, "memory")
+    # wrapped, as a test or a tracing layer might: still no pyodbc needed to read
+    wrapped = Database(CountingConnection(plain), Dialect.SQLITE, "memory")
+
+    assert plain.insert_unique("INSERT INTO t (k) VALUES (?)", ["a"]) is True
+    plain.commit()
+    assert plain.insert_unique("INSERT INTO t (k) VALUES (?)", ["a"]) is False
+    assert list(wrapped.stream("SELECT k FROM t")) == [{"k": "a"}]
 
 
 def test_tables_and_columns_list_the_german_schema(erp_backend: ErpBackend) -> None:

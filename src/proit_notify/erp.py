@@ -10,6 +10,7 @@ ERP's columns are used as if the query had been written against them directly.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -99,10 +100,14 @@ class Database:
         self.dialect = dialect
         self.where = where
         self.fetch_size = fetch_size
-        self._integrity_errors: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
-        if dialect is not Dialect.SQLITE or not isinstance(conn, sqlite3.Connection):
-            pyodbc = _pyodbc()
-            self._integrity_errors = (pyodbc.IntegrityError,)
+
+    @functools.cached_property
+    def _integrity_errors(self) -> tuple[type[BaseException], ...]:
+        """The driver's IntegrityError; pyodbc is imported only when a pyodbc row is inserted
+        (a wrapped or plain sqlite3 connection must work without libodbc)."""
+        if isinstance(self.conn, sqlite3.Connection):
+            return (sqlite3.IntegrityError,)
+        return (_pyodbc().IntegrityError,)
 
     # values -----------------------------------------------------------------------------
     def param(self, value: object) -> object:
