@@ -243,6 +243,9 @@ def test_money_and_date_formats_follow_language_and_country() -> None:
     assert "20 Nov 2026" in en_gb
     en_ch = _prepayment("en", "CH", "CHF")
     assert "1'234.50" in en_ch or "1’234.50" in en_ch
+    # the country as the ERP stored it: a name, a licence-plate code
+    assert "1.234,50\xa0€" in _prepayment("de", "Deutschland", "EUR")
+    assert "1.234,50" in _prepayment("de", "A", "EUR")
     # a country without a locale for the language: service.country (CH)
     assert "CHF\xa01'234.50" in _prepayment("de", "FR", "CHF")
     # the region of a language tag counts when the country is unknown

@@ -18,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from .channels import Channel, ChannelName, Outgoing, SendResult
 from .clock import Clock
+from .countries import country_code
 from .erp import Erp
 from .errors import TemplateError, UnreachableError
 from .jobs import Job, Notification, Party
@@ -183,10 +184,6 @@ class _Sources:
         return [entry for key in keys for entry in self._ledger.entries(key)]
 
 
-def _region(country: str | None, default: str) -> str:
-    """The customer's country as a phone region; ERPs store 'CH', 'ch ', or names."""
-    code = (country or "").strip().upper()
-    return code if len(code) == 2 and code.isalpha() else default
 
 
 def _email_problem(address: str | None) -> str | None:
@@ -229,7 +226,7 @@ def targets(n: Notification, settings: Settings) -> list[Target]:
     if info_type not in {"sms", "email_sms"}:
         return wanted
     phone = party.contact_mobile if n.use_contact and party.contact_mobile else party.phone
-    number = to_e164_mobile(phone, _region(party.country, settings.service.country))
+    number = to_e164_mobile(phone, country_code(party.country) or settings.service.country)
     provider = settings.sms.provider
     # the provider first: without one every SMS customer gets the same reason, and the fix
     # is in the settings, not in the ERP

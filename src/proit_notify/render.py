@@ -28,6 +28,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from .countries import country_code
 from .errors import TemplateError
 
 JOBS = ("shipping", "review", "prepayment", "delivery_date")
@@ -466,7 +467,7 @@ class Renderer:
     def _locale(self, lang: str, language: str | None, country: str | None) -> str:
         """Babel locale from language + country: de+CH -> de_CH, en+GB -> en_GB, en+CH -> en_CH."""
         candidates = [
-            (country or "").strip().upper(),
+            country_code(country),
             _region_code(language),
             self.default_country,
         ]

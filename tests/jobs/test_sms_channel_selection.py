@@ -154,6 +154,11 @@ CASES = [
     Case("code-null", None, "079 555 66 77", "CH", SENT_SMS, SENT_SMS, "+41795556677"),
     Case("code-unknown", "X", "079 333 44 55", "CH", SENT_SMS, SENT_SMS, "+41793334455"),
     Case("germany", "sms", "0176 12345678", "DE", SENT_SMS, SENT_SMS, "+4917612345678"),
+    # countries as the ERP stored them: a name, a licence-plate code
+    Case(
+        "germany-name", "sms", "0151 23456789", "Deutschland", SENT_SMS, SENT_SMS, "+4915123456789"
+    ),
+    Case("austria-plate", "sms", "0664 1234567", " A ", SENT_SMS, SENT_SMS, "+436641234567"),
     Case("no-country", "sms", "079 444 55 66", None, SENT_SMS, SENT_SMS, "+41794445566"),
 ]
 
