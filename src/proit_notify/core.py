@@ -381,22 +381,22 @@ class Runner:
                 for finished in sender.ready():
                     self._add(report, finished)
 
-    def _over_daily_limit(self, target: Target) -> str | None:
-        """``max_per_day`` of an email account: past it, the rest waits (nothing claimed)."""
-        if target.channel != "email":
+    def over_daily_limit(self, channel: str, account: str | None, later: str) -> str | None:
+        """``max_per_day`` of an email account: why this message must wait (counted when not).
+
+        ``later`` says what sends it once the day is over (a run, ``drafts send``).
+        """
+        if channel != "email" or account is None:
             return None
-        limit = self.settings.email.accounts[target.account].max_per_day
+        limit = self.settings.email.accounts[account].max_per_day
         if limit is None:
             return None
-        if target.account not in self._sent_today:
+        if account not in self._sent_today:
             midnight = self.clock.start_of(self.clock.today).replace(tzinfo=self.clock.tz)
-            self._sent_today[target.account] = self.ledger.count_sent(target.account, midnight)
-        if self._sent_today[target.account] >= limit:
-            return (
-                f"account {target.account} reached max_per_day ({limit}); "
-                "not claimed, a run tomorrow sends it"
-            )
-        self._sent_today[target.account] += 1
+            self._sent_today[account] = self.ledger.count_sent(account, midnight)
+        if self._sent_today[account] >= limit:
+            return f"account {account} reached max_per_day ({limit}); {later}"
+        self._sent_today[account] += 1
         return None
 
     def _retry_due(self, entry: Entry) -> bool:
@@ -485,7 +485,9 @@ class Runner:
             account=target.account if target.channel == "email" else None,
             document=n.document,
         )
-        limited = self._over_daily_limit(target)
+        limited = self.over_daily_limit(
+            target.channel, target.account, "not claimed, a run tomorrow sends it"
+        )
         if limited:
             return item("deferred", limited)
         if not claim(info):

@@ -336,6 +336,11 @@ def _send_one(s: Session, d: Draft) -> ItemReport:
     def item(status: ItemStatus, reason: str) -> ItemReport:
         return ItemReport(e.key, e.document, e.channel, e.recipient, e.account, status, reason)
 
+    limited = s.runner.over_daily_limit(
+        d.channel, e.account, "still a draft: 'drafts send' tomorrow sends it"
+    )
+    if limited:
+        return item("deferred", limited)
     if not _move(ledger, d, "sending", now):
         return item("skipped", "no longer a draft: sent or discarded by someone else")
     reason = _recheck(s, d)

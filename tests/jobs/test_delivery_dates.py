@@ -281,6 +281,44 @@ def test_deferred_draft_stays_a_draft_with_its_edit(
 
 
 @pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_drafts_send_keeps_to_max_per_day(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    orders = [open_order(s, delivery_date=DEC_5) for _ in range(3)]
+    email = email_section(smtp_server)
+    email["accounts"]["default"]["max_per_day"] = 2
+    config = write_config(email=email, delivery_date={"edit_before_send": True})
+    assert cli("-c", config, "delivery-dates", "--as-of", AS_OF).exit_code == 0
+    assert cli("-c", config, "shipping-confirmations", "--as-of", AS_OF).exit_code == 0
+    # one mail of the account went out today already (a test send is outside the ledger)
+    s.delivery_note(s.order(s.customer()), date(2026, 11, 26))
+    assert cli("-c", config, "shipping-confirmations", "--as-of", AS_OF).exit_code == 0
+    assert len(smtp_server.messages) == 1
+
+    today = cli("-c", config, "--json", "drafts", "send", "--all", "--as-of", "2026-11-27T09:00")
+
+    assert today.exit_code == 1
+    [report] = today.json()
+    assert sorted(i["status"] for i in report["items"]) == ["deferred", "deferred", "sent"]
+    assert all(
+        "reached max_per_day (2)" in i["reason"]
+        for i in report["items"]
+        if i["status"] == "deferred"
+    )
+    assert len(smtp_server.messages) == 2
+    statuses = {k: st for k, st, _, _ in ledger_rows(config) if k.startswith("delivery_date:")}
+    assert sorted(statuses.values()) == ["draft", "draft", "sent"]
+    tomorrow = cli("-c", config, "drafts", "send", "--all", "--as-of", "2026-11-28T08:00")
+    assert tomorrow.exit_code == 0
+    assert "2 sent" in tomorrow.stdout
+    assert len(smtp_server.messages) == 4  # the confirmation and three notices, each once
+    assert {f"delivery_date:{o}:1" for o in orders} == {
+        k for k, st, _, _ in ledger_rows(config) if st == "sent" and k.startswith("delivery_date:")
+    }
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
 def test_edit_option_opens_each_notice_on_a_terminal_only(
     erp_backend: Any,
     write_config: Any,
