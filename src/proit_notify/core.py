@@ -14,9 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from email_validator import EmailNotValidError, validate_email
-
 from .channels import Channel, ChannelName, Outgoing, SendResult
+from .channels.email import check_address
 from .clock import Clock
 from .countries import country_code
 from .erp import Erp
@@ -187,13 +186,7 @@ class _Sources:
 
 
 def _email_problem(address: str | None) -> str | None:
-    if not address:
-        return "no email address"
-    try:
-        validate_email(address, check_deliverability=False)
-    except EmailNotValidError as exc:
-        return f"invalid email address {address!r}: {exc}"
-    return None
+    return check_address(address or "").problem
 
 
 def targets(n: Notification, settings: Settings) -> list[Target]:

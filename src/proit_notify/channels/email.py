@@ -10,6 +10,7 @@ so the whole run stops (exit 4) before anything is sent with wrong settings.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import smtplib
@@ -219,12 +220,10 @@ class EmailChannel:
         for header_name, _ in message.headers:
             if not _HEADER_NAME_RE.match(header_name):
                 return SendResult("failed", f"header name {header_name!r} is not valid")
-        try:
-            valid = validate_email(message.to, check_deliverability=False)
-        except EmailNotValidError as exc:
-            return SendResult("failed", f"invalid email address {message.to!r}: {exc}")
-        # IDNA domain in ASCII; only a non-ASCII local part needs SMTPUTF8
-        recipient = valid.ascii_email or valid.normalized
+        checked = check_address(message.to)
+        if checked.envelope is None:
+            return SendResult("failed", checked.problem or "no email address")
+        recipient = checked.envelope
         try:
             msg = EmailMessage(policy=POLICY)
             msg["From"] = account.settings.from_
@@ -496,6 +495,28 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
         return _reply(exc.smtp_code, exc.smtp_error)
     return str(exc) or type(exc).__name__
+
+
+@dataclass(frozen=True)
+class CheckedAddress:
+    """An email address as SMTP gets it (``envelope``), or why it cannot be used."""
+
+    envelope: str | None
+    problem: str | None
+
+
+@functools.lru_cache(maxsize=4096)
+def check_address(address: str) -> CheckedAddress:
+    """Validate an address once per run: the runner picks the channel with it, and the
+    channel sends to the result (IDNA domain in ASCII; only a non-ASCII local part needs
+    SMTPUTF8). Cached, because both ask about the same address moments apart."""
+    if not address:
+        return CheckedAddress(None, "no email address")
+    try:
+        valid = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return CheckedAddress(None, f"invalid email address {address!r}: {exc}")
+    return CheckedAddress(valid.ascii_email or valid.normalized, None)
 
 
 def _flatten_policy(*addresses: str) -> EmailPolicy[EmailMessage]:
