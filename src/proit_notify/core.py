@@ -183,12 +183,6 @@ class _Sources:
         return [entry for key in keys for entry in self._ledger.entries(key)]
 
 
-
-
-def _email_problem(address: str | None) -> str | None:
-    return check_address(address or "").problem
-
-
 def targets(n: Notification, settings: Settings) -> list[Target]:
     """Recipient and channel by info type, contact rule and SMS fallback (SPEC §4).
 
@@ -213,9 +207,13 @@ def targets(n: Notification, settings: Settings) -> list[Target]:
         why = "info type 'none': the customer wants no messages"
         return [Target("none", "", name, "", why, "skipped")]
     email = party.contact_email if n.use_contact and party.contact_email else party.email
+
+    def by_email() -> Target:  # only when email is used: SMS customers need no address
+        return Target("email", email or "", name, account, check_address(email or "").problem)
+
     wanted: list[Target] = []
     if info_type in {"email", "email_sms"}:
-        wanted.append(Target("email", email or "", name, account, _email_problem(email)))
+        wanted.append(by_email())
     if info_type not in {"sms", "email_sms"}:
         return wanted
     phone = party.contact_mobile if n.use_contact and party.contact_mobile else party.phone
@@ -236,7 +234,7 @@ def targets(n: Notification, settings: Settings) -> list[Target]:
         instead = "by email instead" if info_type == "sms" else "the email goes alone"
         why = f"{problem}; {instead} (sms.fallback_to_email)"
         if info_type == "sms":
-            wanted.append(Target("email", email or "", name, account, _email_problem(email)))
+            wanted.append(by_email())
         wanted.append(Target("sms", recipient, name, provider or "", why, "skipped"))
     return wanted
 

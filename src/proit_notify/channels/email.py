@@ -507,9 +507,9 @@ class CheckedAddress:
 
 @functools.lru_cache(maxsize=4096)
 def check_address(address: str) -> CheckedAddress:
-    """Validate an address once per run: the runner picks the channel with it, and the
-    channel sends to the result (IDNA domain in ASCII; only a non-ASCII local part needs
-    SMTPUTF8). Cached, because both ask about the same address moments apart."""
+    """Validate an address: the runner picks the channel with it, and the channel sends to
+    the result (IDNA domain in ASCII; only a non-ASCII local part needs SMTPUTF8). Cached,
+    because both ask about the same address moments apart."""
     if not address:
         return CheckedAddress(None, "no email address")
     try:

@@ -224,10 +224,10 @@ class ReviewRequests:
         events: dict[str, list[tuple[datetime, str]]] = {}
         last_printed: dict[str, datetime] = {}  # per order: when its last note was printed
         for note in notes:
+            order = str(note["order_id"])
             per_note: list[tuple[datetime, str]] = []
             printed = to_datetime(note["printed_at"])
             if printed is not None and printed <= window.now:
-                order = str(note["order_id"])
                 last_printed[order] = max(printed, last_printed.get(order, printed))
                 if window.on_print:
                     per_note.append((printed, "print"))
@@ -235,17 +235,18 @@ class ReviewRequests:
             if confirmed_at is not None:
                 per_note.append((confirmed_at, "confirmation"))
             if per_note:
-                events.setdefault(str(note["order_id"]), []).append(min(per_note))
+                events.setdefault(order, []).append(min(per_note))
         due: list[tuple[dict[str, Any], tuple[datetime, str]]] = []
         for row in rows:
-            found = list(events.get(str(row["order_id"]), []))
+            order = str(row["order_id"])
+            found = list(events.get(order, []))
             auto = to_datetime(row["auto_processed_at"])
             if window.on_auto and auto is not None and auto <= window.now:
                 found.append((auto, "auto_processing"))
             if not found:
                 continue
             trigger = max(found) if window.latest else min(found)
-            if window.latest and trigger[0] < last_printed.get(str(row["order_id"]), trigger[0]):
+            if window.latest and trigger[0] < last_printed.get(order, trigger[0]):
                 # the last note has no enabled event yet (not confirmed): an earlier note's
                 # must not start the clock; its confirmation will
                 continue
