@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 import tomli_w
 
 from proit_notify.clock import Clock
-from proit_notify.core import _Sources
+from proit_notify.runner import ErpSources
 from proit_notify.demo import SCHEMA
 from proit_notify.erp import Database, Dialect, Erp, connect, connect_odbc, connect_sqlite
 from proit_notify.jobs.review import ReviewRequests
@@ -266,7 +266,7 @@ def run(kind: str, orders: int, repeat: int, years: int = YEARS) -> None:
         erp = Erp(connect(settings.erp), settings.erp, None)
         ledger = Ledger(connect_sqlite(Path(":memory:"), create=True), "ledger", settings.retry)
         ledger.ensure_schema()
-        sources = _Sources(erp, ledger)
+        sources = ErpSources(erp, ledger)
         job = ReviewRequests()
         # the bare query runs on a connection of its own, through the same driver
         raw = connect(settings.erp)

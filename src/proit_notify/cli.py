@@ -21,22 +21,22 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import __version__, drafts
-from .app import (
-    available_jobs,
-    ledger_job_name,
+from .assembly import (
     make_channels,
-    make_job,
     make_renderer,
     open_erp,
     open_ledger,
+    recover_if_idle,
     session,
 )
 from .channels import Channel, Outgoing, SendResult
 from .clock import Clock
-from .core import ItemReport, JobReport, RunOptions
 from .erp import redact
 from .errors import ConfigError, NotifyError, UsageError
+from .jobs import registry
 from .ledger import STATUSES, Entry
+from .report import ItemReport, JobReport
+from .runner import RunOptions, job_options
 from .settings import Settings, load_settings, resolve_config_path
 
 log = logging.getLogger("proit_notify")
@@ -147,11 +147,21 @@ def _run_jobs(names: list[str], options: RunOptions, as_of: str | None) -> None:
         ) as s,
     ):
         for name in names:
-            job = make_job(name, delivery_notes=options.delivery_notes)
-            report = s.runner.run(job, drafts.job_options(name, settings, options))
+            job = registry.make_job(name, delivery_notes=options.delivery_notes)
+            report = s.runner.run(job, job_options(name, settings, options))
             reports.append(report)
             _show(report, options)
-    raise typer.Exit(0 if all(r.ok for r in reports) else 1)
+    raise typer.Exit(_exit_code(reports))
+
+
+def _exit_code(reports: list[JobReport]) -> int:
+    """4 when an account could not be used at all (SPEC §6), else 1 for any problem row."""
+    blocked = list(dict.fromkeys(b for r in reports for b in r.blocked))
+    for problem in blocked:
+        err.print(f"error: {redact(problem)}", markup=False)
+    if blocked:
+        return 4
+    return 0 if all(r.ok for r in reports) else 1
 
 
 @contextmanager
@@ -178,13 +188,13 @@ def _progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | 
 
 
 def _show(report: JobReport, options: RunOptions) -> None:
+    for note in report.notes:
+        err.print(redact(note), markup=False)
     if state.json:
         out.print_json(data=report.as_json()) if out.is_terminal else print(
             json.dumps(report.as_json(), ensure_ascii=False)
         )
         return
-    if report.note:
-        err.print(report.note)
     if options.preview:
         for item in report.items:
             if item.preview is None:
@@ -280,7 +290,7 @@ def run_all(
     dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, preview: Preview = False
 ) -> None:
     """Run every job, in the order shipping, review, prepayment, delivery dates."""
-    _run_jobs(available_jobs(), RunOptions(dry_run, limit, preview), as_of)
+    _run_jobs(list(registry.COMMANDS), RunOptions(dry_run, limit, preview), as_of)
 
 
 # --- setup commands ----------------------------------------------------------------------
@@ -316,8 +326,8 @@ def demo(
     clock = Clock.real(settings.service.tz)
     options = RunOptions(dry_run=True)
     with session(settings, clock, lock=False, dry_run=True) as s:
-        for name in available_jobs():
-            report = s.runner.run(make_job(name), options)
+        for name in registry.COMMANDS:
+            report = s.runner.run(registry.make_job(name), options)
             _show_demo(report)
     out.print(
         f"\nNothing was sent. To send for real (into {summary.outbox}):\n"
@@ -455,10 +465,11 @@ def history(
     settings = state.settings()
     if status is not None and status not in STATUSES:
         raise UsageError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
-    job_name = ledger_job_name(job) if job else None
+    job_name = registry.spec(job).ledger_name if job else None
     since_at = Clock.parse(since, settings.service.tz).utc if since else None
     ledger = open_ledger(settings)
     try:
+        recover_if_idle(settings, ledger, Clock.real(settings.service.tz).utc)
         rows = ledger.history(job=job_name, status=status, key=key, since=since_at)
     finally:
         ledger.close()
@@ -520,6 +531,7 @@ def ledger_resolve(
     settings = state.settings()
     clock = Clock.real(settings.service.tz)
     with session(settings, clock, channels={}) as s:
+        s.ledger.recover_stale(clock.utc)  # under the lock: a crashed run's rows are unknown
         channels = s.ledger.resolve(key, sent=sent, now=clock.utc, channel=channel)
     verdict = "marked sent" if sent else "released: the next run sends it again"
     out.print(f"{key} ({', '.join(channels)}): {verdict}")
@@ -541,7 +553,7 @@ def drafts_list(as_of: AsOf = None) -> None:
     """List the notices waiting for review; drafts no longer due are retired first."""
     settings = state.settings()
     with session(settings, _clock(settings, as_of), lock=False, channels={}) as s:
-        retired = drafts.refresh(s)
+        retired = s.runner.retire_drafts()
         found = drafts.list_drafts(s.ledger)
     if state.json:
         print(json.dumps([d.as_json() for d in found], ensure_ascii=False))
@@ -607,9 +619,14 @@ def drafts_send(
         raise UsageError("give the keys of the drafts to send, or --all")
     settings = state.settings()
     with session(settings, _clock(settings, as_of)) as s:
-        report = drafts.send(s, None if all_drafts else keys)
+        chosen = (
+            drafts.list_drafts(s.ledger)
+            if keys is None or all_drafts
+            else [d for k in keys for d in drafts.drafts_of(s.ledger, k)]
+        )
+        report = s.runner.send_drafts(chosen)
     _show(report, RunOptions())
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(_exit_code([report]))
 
 
 @drafts_app.command("discard")

@@ -1,10 +1,12 @@
 """Drafts: notices stored for review instead of sent (SPEC §4 delivery-dates, §6 ``draft``).
 
 With ``delivery_date.edit_before_send`` the runner stores each rendered notice as a ledger
-row with status ``draft``; ``info["draft"]`` keeps subject, text, HTML and what is needed to
-send it later (see ``core.draft_info``). These functions list, show, edit, discard and send
-them. Every state change is one conditional UPDATE (``... WHERE status = 'draft'``), so two
-people (or a person and a cron run) never send or discard the same draft twice.
+row with status ``draft``; ``info["draft"]`` holds a :class:`Payload` (subject, text, HTML and
+what is needed to send it later), written and read only here. These functions list, show,
+edit and discard drafts; the runner sends them (``Runner.send_drafts``), through the same
+claim, re-check and record as every other message. Every state change is one conditional
+UPDATE (``... WHERE status = 'draft'``), so two people (or a person and a cron run) never
+send or discard the same draft twice.
 
 Decisions: an edited text replaces the HTML part by simple HTML made from that text (the
 customer sees the edit in either part); a discarded draft stays as a ``skipped`` row with
@@ -18,29 +20,72 @@ import re
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup, escape
 
-from .app import Session, make_job
-from .channels import Outgoing, SendResult
 from .clock import to_utc_text
-from .core import ItemReport, ItemStatus, JobReport, RunOptions
-from .errors import NotifyError, UnreachableError, UsageError
-from .jobs import Notification, Party
+from .errors import NotifyError, UsageError
 from .ledger import Entry, Ledger, Status
 from .render import Rendered
-from .settings import Settings
 
 DISCARDED = "discarded"
 #: how many drafts ``list`` reads at most (a review queue, not an archive)
 MAX_LISTED = 100_000
 
-_NOBODY = Party("", "", None, None, None, None, None)
+
+def json_value(value: object) -> object:
+    """An ERP id as JSON keeps it bindable: integral Decimals (NUMERIC ids) become ints."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    if value is None or isinstance(value, int | str | float):
+        return value
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What a ``draft`` row keeps in ``info["draft"]`` to be sent later without re-rendering.
+
+    ``command``: the job that re-checks it before it is sent; ``ref``: the ERP id it
+    re-checks with.
+    """
+
+    command: str
+    ref: object
+    to_name: str | None
+    subject: str
+    text: str
+    html: str | None
+    edited: bool = False
+
+    def as_info(self) -> dict[str, Any]:
+        return {**asdict(self), "ref": json_value(self.ref)}
+
+    @classmethod
+    def of(cls, entry: Entry) -> Payload:
+        d: dict[str, Any] = entry.info.get("draft") or {}
+        return cls(
+            command=str(d.get("command") or ""),
+            ref=d.get("ref"),
+            to_name=d.get("to_name"),
+            subject=str(d.get("subject") or ""),
+            text=str(d.get("text") or ""),
+            html=d.get("html"),
+            edited=bool(d.get("edited")),
+        )
+
+    def edited_to(self, new: Rendered) -> Payload:
+        return replace(self, subject=new.subject, text=new.text, html=new.html, edited=True)
+
+    @property
+    def rendered(self) -> Rendered:
+        return Rendered(self.subject, self.text, self.html)
 
 
 @dataclass(frozen=True)
@@ -48,17 +93,23 @@ class Draft:
     """A ``draft`` ledger row and the message it holds."""
 
     entry: Entry
-    command: str
-    ref: object
-    to_name: str | None
-    subject: str
-    text: str
-    html: str | None
-    edited: bool
+    payload: Payload
 
     @property
     def key(self) -> str:
         return self.entry.key
+
+    @property
+    def edited(self) -> bool:
+        return self.payload.edited
+
+    @property
+    def subject(self) -> str:
+        return self.payload.subject
+
+    @property
+    def text(self) -> str:
+        return self.payload.text
 
     @property
     def channel(self) -> str:
@@ -82,30 +133,7 @@ class Draft:
 
 
 def _draft(entry: Entry) -> Draft:
-    d: dict[str, Any] = entry.info.get("draft") or {}
-    return Draft(
-        entry=entry,
-        command=str(d.get("command") or ""),
-        ref=d.get("ref"),
-        to_name=d.get("to_name"),
-        subject=str(d.get("subject") or ""),
-        text=str(d.get("text") or ""),
-        html=d.get("html"),
-        edited=bool(d.get("edited")),
-    )
-
-
-# --- which runs make drafts ---------------------------------------------------------------
-
-
-def job_options(name: str, settings: Settings, options: RunOptions) -> RunOptions:
-    """A job's options in a run: drafts when its setting says so (delivery_date.edit_before_send).
-
-    ``--edit`` wins: a person reviews each notice right now, so it is sent after the edit.
-    """
-    if name == "delivery-dates" and settings.delivery_date.edit_before_send and not options.edit:
-        return replace(options, drafts=True)
-    return options
+    return Draft(entry, Payload.of(entry))
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -142,37 +170,6 @@ def _move(
     return ledger.transition(
         d.key, d.channel, from_status="draft", to=to, now=now, detail=detail, info=info
     )
-
-
-def _recheck(s: Session, d: Draft) -> str | None:
-    """The job's re-check of a draft: None if still due, else why not."""
-    try:
-        job = make_job(d.command)
-    except KeyError:
-        return None  # a job this version does not know: leave the decision to a person
-    n = Notification(
-        key=d.key,
-        job=d.entry.job,
-        template="",
-        document=d.entry.document,
-        party=_NOBODY,
-        shop=None,
-        context={},
-        info=d.entry.info,
-        ref=d.ref,
-    )
-    verdict = job.recheck(s.runner.sources, s.settings, s.runner.clock, n)
-    return verdict if isinstance(verdict, str) else None
-
-
-def refresh(s: Session) -> list[tuple[Draft, str]]:
-    """Retire drafts that are no longer due (date changed again, order delivered): skipped."""
-    retired = []
-    for d in list_drafts(s.ledger):
-        reason = _recheck(s, d)
-        if reason is not None and _move(s.ledger, d, "skipped", s.runner.clock.utc, detail=reason):
-            retired.append((d, reason))
-    return retired
 
 
 def discard(ledger: Ledger, key: str, now: datetime) -> list[Draft]:
@@ -294,84 +291,12 @@ def edit(ledger: Ledger, key: str, now: datetime, editor: Editor = open_editor) 
         content = editor(editable(d.subject, d.text, d.channel))
         if content is None:
             continue  # left without saving
-        original = Rendered(d.subject, d.text, d.html)
+        original = d.payload.rendered
         new = edited_message(original, d.channel, content)
         if new == original:
             continue
-        message = {"subject": new.subject, "text": new.text, "html": new.html, "edited": True}
-        info = {**d.entry.info, "draft": {**d.entry.info.get("draft", {}), **message}}
+        info = {**d.entry.info, "draft": d.payload.edited_to(new).as_info()}
         if not _move(ledger, d, "draft", now, detail="edited; waiting for review", info=info):
             raise UsageError(f"{key}: was sent or discarded while you edited; the edit is lost")
         changed.append(_draft(replace(d.entry, info=info)))
     return changed
-
-
-# --- sending ------------------------------------------------------------------------------
-
-
-def send(s: Session, keys: Sequence[str] | None) -> JobReport:
-    """Send the drafts of ``keys`` (None: every draft): claim, re-check, send, record."""
-    report = JobReport("drafts send", dry_run=False)
-    if not s.settings.service.enabled:
-        report.disabled = True
-        report.note = "service.enabled = false: nothing was sent"
-        return report
-    chosen = (
-        list_drafts(s.ledger) if keys is None else [d for k in keys for d in drafts_of(s.ledger, k)]
-    )
-    try:
-        for d in chosen:
-            report.items.append(_send_one(s, d))
-    finally:
-        for channel in s.runner.channels.values():
-            channel.close()
-    return report
-
-
-def _send_one(s: Session, d: Draft) -> ItemReport:
-    now = s.runner.clock.utc
-    ledger = s.ledger
-    e = d.entry
-
-    def item(status: ItemStatus, reason: str) -> ItemReport:
-        return ItemReport(e.key, e.document, e.channel, e.recipient, e.account, status, reason)
-
-    limited = s.runner.over_daily_limit(
-        d.channel, e.account, "still a draft: 'drafts send' tomorrow sends it"
-    )
-    if limited:
-        return item("deferred", limited)
-    if not _move(ledger, d, "sending", now):
-        return item("skipped", "no longer a draft: sent or discarded by someone else")
-    reason = _recheck(s, d)
-    if reason is not None:
-        ledger.set_status(d.key, d.channel, "skipped", now, reason)
-        return item("skipped", reason)
-    message = Outgoing(
-        key=d.key,
-        channel="sms" if d.channel == "sms" else "email",  # a draft row is one or the other
-        to=e.recipient,
-        to_name=d.to_name,
-        subject=d.subject,
-        text=d.text,
-        html=d.html,
-        account=e.account if d.channel == "email" else None,
-        document=e.document,
-    )
-    channel = s.runner.channels.get(d.channel)
-    if channel is None:
-        result = SendResult("failed", f"channel {d.channel} is not configured")
-    else:
-        try:
-            result = channel.send(message)
-        except UnreachableError as exc:
-            # nothing was handed over (TLS, login): it stays a draft for a later send
-            ledger.set_status(d.key, d.channel, "draft", now, f"not sent: {exc}")
-            raise
-    status = ledger.record(d.key, d.channel, result, now)
-    assert status != "sending"  # record() stores an outcome, never a claim
-    if status == "deferred":
-        # a later 'delivery-dates' run would re-render the template and lose the edit:
-        # the reviewed text waits as a draft for the next 'drafts send' instead
-        ledger.set_status(d.key, d.channel, "draft", now, f"not sent yet: {result.detail}")
-    return item(status, "" if status == "sent" else result.detail)

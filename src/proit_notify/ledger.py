@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -33,8 +33,11 @@ STATUSES: tuple[Status, ...] = (
     "skipped",
     "draft",
 )
-#: states after which a notification is never sent again automatically
-FINAL: frozenset[str] = frozenset({"sent", "failed", "unknown", "skipped", "sending"})
+#: the detail of a ``sending`` row whose run ended without recording an outcome
+STALE = (
+    "a run ended while sending (crash or kill); check whether it arrived, "
+    "then: proit-notify ledger resolve KEY --sent | --resend"
+)
 
 
 @dataclass(frozen=True)
@@ -392,12 +395,28 @@ class Ledger:
             params.append(self.host)
         return sets, params
 
-    def delete(self, key: str, channel: str) -> None:
+    def release(
+        self, key: str, channel: str, *, back_to: Status | None, now: datetime, detail: str
+    ) -> None:
+        """Undo our claim of a message that was never handed over (the account could not be
+        used at all): a new row goes away, a taken-over ``deferred`` or ``draft`` row gets its
+        status back, due at once (no back-off: nothing was tried)."""
         try:
-            self.db.execute(f"DELETE FROM {self._q} WHERE key_ = ? AND channel = ?", [key, channel])
+            if back_to is None:
+                self.db.execute(
+                    f"DELETE FROM {self._q} WHERE key_ = ? AND channel = ? AND status = 'sending'",
+                    [key, channel],
+                )
+            else:
+                self.db.execute(
+                    f"UPDATE {self._q} SET status = ?, detail = ?, updated_at = ?, "
+                    "attempts = attempts - 1, next_attempt_at = NULL "
+                    "WHERE key_ = ? AND channel = ? AND status = 'sending'",
+                    [back_to, detail, to_utc_text(now), key, channel],
+                )
             self.db.commit()
         except ErpError as exc:
-            raise LedgerError(f"ledger write failed for {key}: {exc}") from None
+            raise LedgerError(f"ledger write failed for {key}: {exc}") from exc
 
     def _update(
         self, sets: str, params: Sequence[object], key: str, channel: str, durable: bool = True
@@ -416,24 +435,22 @@ class Ledger:
         except ErpError as exc:
             raise LedgerError(f"ledger write failed for {key}: {exc}") from None
 
-    def recover_stale(self, now: datetime) -> int:
-        """``sending`` rows of this host are left by a crashed run: they become ``unknown``.
+    def recover_stale(self, now: datetime) -> list[Entry]:
+        """``sending`` rows of this host are left by a run that ended abruptly: they become
+        ``unknown`` (never resent automatically); the rows as they are now.
 
-        Only this host's rows: under the lock no other run of this host is active, while a
-        run on another host sharing the ledger may be sending right now.
+        Call only while holding the run lock. Only this host's rows: under the lock no other
+        run of this host is active, while a run on another host sharing the ledger may be
+        sending right now.
         """
-        try:
-            count = self.db.execute(
-                f"UPDATE {self._q} SET status = 'unknown', updated_at = ?, "
-                "detail = 'a run ended while sending (crash or kill); check whether it arrived, "
-                "then: proit-notify ledger resolve KEY --sent | --resend' "
-                "WHERE status = 'sending' AND host = ?",
-                [to_utc_text(now), self.host],
-            )
-            self.db.commit()
-        except ErpError as exc:
-            raise LedgerError(f"ledger write failed: {exc}") from None
-        return count
+        stale = list(self._rows("status = 'sending' AND host = ?", [self.host]))
+        recovered = [
+            replace(e, status="unknown", detail=STALE, updated_at=now)
+            for e in stale
+            if self.transition(e.key, e.channel, from_status="sending", to="unknown", now=now,
+                               detail=STALE)
+        ]
+        return recovered
 
     def resolve(
         self, key: str, *, sent: bool, now: datetime, channel: str | None = None
@@ -503,10 +520,3 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
-
-
-def entries_by_key(entries: Iterable[Entry]) -> dict[str, list[Entry]]:
-    grouped: dict[str, list[Entry]] = {}
-    for entry in entries:
-        grouped.setdefault(entry.key, []).append(entry)
-    return grouped

@@ -1,11 +1,12 @@
-"""Hand claimed messages to channel threads, and take their outcomes back in order.
+"""Hand claimed messages to sending threads, one lane per account, and take outcomes back.
 
-While a worker thread waits for the SMTP server or SMS gateway, the runner's thread reads
-the ERP, renders and claims the next message; with ``connections`` > 1 several workers
-talk to the server at once. Only the runner's thread touches the ERP and the ledger: a
-worker only calls ``Channel.send``. A message is re-checked and claimed only when a worker
-is free to send it at once, so at most ``workers`` messages are in flight: a crash leaves
-that few ``sending`` rows (they become ``unknown``, never resent).
+A lane is one account of one channel (``("email", "webshop")``, ``("sms", "aspsms")``) with
+as many threads as the account has connections. While a thread waits for the SMTP server
+or SMS gateway, the runner's thread reads the ERP, renders and claims the next message.
+Only the runner's thread touches the ERP and the ledger: a thread only calls
+``Channel.send``. The runner claims a message only once its lane has a free thread
+(:meth:`Dispatcher.wait_for_room`), so every ``sending`` row is a message a thread is
+talking to the server about: a crash leaves at most ``connections`` of them per account.
 """
 
 from __future__ import annotations
@@ -19,24 +20,36 @@ from .channels import Channel, Outgoing, SendResult
 
 T = TypeVar("T")
 Done = Callable[[Future[SendResult]], T]
+Lane = tuple[str, str]  # (channel, account)
 
 
 class Dispatcher(Generic[T]):
-    """One thread pool per channel; ``done`` callbacks run in the caller's thread."""
+    """One thread pool per lane; ``done`` callbacks run in the caller's thread."""
 
-    def __init__(self, workers: Mapping[str, int]) -> None:
-        self._workers = dict(workers)
-        self._pools: dict[str, ThreadPoolExecutor] = {}
-        self._flights: deque[tuple[str, Future[SendResult], Done[T]]] = deque()
+    def __init__(self, capacity: Mapping[Lane, int]) -> None:
+        self._capacity = dict(capacity)
+        self._pools: dict[Lane, ThreadPoolExecutor] = {}
+        self._flights: deque[tuple[Lane, Future[SendResult], Done[T]]] = deque()
 
-    def submit(self, channel: Channel, message: Outgoing, done: Done[T]) -> None:
-        """Start sending ``message``; ``done`` turns its outcome into a result later."""
-        pool = self._pools.get(channel.name)
+    def capacity(self, lane: Lane) -> int:
+        return max(1, self._capacity.get(lane, 1))
+
+    def in_flight(self, lane: Lane) -> int:
+        return sum(1 for flying, _, _ in self._flights if flying == lane)
+
+    def submit(self, lane: Lane, channel: Channel, message: Outgoing, done: Done[T]) -> None:
+        """Start sending ``message``; ``done`` turns its outcome into a result later.
+
+        Call only after :meth:`wait_for_room` for the same lane: a lane never queues.
+        """
+        assert self.in_flight(lane) < self.capacity(lane), "claimed without a free connection"
+        pool = self._pools.get(lane)
         if pool is None:
-            size = max(1, self._workers.get(channel.name, 1))
-            pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"send-{channel.name}")
-            self._pools[channel.name] = pool
-        self._flights.append((channel.name, pool.submit(channel.send, message), done))
+            pool = ThreadPoolExecutor(
+                max_workers=self.capacity(lane), thread_name_prefix=f"send-{lane[0]}-{lane[1]}"
+            )
+            self._pools[lane] = pool
+        self._flights.append((lane, pool.submit(channel.send, message), done))
 
     def ready(self) -> Iterator[T]:
         """The outcomes finished so far, in the order sent (never waits)."""
@@ -44,11 +57,14 @@ class Dispatcher(Generic[T]):
             _, future, finish = self._flights.popleft()
             yield finish(future)
 
-    def wait_for_room(self, channel: str) -> Iterator[T]:
-        """Wait until a thread of ``channel`` is free; yields the outcomes taken meanwhile."""
-        workers = max(1, self._workers.get(channel, 1))
-        while sum(1 for name, _, _ in self._flights if name == channel) >= workers:
-            _, future, finish = self._flights.popleft()
+    def wait_for_room(self, lane: Lane) -> Iterator[T]:
+        """Wait until ``lane`` has a free thread; yields the outcomes of ``lane`` taken
+        meanwhile (its oldest first). A slow account never holds up another one's sending."""
+        while self.in_flight(lane) >= self.capacity(lane):
+            index = next(i for i, (flying, _, _) in enumerate(self._flights) if flying == lane)
+            _, future, finish = self._flights[index]
+            future.exception()  # wait for this lane's oldest message, not another lane's
+            del self._flights[index]
             yield finish(future)
 
     def drain(self, *, quiet: bool = False) -> Iterator[T]:

@@ -169,21 +169,23 @@ def test_connection_dropped_during_data_is_unknown(smtp_server: SmtpServer) -> N
     assert smtp_server.handler.connections == 2
 
 
-def test_connection_refused_is_deferred_and_not_retried_in_the_batch() -> None:
+def test_connection_refused_is_a_configuration_failure_naming_account_and_fix() -> None:
     port = free_port()
     email = channel(AccountSettings.model_validate(
         {"host": "127.0.0.1", "port": port, "security": "none", "from": "a@b.ch"}
     ))
-    first = email.send(outgoing(1))
-    assert first.outcome == "deferred"
-    assert f"127.0.0.1:{port}" in first.detail
-    assert "refused" in first.detail
-    second = email.send(outgoing(2))
-    assert second == first  # same reason, no new attempt
+    # prepare() runs before the runner claims anything; send() when a new connection fails
+    for attempt in (lambda: email.prepare("shop"), lambda: email.send(outgoing(1))):
+        with pytest.raises(UnreachableError) as raised:
+            attempt()
+        message = str(raised.value)
+        assert f"127.0.0.1:{port}" in message
+        assert "refused" in message
+        assert "'shop'" in message and "email.accounts.shop.host" in message
     email.close()
 
 
-def test_silent_server_times_out_as_deferred() -> None:
+def test_silent_server_is_a_configuration_failure_after_the_timeout() -> None:
     with socket.socket() as listener:  # accepts connections, never greets
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -192,9 +194,23 @@ def test_silent_server_times_out_as_deferred() -> None:
             {"host": "127.0.0.1", "port": port, "security": "none", "from": "a@b.ch",
              "timeout": 0.2}
         ))
-        result = email.send(outgoing())
-    assert result.outcome == "deferred"
-    assert f"127.0.0.1:{port}" in result.detail
+        with pytest.raises(UnreachableError, match=f"127.0.0.1:{port}: timed out"):
+            email.prepare("shop")
+
+
+def test_message_id_is_the_same_for_a_resend_and_differs_per_key(
+    smtp_server: SmtpServer,
+) -> None:
+    email = channel(smtp_server.account())
+    assert email.send(outgoing(1)).ok
+    assert email.send(outgoing(1)).ok  # the same notification again (ledger resolve --resend)
+    assert email.send(outgoing(2)).ok
+    email.close()
+    assert len(smtp_server.messages) == 3
+    first, again, other = (m.message["Message-ID"] for m in smtp_server.messages)
+    assert first == again
+    assert first != other
+    assert first.startswith("<proit-notify.") and first.endswith("@beispiel.ch>")
 
 
 def test_international_sender_domain(smtp_server: SmtpServer) -> None:

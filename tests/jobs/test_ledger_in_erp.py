@@ -111,7 +111,7 @@ def test_two_hosts_running_at_once_send_each_notification_once(
 
 @pytest.mark.parametrize("erp_backend", ["postgresql", "mariadb"], indirect=True)
 def test_a_claim_taken_on_another_host_is_refused(erp_backend: Any, write_config: Any) -> None:
-    from proit_notify.app import open_ledger
+    from proit_notify.assembly import open_ledger
     from proit_notify.clock import Clock
 
     settings = load_settings(write_config(ledger={"erp": True, "sqlite": None}))

@@ -48,7 +48,16 @@ class Channel(Protocol):
     name: ChannelName
 
     def send(self, message: Outgoing) -> SendResult:
-        """Hand over one message. Never raises for a per-message problem: classify it."""
+        """Hand over one message. Never raises for a per-message problem: classify it.
+
+        Raises :class:`~proit_notify.errors.UnreachableError` only when nothing was handed
+        over because the account cannot be used at all (the runner releases the claim)."""
+        ...
+
+    def prepare(self, account: str | None) -> None:
+        """Make ``account`` ready to take a message (connect, secure, log in) before the
+        runner claims one for it. Raises :class:`~proit_notify.errors.UnreachableError`
+        for a configuration-level failure (unreachable, TLS, login): nothing is claimed."""
         ...
 
     def check(self) -> list[str]:

@@ -2,15 +2,20 @@
 
 Each SMTP answer is classified as SPEC §6 says: 2xx sent, 4xx / timeout / refused
 connection before DATA deferred, 5xx failed, a connection lost after the message data
-was handed over unknown. Configuration problems that no retry can heal (an untrusted
-certificate, a wrong host name, a rejected login) raise :class:`UnreachableError` instead,
-so the whole run stops (exit 4) before anything is sent with wrong settings.
+was handed over unknown. Configuration-level problems (the server cannot be reached, no
+greeting, TLS refused or untrusted, a rejected login) raise :class:`UnreachableError`
+instead: from :meth:`EmailChannel.prepare` before the runner claims anything for the
+account, or from ``send`` when a new connection fails (nothing was handed over). The run
+then sends nothing more through that account and exits 4.
+
+The Message-ID is derived from the ledger key and channel, so a resend carries the same one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import re
 import smtplib
@@ -25,7 +30,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import EmailPolicy
-from email.utils import formatdate, getaddresses, make_msgid, parseaddr
+from email.utils import formatdate, getaddresses, parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +86,7 @@ class _Account:
     bcc: list[str]
     message_id_domain: str
     idle: list[_TrackingSMTP] = field(default_factory=list)
-    down: str | None = None  # why the server is not tried again in this batch
+    prepared: bool = False  # reached and logged in once in this batch
     last_send: float | None = None
     _tls: ssl.SSLContext | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -169,6 +174,20 @@ class EmailChannel:
             return self._write_file(account, message.key, msg, recipient)
         return self._send_smtp(account, msg, recipient)
 
+    def prepare(self, account: str | None) -> None:
+        """Reach and log in to the account's server once per batch (its connection then
+        serves the first message); a file account's directory must be writable."""
+        acc = self._account(account)
+        if acc.prepared:
+            return
+        if acc.settings.transport == "file":
+            problem = self._check_directory(acc)
+            if problem:
+                raise UnreachableError(problem)
+        else:
+            acc.give_back(self._connect(acc))
+        acc.prepared = True
+
     def check(self) -> list[str]:
         """Connect and log in to every SMTP account; check every file directory."""
         problems: list[str] = []
@@ -183,10 +202,6 @@ class EmailChannel:
             except UnreachableError as exc:
                 problems.append(str(exc))
                 continue
-            if smtp is None:
-                problems.append(f"email account {account.name!r}: {account.down}")
-                account.down = None
-                continue
             self._quit(smtp)
         return problems
 
@@ -195,7 +210,7 @@ class EmailChannel:
         for account in self._accounts.values():
             while (smtp := account.take()) is not None:
                 self._quit(smtp)
-            account.down = None
+            account.prepared = False
 
     # --- building ----------------------------------------------------------------------
 
@@ -230,7 +245,7 @@ class EmailChannel:
             msg["To"] = Address(display_name=message.to_name or "", addr_spec=recipient)
             msg["Subject"] = message.subject
             msg["Date"] = formatdate(localtime=True)
-            msg["Message-ID"] = make_msgid(domain=account.message_id_domain)
+            msg["Message-ID"] = message_id(message.key, message.channel, account.message_id_domain)
             if account.settings.reply_to:
                 msg["Reply-To"] = account.settings.reply_to
             if account.settings.bcc:
@@ -309,15 +324,10 @@ class EmailChannel:
 
     def _send_smtp(self, account: _Account, msg: EmailMessage, recipient: str) -> SendResult:
         with account.slots:  # at most `connections` conversations with the server at once
-            if account.down is not None:
-                # do not hammer a server that refused us a moment ago
-                return SendResult("deferred", account.down)
             smtp = account.take()
             reused = smtp is not None
             if smtp is None:
-                smtp = self._connect(account)
-                if smtp is None:
-                    return SendResult("deferred", account.down or "not connected")
+                smtp = self._connect(account)  # UnreachableError: nothing was handed over
             self._throttle(account)
             try:
                 result = self._transaction(account, smtp, msg, recipient)
@@ -327,8 +337,6 @@ class EmailChannel:
                     return SendResult("deferred", str(stale))
                 # The server closed the idle connection between two messages: reconnect once.
                 smtp = self._connect(account)
-                if smtp is None:
-                    return SendResult("deferred", account.down or "not connected")
                 try:
                     result = self._transaction(account, smtp, msg, recipient)
                 except _Stale as stale_again:
@@ -371,6 +379,12 @@ class EmailChannel:
                     f"connection to {account.where} lost after the message was handed over "
                     f"({exc}); it may or may not have been delivered",
                 )
+            if _timed_out(exc):
+                # a server that stalls: reconnecting would only wait a second timeout
+                self._abandon(smtp)
+                return SendResult(
+                    "deferred", f"{account.where} did not answer before DATA: {_describe(exc)}"
+                )
             raise _Stale(f"connection to {account.where} lost before DATA: {exc}") from None
         if recipient in refused:
             # the customer was refused, only a Bcc copy went out: classify by the customer
@@ -383,10 +397,11 @@ class EmailChannel:
             )
         return SendResult("sent", detail)
 
-    def _connect(self, account: _Account) -> _TrackingSMTP | None:
-        """An open, secured, logged-in connection; None (and ``down`` set) if unreachable.
+    def _connect(self, account: _Account) -> _TrackingSMTP:
+        """An open, secured, logged-in connection.
 
-        Raises UnreachableError for what a retry cannot heal: TLS trust, host name, login.
+        Raises UnreachableError when the server cannot be used (SPEC §6: a
+        configuration-level failure), with the account, host:port and the fix.
         """
         settings = account.settings
         host, port, where = settings.host, settings.effective_port, account.where
@@ -424,10 +439,12 @@ class EmailChannel:
                 f"trusted ({exc.verify_message}); {fix}"
             ) from None
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-            # the server hung up during the handshake: may heal, like a refused connection
             self._abandon(smtp)
-            account.down = f"cannot connect to {where}: TLS handshake cut off ({exc})"
-            return None
+            raise UnreachableError(
+                f"email account {account.name!r}: {where} cut off the TLS handshake ({exc}); "
+                f"check email.accounts.{account.name}.security and port "
+                "(\"ssl\" is usually port 465, \"starttls\" 587)"
+            ) from exc
         except ssl.SSLError as exc:
             self._abandon(smtp)
             raise UnreachableError(
@@ -447,8 +464,11 @@ class EmailChannel:
         except (smtplib.SMTPException, OSError) as exc:
             # refused, DNS failure, timeout, greeting 421/554, a dropped handshake
             self._abandon(smtp)
-            account.down = f"cannot connect to {where}: {_describe(exc)}"
-            return None
+            raise UnreachableError(
+                f"email account {account.name!r}: cannot connect to {where}: {_describe(exc)}; "
+                f"check that the mail server runs and email.accounts.{account.name}.host and "
+                "port (a firewall may block the port)"
+            ) from exc
         return smtp
 
     @staticmethod
@@ -485,12 +505,29 @@ class EmailChannel:
             smtp.close()
 
 
+def message_id(key: str, channel: str, domain: str) -> str:
+    """The same Message-ID for every attempt at one notification on one channel, so a
+    receiver can drop a resent copy (SPEC §6). Hashed: a key holds ERP text."""
+    digest = hashlib.sha256(f"{key}\0{channel}".encode()).hexdigest()[:32]
+    return f"<proit-notify.{digest}@{domain}>"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """smtplib turns a read timeout into SMTPServerDisconnected: look at the cause too."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError) or "timed out" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"host name not found ({exc.strerror})"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(exc, TimeoutError):
+    if _timed_out(exc):
         return "timed out"
     if isinstance(exc, smtplib.SMTPResponseException):
         return _reply(exc.smtp_code, exc.smtp_error)

@@ -89,6 +89,9 @@ class SmsChannel:
             return SendResult("failed", "empty SMS text")
         return self.provider.send(message.to, text, self.settings.sender)
 
+    def prepare(self, account: str | None) -> None:
+        """Nothing to open: each SMS is one HTTPS request (a refused login raises in send)."""
+
     def check(self) -> list[str]:
         """Log in to the gateway without sending (balance call where there is one)."""
         return self.provider.check()

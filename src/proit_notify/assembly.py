@@ -1,68 +1,26 @@
-"""Assembly: build the runner's collaborators from the settings (used by the CLI and tests)."""
+"""Assembly: build the runner's collaborators from the settings (used by the CLI and tests).
+
+The one place that knows which class implements what: ERP and ledger connections, the
+renderer, the channels, the run lock.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from .channels import Channel
 from .channels.email import EmailChannel
 from .clock import Clock
-from .core import ProgressHook, Runner
 from .erp import Dialect, Erp, connect, connect_sqlite
-from .errors import ConfigError, ErpError, LedgerError, UsageError
-from .jobs import Job
-from .jobs.delivery_dates import DeliveryDates
-from .jobs.prepayment import PrepaymentReminders
-from .jobs.review import ReviewRequests
-from .jobs.shipping import ShippingConfirmations
-from .ledger import Ledger, RunLock
+from .errors import ConfigError, ErpError, LedgerError, LockedError
+from .ledger import Entry, Ledger, RunLock
 from .render import Renderer
+from .runner import ProgressHook, Runner
 from .settings import Settings
-
-#: the jobs in the order ``run-all`` runs them (SPEC §7)
-JOB_NAMES = ("shipping-confirmations", "review-requests", "prepayment-reminders", "delivery-dates")
-#: command name -> the job's name in the ledger (``history --job`` takes either)
-LEDGER_JOBS = dict(
-    zip(JOB_NAMES, ("shipping", "review", "prepayment", "delivery_date"), strict=True)
-)
-
-
-def ledger_job_name(name: str) -> str:
-    """The ledger's job name for a command name or a ledger job name."""
-    if name in LEDGER_JOBS.values():
-        return name
-    if name in LEDGER_JOBS:
-        return LEDGER_JOBS[name]
-    known = ", ".join([*LEDGER_JOBS, *LEDGER_JOBS.values()])
-    raise UsageError(f"unknown job {name!r}: use one of {known}")
-
-
-def make_job(name: str, *, delivery_notes: tuple[str, ...] = ()) -> Job:
-    """The job object for a command name."""
-    if name == "shipping-confirmations":
-        return ShippingConfirmations(delivery_notes)
-    if name == "review-requests":
-        return ReviewRequests()
-    if name == "prepayment-reminders":
-        return PrepaymentReminders()
-    if name == "delivery-dates":
-        return DeliveryDates()
-    raise KeyError(name)
-
-
-def available_jobs() -> list[str]:
-    """Jobs built so far, in run-all order."""
-    found = []
-    for name in JOB_NAMES:
-        try:
-            make_job(name)
-        except KeyError:
-            continue
-        found.append(name)
-    return found
 
 
 def make_renderer(settings: Settings) -> Renderer:
@@ -156,3 +114,15 @@ def session(
             progress=progress,
         )
         yield Session(settings, erp, ledger, runner)
+
+
+def recover_if_idle(settings: Settings, ledger: Ledger, now: datetime) -> list[Entry]:
+    """``sending`` rows of this host become ``unknown`` when no run of this host holds the
+    lock (so none is sending them): ``history`` and ``ledger resolve`` see a crashed run's
+    rows as they are before the next job run (SPEC §6). While a run holds the lock its rows
+    are in flight and stay ``sending``."""
+    try:
+        with RunLock(settings.lock_path):
+            return ledger.recover_stale(now)
+    except LockedError:
+        return []

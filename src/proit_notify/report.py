@@ -1,0 +1,90 @@
+"""What a run reports: one item per notification and channel, counts, the summary line."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .render import Rendered
+
+ItemStatus = Literal["planned", "sent", "failed", "skipped", "deferred", "unknown", "draft"]
+COUNT_NAMES = ("sent", "failed", "skipped", "deferred", "unknown", "planned")
+
+
+@dataclass(frozen=True)
+class ItemReport:
+    """One line of a job's result (the ``items`` of ``--json``)."""
+
+    key: str
+    document: str
+    channel: str
+    recipient: str
+    account: str
+    status: ItemStatus
+    reason: str
+    preview: Rendered | None = None
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "key": self.key,
+            "document": self.document,
+            "channel": self.channel,
+            "recipient": self.recipient,
+            "account": self.account,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class JobReport:
+    """What one job did (or, in a dry run, would do)."""
+
+    job: str
+    dry_run: bool
+    items: list[ItemReport] = field(default_factory=list)
+    disabled: bool = False
+    notes: list[str] = field(default_factory=list)  # for the person reading the output
+    #: configuration-level failures (relay unreachable, TLS, login): the run exits 4
+    blocked: list[str] = field(default_factory=list)
+
+    @property
+    def note(self) -> str:
+        return "\n".join(self.notes)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        tally: Counter[str] = Counter(i.status for i in self.items)
+        counts = {name: tally.get(name, 0) for name in COUNT_NAMES}
+        if tally.get("draft"):
+            counts["draft"] = tally["draft"]
+        return counts
+
+    @property
+    def ok(self) -> bool:
+        """False when something failed, was deferred or is unknown (exit 1)."""
+        c = self.counts
+        return not (c["failed"] or c["deferred"] or c["unknown"] or self.blocked)
+
+    def summary(self) -> str:
+        c = self.counts
+        if self.dry_run:
+            head = f"{self.job} (dry run): {c['planned']} would be sent"
+            rest = f", {c['failed']} would fail, {c['skipped']} would be skipped"
+            return head + rest
+        text = (
+            f"{self.job}: {c['sent']} sent, {c['failed']} failed, {c['skipped']} skipped, "
+            f"{c['deferred']} deferred, {c['unknown']} unknown"
+        )
+        if c.get("draft"):
+            text += f", {c['draft']} drafts"
+        return text
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "dry_run": self.dry_run,
+            "counts": self.counts,
+            "items": [i.as_json() for i in self.items],
+        }

@@ -1,0 +1,81 @@
+"""Recipient rules: which channels a notification goes out on, to whom, or why not (SPEC §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .channels import ChannelName
+from .channels.email import check_address
+from .countries import country_code
+from .jobs import Notification, Party
+from .phones import to_e164_mobile
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Target:
+    """One channel a notification goes out on, or why it cannot."""
+
+    channel: ChannelName | Literal["none"]
+    to: str
+    to_name: str | None
+    account: str
+    problem: str | None = None
+    problem_status: Literal["failed", "skipped"] = "failed"
+
+
+def targets(n: Notification, settings: Settings) -> list[Target]:
+    """Recipient and channel by info type, contact rule and SMS fallback (SPEC §4).
+
+    The rules (README "Who gets what: info types and fallback" has the table of outcomes):
+
+    - info type: the customer's code mapped by ``[erp.info_types]``; empty or unknown ->
+      ``service.default_info_type``. ``none`` -> one ``skipped`` row, nothing is sent.
+    - email (``email``, ``email_sms``): the contact's address when the notification goes to
+      the contact and it has one, else the customer's; missing or invalid -> ``failed``.
+    - SMS (``sms``, ``email_sms``): the contact's mobile / the ``sms.phone_field`` column,
+      normalised to E.164 with the customer's country (fallback ``service.country``); sent
+      only with a provider configured and a valid mobile number. Otherwise the SMS row is
+      ``failed`` with the reason, or, with ``sms.fallback_to_email``, ``skipped`` with the
+      reason and (info type ``sms``) the email goes instead; ``email_sms`` has its email
+      already and never gets a second one.
+    """
+    party: Party = n.party
+    info_type = settings.erp.info_type_of(party.info_type_code, settings.service.default_info_type)
+    account = settings.email.account_for_shop(n.shop)
+    name = party.contact_name if n.use_contact and party.contact_name else party.name
+    if info_type == "none":
+        why = "info type 'none': the customer wants no messages"
+        return [Target("none", "", name, "", why, "skipped")]
+    email = party.contact_email if n.use_contact and party.contact_email else party.email
+
+    def by_email() -> Target:  # only when email is used: SMS customers need no address
+        return Target("email", email or "", name, account, check_address(email or "").problem)
+
+    wanted: list[Target] = []
+    if info_type in {"email", "email_sms"}:
+        wanted.append(by_email())
+    if info_type not in {"sms", "email_sms"}:
+        return wanted
+    phone = party.contact_mobile if n.use_contact and party.contact_mobile else party.phone
+    number = to_e164_mobile(phone, country_code(party.country) or settings.service.country)
+    provider = settings.sms.provider
+    # the provider first: without one every SMS customer gets the same reason, and the fix
+    # is in the settings, not in the ERP
+    problem = "no SMS provider configured (set sms.provider)" if provider is None else number.reason
+    recipient = number.e164 or phone or ""
+    if problem is None and provider is not None and number.e164 is not None:
+        wanted.append(Target("sms", number.e164, name, provider))
+    elif not settings.sms.fallback_to_email:
+        wanted.append(Target("sms", recipient, name, provider or "", problem))
+    else:
+        # the SMS row stays (skipped, with the reason) so that the operator sees why, and so
+        # that a later run does not text the customer once the number is corrected: the
+        # notification went out by email
+        instead = "by email instead" if info_type == "sms" else "the email goes alone"
+        why = f"{problem}; {instead} (sms.fallback_to_email)"
+        if info_type == "sms":
+            wanted.append(by_email())
+        wanted.append(Target("sms", recipient, name, provider or "", why, "skipped"))
+    return wanted
