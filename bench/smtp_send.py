@@ -27,9 +27,9 @@ import tomli_w
 
 from proit_notify.assembly import session
 from proit_notify.clock import Clock
-from proit_notify.runner import RunOptions
 from proit_notify.demo import SCHEMA
 from proit_notify.jobs.shipping import ShippingConfirmations
+from proit_notify.runner import RunOptions
 from proit_notify.settings import load_settings
 
 

@@ -181,7 +181,8 @@ def test_connection_refused_is_a_configuration_failure_naming_account_and_fix() 
         message = str(raised.value)
         assert f"127.0.0.1:{port}" in message
         assert "refused" in message
-        assert "'shop'" in message and "email.accounts.shop.host" in message
+        assert "'shop'" in message
+        assert "email.accounts.shop.host" in message
     email.close()
 
 
@@ -210,7 +211,8 @@ def test_message_id_is_the_same_for_a_resend_and_differs_per_key(
     first, again, other = (m.message["Message-ID"] for m in smtp_server.messages)
     assert first == again
     assert first != other
-    assert first.startswith("<proit-notify.") and first.endswith("@beispiel.ch>")
+    assert first.startswith("<proit-notify.")
+    assert first.endswith("@beispiel.ch>")
 
 
 def test_international_sender_domain(smtp_server: SmtpServer) -> None:

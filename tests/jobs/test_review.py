@@ -453,10 +453,10 @@ def test_eligibility_is_read_again_right_before_sending(
     erp_backend: Any, write_config: Any, smtp_server: SmtpServer, change: str
 ) -> None:
     from proit_notify.assembly import session
-    from proit_notify.jobs.registry import make_job
     from proit_notify.clock import Clock
-    from proit_notify.runner import RunOptions
     from proit_notify.jobs import Notification, Sources
+    from proit_notify.jobs.registry import make_job
+    from proit_notify.runner import RunOptions
     from proit_notify.settings import Settings, load_settings
 
     s = shop(erp_backend)
