@@ -31,8 +31,6 @@ from markupsafe import Markup
 from .countries import country_code
 from .errors import TemplateError
 
-JOBS = ("shipping", "review", "prepayment", "delivery_date")
-
 #: the parts of one job's templates: key -> file suffix
 PARTS: dict[str, str] = {
     "subject": ".subject.txt",
@@ -297,6 +295,8 @@ SAMPLE_CONTEXTS: dict[str, dict[str, object]] = {
         "previous_delivery_date": date(2026, 12, 1),
     },
 }
+#: the template names (one per job of ``jobs.registry``; its test checks they agree)
+JOBS = tuple(SAMPLE_CONTEXTS)
 
 
 # --- renderer ------------------------------------------------------------------------------
