@@ -11,30 +11,28 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
-from zoneinfo import ZoneInfo
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import Progress
-from rich.table import Table
 
-from . import __version__, drafts
+from . import __version__, drafts, output
 from .assembly import (
     make_channels,
-    make_renderer,
     open_erp,
     open_ledger,
     recover_if_idle,
     session,
 )
 from .channels import Channel, Outgoing, SendResult
+from .checks import run_checks
 from .clock import Clock
 from .erp import redact
 from .errors import ConfigError, NotifyError, UsageError
 from .jobs import registry
-from .ledger import STATUSES, Entry
+from .ledger import STATUSES
 from .report import ItemReport, JobReport
 from .runner import RunOptions, job_options
 from .settings import Settings, load_settings, resolve_config_path
@@ -204,26 +202,7 @@ def _show(report: JobReport, options: RunOptions) -> None:
                 out.print(f"Subject: {item.preview.subject}\n")
             out.print(item.preview.text, markup=False)
     if report.items and not state.quiet and (out.is_terminal or options.dry_run):
-        table = Table(title=report.job, show_lines=False)
-        for column in ("key", "document", "channel", "recipient", "account", "status", "reason"):
-            table.add_column(column, overflow="fold")
-        for item in report.items:
-            row = item.as_json()
-            table.add_row(
-                *(
-                    row[c]
-                    for c in (
-                        "key",
-                        "document",
-                        "channel",
-                        "recipient",
-                        "account",
-                        "status",
-                        "reason",
-                    )
-                )
-            )
-        out.print(table)
+        out.print(output.table(output.REPORT_COLUMNS, output.report_rows(report), report.job))
     out.print(report.summary())
 
 
@@ -339,12 +318,8 @@ def _show_demo(report: JobReport) -> None:
     if state.json:
         print(json.dumps(report.as_json(), ensure_ascii=False))
         return
-    table = Table(title=f"{report.job}: first {min(10, len(report.items))} of {len(report.items)}")
-    for column in ("document", "channel", "recipient", "status", "reason"):
-        table.add_column(column, overflow="fold")
-    for item in report.items[:10]:
-        table.add_row(item.document, item.channel, item.recipient, item.status, item.reason)
-    out.print(table)
+    title = f"{report.job}: first {min(10, len(report.items))} of {len(report.items)}"
+    out.print(output.table(output.DEMO_COLUMNS, output.demo_rows(report, 10), title))
     out.print(report.summary())
 
 
@@ -362,10 +337,6 @@ def init(
     out.print(f"wrote {path}: edit it, then run 'proit-notify -c {path} check'")
 
 
-#: providers whose API has no balance/credit call, so ``check`` cannot test the login
-_SMS_NO_LOGIN_CALL = frozenset({"ecall", "http"})
-
-
 @app.command()
 def check(
     no_network: Annotated[
@@ -373,54 +344,10 @@ def check(
     ] = False,
 ) -> None:
     """Check settings, ERP mapping, templates, ledger and (unless --no-network) mail/SMS logins."""
-    settings = state.settings()
-    out.print(f"settings: {settings.source}: ok")
     problems: list[str] = []
-    erp = open_erp(settings)
-    try:
-        erp_problems = erp.check()
-    finally:
-        erp.close()
-    out.print(
-        f"ERP ({erp.db.where}): "
-        + ("ok" if not erp_problems else f"{len(erp_problems)} problem(s)")
-    )
-    problems += erp_problems
-    template_problems = make_renderer(settings).check()
-    out.print(
-        "templates: " + ("ok" if not template_problems else f"{len(template_problems)} problem(s)")
-    )
-    problems += template_problems
-    ledger = open_ledger(settings)
-    out.print(
-        f"ledger: {ledger.db.where}, table {ledger.table}: ok; lock file {settings.lock_path}"
-    )
-    ledger.close()
-    # built even with --no-network: building checks the keys each provider needs, offline
-    channels = make_channels(settings)
-    try:
-        for name, channel in channels.items():
-            label = f"sms ({settings.sms.provider})" if name == "sms" else name
-            if no_network:
-                out.print(f"{label}: not contacted (--no-network)")
-                continue
-            found = channel.check()
-            verdict = "ok" if not found else f"{len(found)} problem(s)"
-            if not found and name == "sms" and settings.sms.provider in _SMS_NO_LOGIN_CALL:
-                # their APIs have no call that logs in without sending: say so, not just "ok"
-                verdict += " (its API cannot log in without sending: try test-send --sms NUMBER)"
-            out.print(f"{label}: {verdict}")
-            problems += found
-    finally:
-        for channel in channels.values():
-            channel.close()
-    if settings.sms.provider is None:
-        out.print("sms: not configured (sms.provider is not set)")
-    elif settings.sms.phone_field is None:
-        out.print(
-            "sms: sms.phone_field is not set: only contacts' mobile numbers "
-            "(shipping.to_contact) can be texted"
-        )
+    for line in run_checks(state.settings(), network=not no_network):
+        out.print(f"{line.label}: {line.verdict}", markup=False)
+        problems += line.problems
     if problems:
         raise ConfigError("check found problems", tuple(problems))
     out.print("all checks passed")
@@ -475,43 +402,19 @@ def history(
         ledger.close()
     tz = settings.service.tz
     if state.json:
-        print(json.dumps([_entry_json(e, tz) for e in rows], ensure_ascii=False))
+        print(json.dumps([output.entry_json(e, tz) for e in rows], ensure_ascii=False))
         return
-    columns = ("updated", "key", "channel", "status", "recipient", "document", "detail")
-    lines = [
-        (
-            e.updated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-            e.key,
-            e.channel,
-            e.status,
-            e.recipient,
-            e.document,
-            e.detail,
-        )
-        for e in rows
-    ]
-    if out.is_terminal:
-        table = Table()
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for line in lines:
-            table.add_row(*line)
-        out.print(table)
-    else:  # one line per row for grep and scripts
-        for line in lines:
-            print("\t".join(line))
+    _print_rows(output.HISTORY_COLUMNS, output.history_rows(rows, tz))
     out.print(f"{len(rows)} row(s)")
 
 
-def _entry_json(e: Entry, tz: ZoneInfo) -> dict[str, Any]:
-    return {
-        **e.as_json(),
-        "status": e.status,
-        "detail": e.detail,
-        "attempts": e.attempts,
-        "sent_at": e.sent_at.astimezone(tz).isoformat() if e.sent_at else None,
-        "updated_at": e.updated_at.astimezone(tz).isoformat(),
-    }
+def _print_rows(columns: tuple[str, ...], rows: list[output.Row]) -> None:
+    """A table on a terminal; one tab-separated line per row for grep and scripts."""
+    if out.is_terminal:
+        out.print(output.table(columns, rows))
+    else:
+        for row in rows:
+            print("\t".join(row))
 
 
 @ledger_app.command("resolve")
@@ -542,12 +445,6 @@ def ledger_resolve(
 DraftKeys = Annotated[list[str], typer.Argument(help="Ledger keys, e.g. delivery_date:42:1")]
 
 
-def _draft_line(d: drafts.Draft, tz: Any) -> tuple[str, ...]:
-    created = d.entry.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-    edited = "edited" if d.edited else ""
-    return (d.key, d.channel, d.entry.recipient, d.entry.document, d.delivery_date, created, edited)
-
-
 @drafts_app.command("list")
 def drafts_list(as_of: AsOf = None) -> None:
     """List the notices waiting for review; drafts no longer due are retired first."""
@@ -561,17 +458,7 @@ def drafts_list(as_of: AsOf = None) -> None:
     for d, reason in retired:
         err.print(f"{d.key} ({d.channel}): {reason}; it will not be sent", markup=False)
     tz = settings.service.tz
-    columns = ("key", "channel", "recipient", "document", "delivery date", "created", "edited")
-    if out.is_terminal:
-        table = Table()
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for d in found:
-            table.add_row(*_draft_line(d, tz))
-        out.print(table)
-    else:  # one line per draft for grep and scripts
-        for d in found:
-            print("\t".join(_draft_line(d, tz)))
+    _print_rows(output.DRAFT_COLUMNS, output.draft_rows(found, tz))
     out.print(f"{len(found)} draft(s)")
 
 

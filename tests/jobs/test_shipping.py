@@ -582,3 +582,21 @@ def test_a_run_stopped_by_tls_leaves_no_claim_behind(
     assert ledger_rows(config) == []
     assert f"localhost:{tls_server.port}" in result.stderr
     assert tls_server.messages == []
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_erp_text_with_rich_markup_is_shown_as_typed_in_the_dry_run_and_history(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    s.delivery_note(s.order(s.customer(), number="A-[/]1"), PRINTED, number="LS-[bold]7")
+    config = write_config(email=email_section(smtp_server))
+
+    dry = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF, "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert "LS-[bold]7" in dry.stdout  # a markup tag would vanish, [/] would crash (exit 70)
+    sent = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert sent.exit_code == 0, sent.stderr
+    history = cli("-c", config, "history")
+    assert history.exit_code == 0, history.stderr
+    assert "A-[/]1" in history.stdout

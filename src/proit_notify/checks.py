@@ -1,0 +1,71 @@
+"""``proit-notify check``: settings, ERP mapping, templates, ledger, mail and SMS logins.
+
+Each check gives one line for the person (``label: verdict``) and the problems it found;
+the CLI prints the lines and exits 3 when there are problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .assembly import make_channels, make_renderer, open_erp, open_ledger
+from .settings import Settings
+
+#: providers whose API has no balance/credit call, so ``check`` cannot test the login
+SMS_NO_LOGIN_CALL = frozenset({"ecall", "http"})
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    """One line of ``check``'s output and the problems behind it."""
+
+    label: str
+    verdict: str
+    problems: tuple[str, ...] = ()
+
+
+def _counted(problems: list[str]) -> str:
+    return "ok" if not problems else f"{len(problems)} problem(s)"
+
+
+def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
+    """Every check in order, each as soon as it is done (a slow server shows as slow)."""
+    yield CheckLine("settings", f"{settings.source}: ok")
+    erp = open_erp(settings)
+    try:
+        erp_problems = erp.check()
+    finally:
+        erp.close()
+    yield CheckLine(f"ERP ({erp.db.where})", _counted(erp_problems), tuple(erp_problems))
+    template_problems = make_renderer(settings).check()
+    yield CheckLine("templates", _counted(template_problems), tuple(template_problems))
+    ledger = open_ledger(settings)
+    where = f"{ledger.db.where}, table {ledger.table}: ok; lock file {settings.lock_path}"
+    ledger.close()
+    yield CheckLine("ledger", where)
+    # built even without network: building checks the keys each provider needs, offline
+    channels = make_channels(settings)
+    try:
+        for name, channel in channels.items():
+            label = f"sms ({settings.sms.provider})" if name == "sms" else name
+            if not network:
+                yield CheckLine(label, "not contacted (--no-network)")
+                continue
+            found = channel.check()
+            verdict = _counted(found)
+            if not found and name == "sms" and settings.sms.provider in SMS_NO_LOGIN_CALL:
+                # their APIs have no call that logs in without sending: say so, not just "ok"
+                verdict += " (its API cannot log in without sending: try test-send --sms NUMBER)"
+            yield CheckLine(label, verdict, tuple(found))
+    finally:
+        for channel in channels.values():
+            channel.close()
+    if settings.sms.provider is None:
+        yield CheckLine("sms", "not configured (sms.provider is not set)")
+    elif settings.sms.phone_field is None:
+        yield CheckLine(
+            "sms",
+            "sms.phone_field is not set: only contacts' mobile numbers "
+            "(shipping.to_contact) can be texted",
+        )

@@ -1,0 +1,81 @@
+"""What the CLI shows, as data: table rows and JSON objects (``cli.py`` prints them).
+
+Every cell is a :class:`rich.text.Text`, never a markup string: ERP text such as an order
+number ``[/]`` or an address with ``[link=...]`` is shown as typed (SPEC §7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.table import Table
+from rich.text import Text
+
+from .drafts import Draft
+from .ledger import Entry
+from .report import JobReport
+
+Row = tuple[str, ...]
+
+REPORT_COLUMNS = ("key", "document", "channel", "recipient", "account", "status", "reason")
+DEMO_COLUMNS = ("document", "channel", "recipient", "status", "reason")
+HISTORY_COLUMNS = ("updated", "key", "channel", "status", "recipient", "document", "detail")
+DRAFT_COLUMNS = ("key", "channel", "recipient", "document", "delivery date", "created", "edited")
+
+
+def table(columns: Sequence[str], rows: Iterable[Row], title: str | None = None) -> Table:
+    """A Rich table whose cells are plain text."""
+    shown = Table(title=Text(title) if title else None)
+    for column in columns:
+        shown.add_column(column, overflow="fold")
+    for row in rows:
+        shown.add_row(*(Text(cell) for cell in row))
+    return shown
+
+
+def report_rows(report: JobReport, limit: int | None = None) -> list[Row]:
+    items = report.items if limit is None else report.items[:limit]
+    return [tuple(item.as_json()[c] for c in REPORT_COLUMNS) for item in items]
+
+
+def demo_rows(report: JobReport, limit: int) -> list[Row]:
+    return [(i.document, i.channel, i.recipient, i.status, i.reason) for i in report.items[:limit]]
+
+
+def _stamp(entry_time: Any, tz: ZoneInfo) -> str:
+    return str(entry_time.astimezone(tz).strftime("%Y-%m-%d %H:%M"))
+
+
+def history_rows(entries: Iterable[Entry], tz: ZoneInfo) -> list[Row]:
+    return [
+        (_stamp(e.updated_at, tz), e.key, e.channel, e.status, e.recipient, e.document, e.detail)
+        for e in entries
+    ]
+
+
+def entry_json(e: Entry, tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        **e.as_json(),
+        "status": e.status,
+        "detail": e.detail,
+        "attempts": e.attempts,
+        "sent_at": e.sent_at.astimezone(tz).isoformat() if e.sent_at else None,
+        "updated_at": e.updated_at.astimezone(tz).isoformat(),
+    }
+
+
+def draft_rows(found: Iterable[Draft], tz: ZoneInfo) -> list[Row]:
+    return [
+        (
+            d.key,
+            d.channel,
+            d.entry.recipient,
+            d.entry.document,
+            d.delivery_date,
+            _stamp(d.entry.created_at, tz),
+            "edited" if d.edited else "",
+        )
+        for d in found
+    ]
