@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Generic, TypeVar
 
 from .channels import Channel, Outgoing, SendResult
@@ -58,14 +58,16 @@ class Dispatcher(Generic[T]):
             yield finish(future)
 
     def wait_for_room(self, lane: Lane) -> Iterator[T]:
-        """Wait until ``lane`` has a free thread; yields the outcomes of ``lane`` taken
-        meanwhile (its oldest first). A slow account never holds up another one's sending."""
+        """Wait until ``lane`` has a free thread; yields every outcome that finished
+        meanwhile, of any lane (so a message accepted by a fast account is recorded while a
+        slow account is waited for, and a crash then leaves it ``sent``, not ``unknown``)."""
         while self.in_flight(lane) >= self.capacity(lane):
-            index = next(i for i, (flying, _, _) in enumerate(self._flights) if flying == lane)
-            _, future, finish = self._flights[index]
-            future.exception()  # wait for this lane's oldest message, not another lane's
-            del self._flights[index]
-            yield finish(future)
+            wait([future for _, future, _ in self._flights], return_when=FIRST_COMPLETED)
+            finished = [flight for flight in self._flights if flight[1].done()]
+            for flight in finished:
+                self._flights.remove(flight)
+            for _, future, finish in finished:
+                yield finish(future)
 
     def drain(self, *, quiet: bool = False) -> Iterator[T]:
         """Wait for every message in flight. ``quiet``: while another error is leaving

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 from cli_runner import Cli
 from erp_backends import ErpBackend
+from ledger_rows import ledger_rows as read_ledger
 from scenario import shop
 from smtp_server import Received, RecordingHandler, SmtpServer, email_section
 
@@ -39,14 +39,7 @@ def prepayment_config(
 
 def ledger_rows(config: Path) -> list[tuple[str, str, str]]:
     """(key, channel, status) of every ledger row, by key."""
-    path = config.parent / "ledger.sqlite"
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute(
-            "SELECT key_, channel, status FROM proit_notify_ledger ORDER BY key_"
-        ).fetchall()
-    return [tuple(r) for r in rows]
+    return read_ledger(config, "key", "channel", "status")
 
 
 def invoice_of(mail: Received) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from cli_runner import Cli
+from ledger_rows import ledger_rows
 from pytest_httpserver import HTTPServer
 from scenario import Shop, shop
 from smtp_server import SmtpServer, email_section
@@ -32,17 +33,11 @@ def config_for(write_config: Any, server: SmtpServer, **review: Any) -> Path:
 
 
 def ledger(config: Path, prefix: str = "review:") -> list[dict[str, Any]]:
-    path = config.parent / "ledger.sqlite"
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute(
-            "SELECT key_, channel, status, sent_at, created_at, info FROM proit_notify_ledger "
-            "WHERE key_ LIKE ? ORDER BY key_, channel",
-            [prefix + "%"],
-        ).fetchall()
-    return [dict(r) for r in rows]
+    """The review rows as dicts with the ledger's column names (``key_``)."""
+    return [
+        {**row._asdict(), "key_": row.key, "info": json.dumps(row.info)}
+        for row in ledger_rows(config, prefix=prefix)
+    ]
 
 
 def review_keys(config: Path) -> list[str]:

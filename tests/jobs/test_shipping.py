@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import pytest
 from cli_runner import Cli
+from ledger_rows import ledger_rows
 from scenario import shop
 from smtp_server import DROP, SmtpServer, email_section
 
@@ -17,17 +17,6 @@ from proit_notify.ledger import RunLock
 
 AS_OF = "2026-11-27T08:00"
 PRINTED = datetime(2026, 11, 26, 15, 30)
-
-
-def ledger_rows(config: Path) -> list[tuple[str, str, str, str]]:
-    path = config.parent / "ledger.sqlite"
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute(
-            "SELECT key_, channel, status, detail FROM proit_notify_ledger ORDER BY key_"
-        ).fetchall()
-    return [tuple(r) for r in rows]
 
 
 def test_confirms_each_printed_note_once_from_the_shop_account(
@@ -73,11 +62,11 @@ def test_confirms_each_printed_note_once_from_the_shop_account(
         by_rcpt["anna@example.de"].message.get_body(("plain",)).get_content()
     )
     rows = ledger_rows(config)
-    assert [(k, c, st) for k, c, st, _ in rows] == [
+    assert [(k, c, st) for k, c, st, *_ in rows] == [
         (f"shipping:{n1}", "email", "sent"),
         (f"shipping:{n1 + 1}", "email", "sent"),
     ]
-    assert all(detail.startswith("250") for *_, detail in rows)
+    assert all(r.detail.startswith("250") for r in rows)
 
     again = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
     assert again.exit_code == 0
@@ -306,16 +295,23 @@ def test_cr_lf_in_a_customer_name_adds_no_header(
     erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
 ) -> None:
     s = shop(erp_backend)
-    s.delivery_note(s.order(s.customer(name="Evil\r\nBcc: victim@example.org")), PRINTED)
+    s.delivery_note(s.order(s.customer(email="clean1@example.ch")), PRINTED)
+    evil = s.customer(name="Evil\r\nBcc: victim@example.org", email="evil@example.ch")
+    s.delivery_note(s.order(evil), PRINTED)
+    s.delivery_note(s.order(s.customer(email="clean2@example.ch")), PRINTED)
     config = write_config(email=email_section(smtp_server))
 
-    cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
 
+    assert result.exit_code == 1  # the hostile row failed; the batch went on
+    assert "1 failed" in result.stdout
+    assert len(smtp_server.messages) == 2
+    assert sorted(m.rcpt_tos for m in smtp_server.messages) == [
+        ("clean1@example.ch",), ("clean2@example.ch",)
+    ]
     for received in smtp_server.messages:
-        assert received.rcpt_tos == ("kunde1@example.ch",) or "victim" not in str(received.rcpt_tos)
-        assert "victim@example.org" not in received.message.get_all("Bcc", [])
-        assert b"\r\nBcc: victim" not in received.raw
-    assert all("victim" not in r for m in smtp_server.messages for r in m.rcpt_tos)
+        assert received.message.get_all("Bcc") is None
+        assert b"victim" not in received.raw
 
 
 @pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)

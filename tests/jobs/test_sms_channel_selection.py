@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, quote, quote_plus
 
 import pytest
 from cli_runner import Cli, CliResult
+from ledger_rows import LedgerRow, ledger_rows
 from pytest_httpserver import HTTPServer
 from scenario import shop
 from smtp_server import SmtpServer, email_section
@@ -75,22 +76,8 @@ def sms_settings(server: HTTPServer, provider: str = "aspsms", **extra: Any) -> 
     }
 
 
-@dataclass(frozen=True)
-class Row:
-    key: str
-    channel: str
-    status: str
-    recipient: str
-    detail: str
-
-
-def ledger(config: Path) -> list[Row]:
-    with sqlite3.connect(config.parent / "ledger.sqlite") as conn:
-        rows = conn.execute(
-            "SELECT key_, channel, status, recipient, detail FROM proit_notify_ledger "
-            "ORDER BY key_, channel"
-        ).fetchall()
-    return [Row(*r) for r in rows]
+def ledger(config: Path) -> list[LedgerRow]:
+    return ledger_rows(config)
 
 
 def assert_no_secret(config: Path, *results: CliResult) -> None:

@@ -1,0 +1,378 @@
+"""The one send path under faults (SPEC §6 "What is in flight, and when to stop").
+
+Real aiosmtpd servers that drop or stall after the body, answer 4xx/5xx, refuse the
+connection or the login; the real CLI, in-process and (for SIGKILL) as a subprocess.
+Assertions are on what arrived at the server, ledger rows, exit codes and ``--json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_runner import Cli
+from ledger_rows import ledger_rows
+from scenario import Shop, shop
+from smtp_server import DROP, HOST, Received, RecordingHandler, SmtpServer, email_section, free_port
+
+AS_OF = "2026-11-27T08:00"
+
+
+class FaultHandler(RecordingHandler):
+    """A recording handler that can also stall after the body of chosen recipients."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data_stall: dict[str, float] = {}
+        self.stalled: list[Received] = []
+        self.body_arrived = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        stall = max((self.data_stall.get(r, 0.0) for r in envelope.rcpt_tos), default=0.0)
+        if not stall:
+            return await super().handle_DATA(server, session, envelope)
+        from email import message_from_bytes
+        from email.policy import default as default_policy
+
+        raw = bytes(envelope.original_content or envelope.content)
+        parsed = message_from_bytes(raw, policy=default_policy)
+        self.stalled.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos), raw, parsed))  # type: ignore[arg-type]
+        self.body_arrived.set()
+        await asyncio.sleep(stall)
+        return "451 4.3.0 too late"
+
+
+@pytest.fixture
+def fault_server() -> Any:
+    server = SmtpServer(FaultHandler())
+    server.start()
+    yield server
+    server.stop()
+
+
+def notes(s: Shop, count: int, prefix: str = "k", **order: Any) -> list[str]:
+    """``count`` printed delivery notes, one customer each; their addresses in send order."""
+    addresses = []
+    for i in range(count):
+        address = f"{prefix}{i}@example.ch"
+        when = f"2026-11-26 15:{i:02d}:00"
+        from datetime import datetime
+
+        s.delivery_note(s.order(s.customer(email=address), **order), datetime.fromisoformat(when))
+        addresses.append(address)
+    return addresses
+
+
+def rows_by_status(config: Path) -> Counter[str]:
+    return Counter(r[2] for r in ledger_rows(config))
+
+
+def rcpts(messages: list[Received]) -> list[str]:
+    return [r for m in messages for r in m.rcpt_tos]
+
+
+# --- breaker: unknown ---------------------------------------------------------------------
+
+
+def test_a_drop_after_the_body_stops_the_account_and_leaves_the_rest_unclaimed(
+    erp_backend: Any, write_config: Any, fault_server: SmtpServer, cli: Cli
+) -> None:
+    addresses = notes(shop(erp_backend), 5)
+    fault_server.handler.data_answers[addresses[0]] = DROP
+    config = write_config(email=email_section(fault_server))
+
+    first = cli("--json", "-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert first.exit_code == 1, first.stderr
+    [report] = first.json()
+    assert report["counts"]["unknown"] == 1
+    assert report["counts"]["deferred"] == 4
+    held = [i for i in report["items"] if i["status"] == "deferred"]
+    assert len(held) == 4
+    assert all("'default'" in i["reason"] and "stopped" in i["reason"] for i in held)
+    assert "stopped in this run" in first.stderr
+    assert fault_server.messages == []
+    assert len(fault_server.handler.dropped) == 1
+    assert rows_by_status(config) == {"unknown": 1}  # the other four have no ledger row
+
+    del fault_server.handler.data_answers[addresses[0]]
+    second = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert second.exit_code == 0, second.stderr
+    assert sorted(rcpts(fault_server.messages)) == sorted(addresses[1:])
+    assert rows_by_status(config) == {"unknown": 1, "sent": 4}
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_a_stall_after_the_body_costs_one_timeout_not_one_per_message(
+    erp_backend: Any, write_config: Any, fault_server: SmtpServer, cli: Cli
+) -> None:
+    addresses = notes(shop(erp_backend), 5)
+    handler = fault_server.handler
+    assert isinstance(handler, FaultHandler)
+    for address in addresses:
+        handler.data_stall[address] = 5
+    timeout = 1.0
+    config = write_config(email={"accounts": {"default": {
+        **email_section(fault_server)["accounts"]["default"], "timeout": timeout}}})  # fmt: skip
+
+    started = time.monotonic()
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    elapsed = time.monotonic() - started
+
+    assert result.exit_code == 1
+    assert elapsed < 3 * timeout, elapsed
+    assert len(handler.stalled) == 1
+    assert rows_by_status(config) == {"unknown": 1}
+
+
+# --- breaker: temporary failures ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_three_temporary_failures_in_a_row_stop_the_account_a_550_in_between_does_not(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    addresses = notes(shop(erp_backend), 7)
+    answers = smtp_server.handler.data_answers
+    answers[addresses[0]] = "451 4.3.0 try later"
+    answers[addresses[1]] = "550 5.1.1 no such user"
+    for address in addresses[2:5]:
+        answers[address] = "451 4.3.0 try later"
+    smtp_server.handler.rcpt_answers[addresses[5]] = "421 4.7.0 busy"  # would be the 4th
+    config = write_config(email=email_section(smtp_server))
+
+    result = cli("--json", "-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert result.exit_code == 1
+    by_key = {r[0]: r[2] for r in ledger_rows(config)}
+    assert sorted(by_key.values()) == ["deferred"] * 4 + ["failed"]
+    [report] = result.json()
+    statuses = [i["status"] for i in report["items"]]
+    assert statuses == ["deferred", "failed", "deferred", "deferred", "deferred",
+                        "deferred", "deferred"]  # fmt: skip
+    assert "3 temporary failures in a row" in result.stderr
+    assert smtp_server.messages == []
+
+
+# --- configuration-level failures ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_an_unreachable_relay_claims_nothing_and_exits_4_on_every_run(
+    erp_backend: Any, write_config: Any, cli: Cli
+) -> None:
+    addresses = notes(shop(erp_backend), 3)
+    handler = RecordingHandler()
+    server = SmtpServer(handler)  # its port is free: nothing listens yet
+    config = write_config(email=email_section(server))
+
+    for _ in range(2):  # no back-off that turns the second run into a silent exit 0
+        result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+        assert result.exit_code == 4, result.stderr
+        assert f"{HOST}:{server.port}" in result.stderr
+        assert "'default'" in result.stderr
+        assert "email.accounts.default.host" in result.stderr
+        assert ledger_rows(config) == []
+
+    server.start()
+    try:
+        fixed = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    finally:
+        server.stop()
+    assert fixed.exit_code == 0, fixed.stderr
+    assert sorted(rcpts(handler.messages)) == sorted(addresses)
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_a_refused_login_or_missing_starttls_claims_nothing_and_exits_4(
+    erp_backend: Any, write_config: Any, tls_server: SmtpServer, smtp_server: SmtpServer,
+    test_ca: Any, cli: Cli,
+) -> None:  # fmt: skip
+    notes(shop(erp_backend), 2)
+    wrong_login = {
+        "transport": "smtp", "directory": None, "host": "localhost", "port": tls_server.port,
+        "security": "starttls", "username": "shop", "password": "wrong", "timeout": 5,
+        "ca_file": str(test_ca.ca_file),
+    }  # fmt: skip
+    no_starttls = {**email_section(smtp_server)["accounts"]["default"], "security": "starttls"}
+    for account, fix in (
+        (wrong_login, "email.accounts.default.username/password"),
+        (no_starttls, "email.accounts.default.security"),
+    ):
+        config = write_config(email={"accounts": {"default": account}})
+        for _ in range(2):
+            result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+            assert result.exit_code == 4, result.stderr
+            assert fix in result.stderr
+            assert "wrong" not in result.stderr  # never the password
+            assert ledger_rows(config) == []
+    # one login per run (smtplib tries PLAIN, then LOGIN), not one per message
+    attempts = tls_server.handler.auth_attempts
+    assert len(attempts) in {2, 4}
+    assert tls_server.messages == []
+    assert smtp_server.messages == []
+
+
+# --- a killed run -------------------------------------------------------------------------
+
+
+def _run_cli(config: Path, *args: str) -> subprocess.Popen[bytes]:
+    code = "from proit_notify.cli import main; main()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "-c", str(config), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+
+
+def _kill_when_a_body_arrived(process: subprocess.Popen[bytes], handler: FaultHandler) -> None:
+    try:
+        assert handler.body_arrived.wait(20), "no message reached the stalling server"
+        time.sleep(0.3)  # let the runner go on as far as it can: nothing more may be claimed
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_killed_while_one_of_two_accounts_stalls_every_claimed_row_reached_a_server(
+    erp_backend: Any, write_config: Any, fault_server: SmtpServer, smtp_server: SmtpServer,
+    cli: Cli,
+) -> None:  # fmt: skip
+    s = shop(erp_backend)
+    web = notes(s, 3, prefix="web", shop="SHOP-CH")  # through the stalling webshop server
+    plain = notes(s, 3, prefix="plain")  # through the default account
+    stalling = fault_server.handler
+    assert isinstance(stalling, FaultHandler)
+    for address in web:
+        stalling.data_stall[address] = 30
+    webshop = {"port": fault_server.port, "timeout": 60, "from": "Webshop <web@example.ch>"}
+    config = write_config(email={
+        **email_section(smtp_server, webshop=webshop), "shop_accounts": {"SHOP-CH": "webshop"},
+    })  # fmt: skip
+
+    _kill_when_a_body_arrived(
+        _run_cli(config, "shipping-confirmations", "--as-of", AS_OF), stalling
+    )
+
+    arrived = set(rcpts(stalling.stalled)) | set(rcpts(smtp_server.messages))
+    rows = ledger_rows(config)
+    sending = [r for r in rows if r.status == "sending"]
+    # webshop has one connection: one message in flight, and it reached the server
+    assert [r.recipient for r in sending if r.account == "webshop"] == rcpts(stalling.stalled)
+    assert len([r for r in sending if r.account == "default"]) <= 1
+    assert {r.recipient for r in rows} <= arrived  # nothing claimed that did not reach a server
+    assert "plain0@example.ch" in rcpts(smtp_server.messages)  # default did not wait for webshop
+
+    # no job run in between: the person sees the row as unknown and decides it
+    unknown = cli("-c", config, "history", "--status", "unknown")
+    assert unknown.exit_code == 0, unknown.stderr
+    stuck_key = next(r.key for r in sending if r.account == "webshop")
+    assert stuck_key in unknown.stdout
+    resolved = cli("-c", config, "ledger", "resolve", stuck_key, "--sent")
+    assert resolved.exit_code == 0, resolved.stderr
+
+    stalling.data_stall.clear()
+    after = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    # 1 only when a default message's outcome was not recorded before the kill: it is then
+    # recovered as unknown (and not resent)
+    assert after.exit_code == (1 if any(r.account == "default" for r in sending) else 0)
+    everything = rcpts(stalling.stalled) + rcpts(stalling.messages) + rcpts(smtp_server.messages)
+    assert sorted(everything) == sorted(web + plain)  # each customer exactly once
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_killed_with_two_connections_leaves_at_most_two_sending_rows_both_handed_over(
+    erp_backend: Any, write_config: Any, fault_server: SmtpServer, cli: Cli
+) -> None:
+    addresses = notes(shop(erp_backend), 6)
+    stalling = fault_server.handler
+    assert isinstance(stalling, FaultHandler)
+    for address in addresses:
+        stalling.data_stall[address] = 30
+    account = {**email_section(fault_server)["accounts"]["default"], "timeout": 60,
+               "connections": 2}  # fmt: skip
+    config = write_config(email={"accounts": {"default": account}})
+
+    process = _run_cli(config, "shipping-confirmations", "--as-of", AS_OF)
+    try:
+        deadline = time.monotonic() + 20
+        while len(stalling.stalled) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        _kill_when_a_body_arrived(process, stalling)
+
+    sending = [r for r in ledger_rows(config) if r[2] == "sending"]
+    assert len(sending) == 2
+    assert {r[4] for r in sending} == set(rcpts(stalling.stalled))
+    assert len(ledger_rows(config)) == 2
+
+
+# --- resend, recovery -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_a_resend_carries_the_message_id_of_the_lost_attempt(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    [address] = notes(shop(erp_backend), 1)
+    smtp_server.handler.data_answers[address] = DROP
+    config = write_config(email=email_section(smtp_server))
+    assert cli("-c", config, "shipping-confirmations", "--as-of", AS_OF).exit_code == 1
+    [key] = [r[0] for r in ledger_rows(config)]
+    del smtp_server.handler.data_answers[address]
+
+    assert cli("-c", config, "ledger", "resolve", key, "--resend").exit_code == 0
+    assert cli("-c", config, "shipping-confirmations", "--as-of", AS_OF).exit_code == 0
+
+    [lost] = smtp_server.handler.dropped
+    [resent] = smtp_server.messages
+    assert resent.message["Message-ID"] == lost.message["Message-ID"]
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_json_of_the_run_that_recovers_a_crashed_run_counts_the_unknown_row(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    from proit_notify.assembly import open_ledger
+    from proit_notify.clock import Clock
+    from proit_notify.settings import load_settings
+
+    notes(shop(erp_backend), 1)
+    config = write_config(email=email_section(smtp_server))
+    settings = load_settings(config)
+    ledger = open_ledger(settings)
+    assert ledger.claim(
+        key="shipping:999", channel="email", job="shipping", document="LS 999",
+        recipient="gone@example.ch", account="default",
+        now=Clock.parse(AS_OF, settings.service.tz).utc,
+    )  # fmt: skip
+    ledger.close()
+
+    result = cli("--json", "-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert result.exit_code == 1
+    [report] = result.json()
+    assert report["counts"]["unknown"] == 1
+    assert report["counts"]["sent"] == 1
+    [item] = [i for i in report["items"] if i["status"] == "unknown"]
+    assert item["key"] == "shipping:999"
+
+
+def test_free_port_helper_really_is_free() -> None:
+    # the unreachable-relay test relies on it: a port someone listens on would connect
+    import socket
+
+    port = free_port()
+    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+        probe.connect((HOST, port))
