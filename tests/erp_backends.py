@@ -71,7 +71,7 @@ import pytest
 from filelock import FileLock, Timeout
 
 from proit_notify.erp import Database, Dialect, Erp, connect, connect_odbc, connect_sqlite
-from proit_notify.errors import ErpError
+from proit_notify.errors import ErpError, MissingObjectError
 from proit_notify.settings import ErpSettings
 
 REQUIRE_SERVERS_ENV = "PROIT_NOTIFY_REQUIRE_SERVERS"
@@ -347,7 +347,7 @@ class ErpBackend:
             try:
                 self.admin.execute(f"DELETE FROM {self.dialect.quote(extra)}")
                 self.admin.commit()
-            except ErpError:
+            except (ErpError, MissingObjectError):
                 self.admin.rollback()  # not there: nothing to empty
         self._next_id.clear()
 
@@ -368,7 +368,7 @@ def create_schema(db: Database) -> None:
         db.commit()
         if row is not None and row["fingerprint"] == fingerprint:
             return
-    except ErpError:
+    except (ErpError, MissingObjectError):
         db.rollback()
     for table in (*TABLES.values(), _FINGERPRINT_TABLE):
         db.execute(f"DROP TABLE IF EXISTS {dialect.quote(table)}")

@@ -612,6 +612,10 @@ def _send_test(
 
 def _fail(exc: NotifyError) -> NoReturn:
     err.print(f"error: {redact(str(exc))}", markup=False)
+    if state.verbose and exc.__cause__ is not None:
+        # what the driver or server said, and where: for a bug report, still without secrets
+        err.print("caused by:", markup=False)
+        err.print(redact("".join(traceback.format_exception(exc.__cause__))), markup=False)
     sys.exit(exc.exit_code)
 
 

@@ -21,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import ErpError
+from .errors import ErpError, MissingObjectError
 from .settings import LOGICAL_SCHEMA, ErpSettings, SqlExpression
 
 _SECRET_RE = re.compile(r"((?:PWD|PASSWORD)\s*=\s*)(\{[^}]*\}|[^;]*)", re.IGNORECASE)
@@ -133,8 +133,8 @@ class Database:
             while True:
                 try:
                     chunk = cursor.fetchmany(self.fetch_size)
-                except Exception as exc:  # noqa: BLE001 - any driver error becomes ErpError
-                    raise self._error(exc, sql) from None
+                except Exception as exc:
+                    raise self._error(exc, sql) from exc
                 if not chunk:
                     break
                 # the row length is the description's: no strict check per row on a hot path
@@ -164,8 +164,8 @@ class Database:
         except self._integrity_errors:
             self.rollback()
             return False
-        except Exception as exc:  # noqa: BLE001
-            raise self._error(exc, sql) from None
+        except Exception as exc:
+            raise self._error(exc, sql) from exc
         finally:
             cursor.close()
         return True
@@ -173,14 +173,14 @@ class Database:
     def commit(self) -> None:
         try:
             self.conn.commit()
-        except Exception as exc:  # noqa: BLE001
-            raise self._error(exc, "COMMIT") from None
+        except Exception as exc:
+            raise self._error(exc, "COMMIT") from exc
 
     def rollback(self) -> None:
         try:
             self.conn.rollback()
-        except Exception as exc:  # noqa: BLE001
-            raise self._error(exc, "ROLLBACK") from None
+        except Exception as exc:
+            raise self._error(exc, "ROLLBACK") from exc
 
     def close(self) -> None:
         # closing a broken connection may fail; there is nothing left to do then
@@ -191,15 +191,16 @@ class Database:
         try:
             cursor = self.conn.cursor()
             cursor.execute(sql, self.params(params))
-        except Exception as exc:  # noqa: BLE001
-            raise self._error(exc, sql) from None
+        except Exception as exc:
+            raise self._error(exc, sql) from exc
         return cursor
 
-    def _error(self, exc: BaseException, sql: str) -> ErpError:
+    def _error(self, exc: BaseException, sql: str) -> ErpError | MissingObjectError:
         first = " ".join(sql.split())[:160]
-        return ErpError(
-            f"database error on {self.where}: {redact(str(exc))}\n  while running: {first}"
-        )
+        text = f"database error on {self.where}: {redact(str(exc))}\n  while running: {first}"
+        if is_missing_object(exc):
+            return MissingObjectError(text)
+        return ErpError(text)
 
     # schema -----------------------------------------------------------------------------
     def tables(self) -> list[str]:
@@ -217,8 +218,8 @@ class Database:
                 for row in cursor.tables()
                 if (row.table_type or "").upper() in {"TABLE", "VIEW"}
             }
-        except Exception as exc:  # noqa: BLE001
-            raise self._error(exc, "SQLTables") from None
+        except Exception as exc:
+            raise self._error(exc, "SQLTables") from exc
         finally:
             cursor.close()
         return sorted(names, key=str.lower)
@@ -236,8 +237,8 @@ class Database:
                 (row.column_name, row.type_name)
                 for row in cursor.columns(table=name, schema=schema or None)
             ]
-        except Exception as exc:  # noqa: BLE001
-            raise self._error(exc, "SQLColumns") from None
+        except Exception as exc:
+            raise self._error(exc, "SQLColumns") from exc
         finally:
             cursor.close()
         return found
@@ -290,17 +291,17 @@ def connect_odbc(
     except pyodbc.Error as exc:
         state = exc.args[0] if exc.args else ""
         detail = redact(str(exc.args[1] if len(exc.args) > 1 else exc))
-        if state == "IM002" or "can't open lib" in detail.lower() or "not found" in detail.lower():
+        if _driver_missing(state, detail):
             installed = ", ".join(pyodbc.drivers()) or "none"
             raise ErpError(
                 f"ODBC {target}: driver not found (installed ODBC drivers: {installed}). "
                 "Install the driver (Debian: odbc-postgresql, odbc-mariadb, libsqliteodbc; "
                 "SQL Server: Microsoft ODBC Driver 18) or fix DRIVER={...} in erp.odbc"
-            ) from None
+            ) from exc
         raise ErpError(
             f"cannot connect to the ERP database ({target}): {detail}. "
             "Check erp.odbc in the settings, that the server runs and accepts this login."
-        ) from None
+        ) from exc
     dbms = str(conn.getinfo(pyodbc.SQL_DBMS_NAME))
     dialect = Dialect.from_dbms_name(dbms)
     if query_timeout:
@@ -317,6 +318,39 @@ def connect_odbc(
         conn.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8")
         conn.setencoding(encoding="utf-8")
     return Database(conn, dialect, f"{dbms} ({target})", fetch_size)
+
+
+#: SQLSTATEs of "no such table" / "no such column": ODBC 3 (SQL Server, MariaDB, generic)
+#: and PostgreSQL's own, which psqlODBC passes on
+_MISSING_STATES = frozenset({"42S02", "42S22", "42P01", "42703"})
+_MISSING_TEXTS = (
+    "no such table",  # SQLite
+    "no such column",
+    "does not exist",  # PostgreSQL: relation "x" / column "x" does not exist
+    "doesn't exist",  # MariaDB: Table 'test.x' doesn't exist
+    "unknown column",  # MariaDB
+    "invalid object name",  # SQL Server
+    "invalid column name",
+)
+
+
+def is_missing_object(exc: BaseException) -> bool:
+    """Whether a driver error says that a table or column does not exist."""
+    state = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+    if state in _MISSING_STATES:
+        return True
+    text = str(exc).lower()
+    return any(t in text for t in _MISSING_TEXTS)
+
+
+def _driver_missing(state: str, detail: str) -> bool:
+    """Whether a failed ODBC connect means the driver (not the server) was not found.
+
+    Not a bare "not found": the Microsoft driver says "Server is not found or not
+    accessible" for an unreachable server, which is a network problem, not a driver one.
+    """
+    text = detail.lower()
+    return state == "IM002" or "can't open lib" in text or "data source name not found" in text
 
 
 def connect(settings: ErpSettings) -> Database:
@@ -384,7 +418,10 @@ class Erp:
 
     def query(self, template: str, params: Sequence[object] = ()) -> Iterator[dict[str, Any]]:
         """Stream the rows of a query written against the logical schema."""
-        return self.db.stream(self.mapping.sql(template), params)
+        try:
+            yield from self.db.stream(self.mapping.sql(template), params)
+        except MissingObjectError as exc:
+            raise _mapping_error(exc) from exc
 
     def lookup(self, template: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
         """A small query, fully read, on a second connection when the driver needs one.
@@ -398,7 +435,10 @@ class Erp:
             sqlite = isinstance(self.db.conn, sqlite3.Connection)
             db = self.db if sqlite else connect(self.settings)
             self._lookup_db = db
-        rows = list(db.stream(self.mapping.sql(template), params))
+        try:
+            rows = list(db.stream(self.mapping.sql(template), params))
+        except MissingObjectError as exc:
+            raise _mapping_error(exc) from exc
         if db is not self.db:
             # End the read transaction: under REPEATABLE READ (MySQL/MariaDB) the next
             # lookup, a re-check right before sending, must see what was booked since
@@ -419,7 +459,7 @@ class Erp:
             qtable = self.db.dialect.quote(real)
             try:
                 list(self.db.stream(f"SELECT 1 AS x FROM {qtable} WHERE 1 = 0"))
-            except ErpError as exc:
+            except (ErpError, MissingObjectError) as exc:
                 problems.append(
                     f"table {table} -> {real!r}: not found or not readable "
                     f"(set erp.tables.{table}); {_first_line(exc)}"
@@ -432,7 +472,7 @@ class Erp:
                 expr = self.mapping.expression(table, field)
                 try:
                     list(self.db.stream(f"SELECT {expr} AS x FROM {qtable} WHERE 1 = 0"))
-                except ErpError as exc:
+                except (ErpError, MissingObjectError) as exc:
                     key = "sms.phone_field" if field == "phone" else f"erp.columns.{table}.{field}"
                     problems.append(
                         f"{table}.{field} -> {expr} in table {real!r}: not found or invalid "
@@ -441,6 +481,14 @@ class Erp:
                     self.db.rollback()
         self.db.rollback()  # end the read transaction: an open one blocks the ERP's writers
         return problems
+
+
+def _mapping_error(exc: MissingObjectError) -> MissingObjectError:
+    return MissingObjectError(
+        f"{exc}\n  The ERP has no table or column of that name: correct [erp.tables] / "
+        "[erp.columns] in the settings ('proit-notify check' lists every wrong one, "
+        "'proit-notify schema TABLE' shows what the ERP has). Nothing was sent."
+    )
 
 
 def _first_line(exc: BaseException) -> str:

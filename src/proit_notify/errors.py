@@ -31,6 +31,11 @@ class ConfigError(NotifyError):
         return head + "\n" + "\n".join(f"  - {p}" for p in self.problems)
 
 
+class MissingObjectError(ConfigError):
+    """A query names a table or column the database does not have (exit 3): a mapping or
+    ``ledger.table`` to fix, not a server to wait for."""
+
+
 class TemplateError(ConfigError):
     """A message template is missing, broken or uses an unknown placeholder (exit 3)."""
 

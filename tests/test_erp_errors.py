@@ -1,0 +1,112 @@
+"""ERP errors: a wrong mapping is a configuration fault (exit 3) naming the fix; an
+unreachable server is exit 4 and never "driver not found"; -v shows the cause, no secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cli_runner import Cli, cli
+from erp_backends import require_odbc_driver
+from scenario import shop
+from smtp_server import free_port
+
+from proit_notify.erp import _driver_missing, is_missing_object
+
+__all__ = ["cli"]
+AS_OF = "2026-11-27T08:00"
+
+
+def test_a_mapped_table_the_erp_lacks_is_exit_3_with_the_fix(
+    erp_backend: Any, write_config: Any, cli: Cli
+) -> None:
+    shop(erp_backend).delivery_note(shop(erp_backend).order(shop(erp_backend).customer()), None)
+    config = write_config(erp={"tables": {"delivery_notes": "Lieferscheine_alt"}})
+
+    run = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert run.exit_code == 3, run.stderr
+    assert "Lieferscheine_alt" in run.stderr
+    assert "[erp.tables]" in run.stderr
+    assert "proit-notify schema TABLE" in run.stderr
+
+    check = cli("-c", config, "check", "--no-network")
+    assert check.exit_code == 3
+    assert "set erp.tables.delivery_notes" in check.stderr
+
+
+def test_a_mapped_column_the_erp_lacks_is_exit_3(
+    erp_backend: Any, write_config: Any, cli: Cli
+) -> None:
+    columns = erp_backend.erp_toml()["columns"]
+    columns["delivery_notes"]["printed_at"] = "Gedruckt_um"
+    config = write_config(erp={"columns": columns})
+
+    run = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert run.exit_code == 3, run.stderr
+    assert "Gedruckt_um" in run.stderr
+    assert "[erp.columns]" in run.stderr
+
+
+def test_an_unreachable_server_is_exit_4_and_v_shows_the_cause_without_the_password(
+    tmp_path: Any, cli: Cli
+) -> None:
+    require_odbc_driver("PostgreSQL Unicode")
+    from tomli_w import dumps
+
+    odbc = (
+        f"DRIVER={{PostgreSQL Unicode}};SERVER=127.0.0.1;PORT={free_port()};DATABASE=test;"
+        "UID=postgres;PWD={s3cret;pw}"
+    )
+    data = {
+        "erp": {"odbc": odbc, "login_timeout": 2},
+        "email": {"accounts": {"default": {
+            "transport": "file", "directory": str(tmp_path / "outbox"), "from": "a@b.ch"}}},
+        "ledger": {"sqlite": str(tmp_path / "ledger.sqlite")},
+    }  # fmt: skip
+    config = tmp_path / "proit-notify.toml"
+    config.write_text(dumps(data), encoding="utf-8")
+    config.chmod(0o600)
+
+    plain = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    verbose = cli("-v", "-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    for result in (plain, verbose):
+        assert result.exit_code == 4, result.stderr
+        assert "driver not found" not in result.stderr
+        assert "s3cret" not in result.stderr
+    assert "caused by:" in verbose.stderr
+    assert "pyodbc" in verbose.stderr  # the driver's own exception, for a bug report
+    assert "caused by:" not in plain.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "missing"),
+    [
+        (("42S02", "[42S02] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Invalid "
+          "object name 'dbo.Auftrag'. (208) (SQLExecDirectW)"), True),
+        (("42S22", "[42S22] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Invalid "
+          "column name 'Gedruckt'. (207) (SQLExecDirectW)"), True),
+        (("42P01", 'ERROR: relation "lieferscheine_alt" does not exist;'), True),
+        (("HY000", "[SQLite]no such table: Lieferscheine_alt (1)"), True),
+        (("08001", "[08001] [Microsoft][ODBC Driver 18 for SQL Server]TCP Provider: No such "
+          "host is known. (11001)"), False),
+        (("HYT00", "[HYT00] [Microsoft][ODBC Driver 18 for SQL Server]Login timeout expired"),
+         False),
+    ],
+)  # fmt: skip
+def test_missing_table_or_column_is_told_apart_from_other_errors(
+    args: tuple[str, str], missing: bool
+) -> None:
+    assert is_missing_object(Exception(*args)) is missing
+
+
+def test_an_unreachable_sql_server_is_not_a_missing_driver() -> None:
+    unreachable = (
+        "[08001] [Microsoft][ODBC Driver 18 for SQL Server]Named Pipes Provider: Could not "
+        "open a connection to SQL Server [53]. ... A network-related or instance-specific "
+        "error has occurred while establishing a connection to SQL Server. Server is not "
+        "found or not accessible."
+    )
+    assert not _driver_missing("08001", unreachable)
+    assert _driver_missing("IM002", "[IM002] Data source name not found and no default driver")
+    assert _driver_missing("01000", "[01000] [unixODBC][Driver Manager]Can't open lib 'x'")
