@@ -232,6 +232,7 @@ def _run_cli(config: Path, *args: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        cwd=config.parent,  # not the checkout: the process imports the installed package
     )
 
 

@@ -1,0 +1,42 @@
+"""The tests run against the installed package, and the package has what it needs.
+
+A test run that imports ``proit_notify`` from the working tree (``python -m pytest`` puts
+the checkout on ``sys.path``) would hide a packaging mistake: templates missing from the
+wheel, a module left out. Only an editable install (``pip install -e``) may live there.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import distribution
+from pathlib import Path
+
+import proit_notify
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(proit_notify.__file__).resolve().parent
+
+
+def _editable() -> bool:
+    direct_url = distribution("proit-notify").read_text("direct_url.json")
+    return bool(direct_url and json.loads(direct_url).get("dir_info", {}).get("editable"))
+
+
+def test_the_package_under_test_is_the_installed_one() -> None:
+    if _editable():
+        return  # a developer's 'pip install -e': the working tree IS the installed package
+    assert not PACKAGE.is_relative_to(CHECKOUT), (
+        f"the tests import {PACKAGE}, the working tree, not the installed package: "
+        "run 'pytest', not 'python -m pytest'"
+    )
+
+
+def test_the_installed_package_ships_templates_and_type_marker() -> None:
+    for lang in ("de", "en"):
+        for job in ("shipping", "review", "prepayment", "delivery_date"):
+            for part in (".subject.txt", ".txt", ".html", ".sms.txt"):
+                assert (PACKAGE / "templates" / lang / f"{job}{part}").is_file()
+    assert (PACKAGE / "templates" / "layout.html").is_file()
+    assert (PACKAGE / "py.typed").is_file()
+    assert (PACKAGE / "jobs" / "registry.py").is_file()
+    assert (PACKAGE / "channels" / "sms" / "aspsms.py").is_file()
