@@ -39,8 +39,9 @@ from zoneinfo import ZoneInfo
 import tomli_w
 
 from proit_notify.clock import Clock
+from proit_notify.db import Database, Dialect, connect, connect_odbc, connect_sqlite
 from proit_notify.demo import SCHEMA
-from proit_notify.erp import Database, Dialect, Erp, connect, connect_odbc, connect_sqlite
+from proit_notify.erp import Erp
 from proit_notify.jobs.review import ReviewRequests
 from proit_notify.ledger import Ledger
 from proit_notify.runner import ErpSources

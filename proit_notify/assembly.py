@@ -15,7 +15,8 @@ from pathlib import Path
 from .channels import Channel
 from .channels.email import EmailChannel
 from .clock import Clock
-from .erp import Dialect, Erp, connect, connect_sqlite
+from .db import Dialect, connect, connect_sqlite
+from .erp import Erp
 from .errors import ConfigError, ErpError, LedgerError, LockedError
 from .ledger import Entry, Ledger, RunLock
 from .render import Renderer

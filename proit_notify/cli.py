@@ -29,7 +29,7 @@ from .assembly import (
 from .channels import Channel, Outgoing, SendResult
 from .checks import run_checks
 from .clock import Clock
-from .erp import redact
+from .db import redact
 from .errors import ConfigError, NotifyError, UsageError
 from .jobs import registry
 from .ledger import STATUSES

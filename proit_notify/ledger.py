@@ -19,7 +19,7 @@ import filelock
 
 from .channels import SendResult
 from .clock import from_utc_text, to_utc_text
-from .erp import Database, Dialect, connect_sqlite
+from .db import Database, Dialect, connect_sqlite
 from .errors import ErpError, LedgerError, LockedError, UsageError
 from .settings import RetrySettings
 

@@ -32,7 +32,7 @@ Fixtures (defined in ``tests/conftest.py``):
 
     ``erp_toml()`` is the ``[erp]`` table (connection, tables, columns, info types) as a dict;
     ``erp_settings()`` the validated :class:`ErpSettings`; ``database()`` a connected
-    :class:`proit_notify.erp.Database`; ``erp()`` an :class:`proit_notify.erp.Erp` with the
+    :class:`proit_notify.db.Database`; ``erp()`` an :class:`proit_notify.erp.Erp` with the
     phone field. Connections opened through these are closed after the test. On
     ``sqlite-odbc`` an ODBC connection keeps its read transaction (and the file's read
     lock) until commit/rollback: write the test data first, or end it (``db.rollback()``).
@@ -70,7 +70,8 @@ from typing import Any, NoReturn
 import pytest
 from filelock import FileLock, Timeout
 
-from proit_notify.erp import Database, Dialect, Erp, connect, connect_odbc, connect_sqlite
+from proit_notify.db import Database, Dialect, connect, connect_odbc, connect_sqlite
+from proit_notify.erp import Erp
 from proit_notify.errors import ErpError, MissingObjectError
 from proit_notify.settings import ErpSettings
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from proit_notify import db as erp_db
 from proit_notify import erp
 from proit_notify.demo import create_demo
 from proit_notify.errors import UsageError
@@ -72,7 +73,7 @@ def test_config_loads_and_erp_passes_check(demo: Path) -> None:
         assert account.transport == "file"
         assert account.directory == demo / "outbox"
     assert settings.review.portal_url
-    db = erp.connect(settings.erp)
+    db = erp_db.connect(settings.erp)
     try:
         assert erp.Erp(db, settings.erp, settings.sms.phone_field).check() == []
     finally:

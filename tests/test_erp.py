@@ -13,16 +13,8 @@ from typing import Any
 import pytest
 from erp_backends import TABLES, ErpBackend, require_odbc_driver
 
-from proit_notify.erp import (
-    Database,
-    Dialect,
-    Erp,
-    connect,
-    connect_odbc,
-    to_date,
-    to_datetime,
-    to_decimal,
-)
+from proit_notify.db import Database, Dialect, connect, connect_odbc
+from proit_notify.erp import Erp, to_date, to_datetime, to_decimal
 from proit_notify.errors import ErpError
 from proit_notify.settings import ErpSettings
 

@@ -11,7 +11,7 @@ from erp_backends import require_odbc_driver
 from scenario import shop
 from smtp_server import free_port
 
-from proit_notify.erp import _driver_missing, is_missing_object
+from proit_notify.db import _driver_missing, is_missing_object
 
 __all__ = ["cli"]
 AS_OF = "2026-11-27T08:00"

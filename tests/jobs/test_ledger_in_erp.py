@@ -14,7 +14,7 @@ from cli_runner import Cli
 from scenario import shop
 from smtp_server import SmtpServer, email_section
 
-from proit_notify.erp import connect
+from proit_notify.db import connect
 from proit_notify.settings import load_settings
 
 AS_OF = "2026-11-27T08:00"

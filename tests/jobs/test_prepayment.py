@@ -20,7 +20,7 @@ from ledger_rows import ledger_rows as read_ledger
 from scenario import shop
 from smtp_server import Received, RecordingHandler, SmtpServer, email_section
 
-from proit_notify.erp import connect_odbc, connect_sqlite
+from proit_notify.db import connect_odbc, connect_sqlite
 
 INVOICE_NUMBER = re.compile(r"Rechnung (R-\d+)")
 NBSP = "\u00a0"

@@ -1,0 +1,362 @@
+"""Database connections: sqlite3 or pyodbc, the dialect, and driver errors translated.
+
+:class:`Database` wraps one DB-API connection; every driver error leaves it as an
+:class:`~proit_notify.errors.ErpError` (exit 4) or, for a table or column that does not
+exist, a :class:`~proit_notify.errors.MissingObjectError` (exit 3), with the driver's
+exception as the cause. ``erp.py`` puts the ERP mapping on top; the ledger uses it as is.
+pyodbc is imported only when an ODBC connection is made (it needs the system's libodbc).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import ErpError, MissingObjectError
+from .settings import ErpSettings
+
+_SECRET_RE = re.compile(r"((?:PWD|PASSWORD)\s*=\s*)(\{[^}]*\}|[^;]*)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Hide passwords of an ODBC connection string (SPEC §7: secrets never appear)."""
+    return _SECRET_RE.sub(r"\1***", text)
+
+
+def odbc_target(conn_str: str) -> str:
+    """A short, password-free description of an ODBC connection for messages."""
+    parts = {}
+    for item in conn_str.split(";"):
+        key, _, value = item.partition("=")
+        parts[key.strip().upper()] = value.strip()
+    driver = parts.get("DRIVER", "?")
+    where = parts.get("SERVER") or parts.get("DATABASE") or parts.get("DSN") or ""
+    port = parts.get("PORT")
+    if port and where and ":" not in where and "," not in where:
+        where = f"{where}:{port}"
+    return f"driver {driver}" + (f" at {where}" if where else "")
+
+
+class Dialect(StrEnum):
+    """What a connected database needs to differ on: identifier quoting and parameters."""
+
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+    MYSQL = "mysql"
+    MSSQL = "mssql"
+    OTHER = "other"
+
+    @classmethod
+    def from_dbms_name(cls, name: str) -> Dialect:
+        lowered = name.lower()
+        for needle, dialect in (
+            ("sqlite", cls.SQLITE),
+            ("postgres", cls.POSTGRESQL),
+            ("mariadb", cls.MYSQL),
+            ("mysql", cls.MYSQL),
+            ("sql server", cls.MSSQL),
+        ):
+            if needle in lowered:
+                return dialect
+        return cls.OTHER
+
+    def quote(self, identifier: str) -> str:
+        """Quote a (validated) identifier, ``schema.table`` part by part."""
+        parts = identifier.split(".")
+        if self is Dialect.MYSQL:
+            return ".".join(f"`{p}`" for p in parts)
+        if self is Dialect.MSSQL or self is Dialect.SQLITE:
+            # SQLite reads a "name" that matches no column as a string literal (so a wrong
+            # mapping would silently yield text); [name] is always an identifier there
+            return ".".join(f"[{p}]" for p in parts)
+        return ".".join(f'"{p}"' for p in parts)
+
+
+class DbApiConnection(Protocol):
+    """The part of a DB-API 2 connection we use (sqlite3 and pyodbc both fit)."""
+
+    def cursor(self) -> Any: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Database:
+    """A DB-API connection with its dialect; translates driver errors into :class:`ErpError`."""
+
+    def __init__(
+        self, conn: DbApiConnection, dialect: Dialect, where: str, fetch_size: int = 1000
+    ) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.where = where
+        self.fetch_size = fetch_size
+
+    @functools.cached_property
+    def _integrity_errors(self) -> tuple[type[BaseException], ...]:
+        """The driver's IntegrityError; pyodbc is imported only when a pyodbc row is inserted
+        (a wrapped or plain sqlite3 connection must work without libodbc)."""
+        if isinstance(self.conn, sqlite3.Connection):
+            return (sqlite3.IntegrityError,)
+        return (_pyodbc().IntegrityError,)
+
+    # values -----------------------------------------------------------------------------
+    def param(self, value: object) -> object:
+        """Bind form of a value. SQLite keeps dates as ISO text, so compare with text."""
+        if self.dialect is Dialect.SQLITE:
+            if isinstance(value, datetime):
+                return value.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
+            if isinstance(value, date):
+                return value.isoformat()
+            if isinstance(value, Decimal):
+                return str(value)
+        return value
+
+    def params(self, values: Sequence[object]) -> list[object]:
+        return [self.param(v) for v in values]
+
+    # queries ----------------------------------------------------------------------------
+    def stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[dict[str, Any]]:
+        """Run a query and yield rows as dicts, fetched in chunks (memory stays flat)."""
+        cursor = self._execute(sql, params)
+        try:
+            names = [d[0].lower() for d in cursor.description]
+            while True:
+                try:
+                    chunk = cursor.fetchmany(self.fetch_size)
+                except Exception as exc:
+                    raise self._error(exc, sql) from exc
+                if not chunk:
+                    break
+                # the row length is the description's: no strict check per row on a hot path
+                yield from [dict(zip(names, row, strict=False)) for row in chunk]
+        finally:
+            cursor.close()
+
+    def one(self, sql: str, params: Sequence[object] = ()) -> dict[str, Any] | None:
+        """The first row of a query, or None."""
+        for row in self.stream(sql, params):
+            return row
+        return None
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run a statement; returns the affected row count. The caller commits."""
+        cursor = self._execute(sql, params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def insert_unique(self, sql: str, params: Sequence[object]) -> bool:
+        """Insert a row; False when a unique key already holds it (someone else claimed it)."""
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(sql, self.params(params))
+        except self._integrity_errors:
+            self.rollback()
+            return False
+        except Exception as exc:
+            raise self._error(exc, sql) from exc
+        finally:
+            cursor.close()
+        return True
+
+    def commit(self) -> None:
+        try:
+            self.conn.commit()
+        except Exception as exc:
+            raise self._error(exc, "COMMIT") from exc
+
+    def rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except Exception as exc:
+            raise self._error(exc, "ROLLBACK") from exc
+
+    def close(self) -> None:
+        # closing a broken connection may fail; there is nothing left to do then
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    def _execute(self, sql: str, params: Sequence[object]) -> Any:
+        try:
+            cursor = self.conn.cursor()
+            cursor.execute(sql, self.params(params))
+        except Exception as exc:
+            raise self._error(exc, sql) from exc
+        return cursor
+
+    def _error(self, exc: BaseException, sql: str) -> ErpError | MissingObjectError:
+        first = " ".join(sql.split())[:160]
+        text = f"database error on {self.where}: {redact(str(exc))}\n  while running: {first}"
+        if is_missing_object(exc):
+            return MissingObjectError(text)
+        return ErpError(text)
+
+    # schema -----------------------------------------------------------------------------
+    def tables(self) -> list[str]:
+        """Names of the tables and views the connection can see."""
+        if isinstance(self.conn, sqlite3.Connection):
+            rows = self.stream(
+                "SELECT name FROM sqlite_master WHERE type IN ('table','view') "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+            return [r["name"] for r in rows]
+        cursor = self.conn.cursor()
+        try:
+            names = {
+                row.table_name
+                for row in cursor.tables()
+                if (row.table_type or "").upper() in {"TABLE", "VIEW"}
+            }
+        except Exception as exc:
+            raise self._error(exc, "SQLTables") from exc
+        finally:
+            cursor.close()
+        return sorted(names, key=str.lower)
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """(name, type) of each column of ``table``."""
+        if isinstance(self.conn, sqlite3.Connection):
+            literal = self.param_literal(table)
+            rows = self.stream(f"SELECT name, type FROM pragma_table_info({literal})")
+            return [(r["name"], r["type"]) for r in rows]
+        schema, _, name = table.rpartition(".")
+        cursor = self.conn.cursor()
+        try:
+            found = [
+                (row.column_name, row.type_name)
+                for row in cursor.columns(table=name, schema=schema or None)
+            ]
+        except Exception as exc:
+            raise self._error(exc, "SQLColumns") from exc
+        finally:
+            cursor.close()
+        return found
+
+    @staticmethod
+    def param_literal(text: str) -> str:
+        """A SQL string literal of a validated identifier (for pragma functions)."""
+        return "'" + text.replace("'", "''") + "'"
+
+
+# --- connecting ---------------------------------------------------------------------------
+
+
+def _pyodbc() -> Any:
+    """Import pyodbc only when an ODBC connection is made: it needs the system's libodbc."""
+    try:
+        import pyodbc
+    except ImportError as exc:
+        raise ErpError(
+            f"ODBC is not available ({exc}). Install the ODBC driver manager "
+            "(Debian/Ubuntu: 'apt-get install unixodbc'; Windows has it built in), "
+            "or use erp.sqlite for an embedded database."
+        ) from None
+    return pyodbc
+
+
+def connect_sqlite(path: Path, fetch_size: int = 1000, create: bool = False) -> Database:
+    """Open an SQLite database file (the embedded demo ERP or a file ledger)."""
+    if not create and not path.exists():
+        raise ErpError(
+            f"SQLite database {path} does not exist: check erp.sqlite in the settings, "
+            "or make the demo with 'proit-notify demo'"
+        )
+    try:
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level="DEFERRED")
+        conn.execute("SELECT 1").fetchall()
+    except sqlite3.Error as exc:
+        raise ErpError(f"cannot open SQLite database {path}: {exc}") from None
+    return Database(conn, Dialect.SQLITE, f"sqlite {path}", fetch_size)
+
+
+def connect_odbc(
+    conn_str: str, login_timeout: int = 15, query_timeout: int = 0, fetch_size: int = 1000
+) -> Database:
+    """Connect through pyodbc; errors name the driver and host, never the password."""
+    pyodbc = _pyodbc()
+    target = odbc_target(conn_str)
+    try:
+        conn = pyodbc.connect(conn_str, timeout=login_timeout, autocommit=False)
+    except pyodbc.Error as exc:
+        state = exc.args[0] if exc.args else ""
+        detail = redact(str(exc.args[1] if len(exc.args) > 1 else exc))
+        if _driver_missing(state, detail):
+            installed = ", ".join(pyodbc.drivers()) or "none"
+            raise ErpError(
+                f"ODBC {target}: driver not found (installed ODBC drivers: {installed}). "
+                "Install the driver (Debian: odbc-postgresql, odbc-mariadb, libsqliteodbc; "
+                "SQL Server: Microsoft ODBC Driver 18) or fix DRIVER={...} in erp.odbc"
+            ) from exc
+        raise ErpError(
+            f"cannot connect to the ERP database ({target}): {detail}. "
+            "Check erp.odbc in the settings, that the server runs and accepts this login."
+        ) from exc
+    dbms = str(conn.getinfo(pyodbc.SQL_DBMS_NAME))
+    dialect = Dialect.from_dbms_name(dbms)
+    if query_timeout:
+        try:
+            conn.timeout = query_timeout
+        except pyodbc.Error:
+            # psqlODBC refuses the connection attribute: let the server enforce it instead
+            if dialect is Dialect.POSTGRESQL:
+                conn.cursor().execute(f"SET statement_timeout = {int(query_timeout) * 1000}")
+                conn.commit()
+    if dialect is Dialect.MYSQL:
+        # MariaDB/MySQL ODBC hands out UTF-8 bytes for CHAR data: decode them as such
+        conn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
+        conn.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8")
+        conn.setencoding(encoding="utf-8")
+    return Database(conn, dialect, f"{dbms} ({target})", fetch_size)
+
+
+#: SQLSTATEs of "no such table" / "no such column": ODBC 3 (SQL Server, MariaDB, generic)
+#: and PostgreSQL's own, which psqlODBC passes on
+_MISSING_STATES = frozenset({"42S02", "42S22", "42P01", "42703"})
+_MISSING_TEXTS = (
+    "no such table",  # SQLite
+    "no such column",
+    "does not exist",  # PostgreSQL: relation "x" / column "x" does not exist
+    "doesn't exist",  # MariaDB: Table 'test.x' doesn't exist
+    "unknown column",  # MariaDB
+    "invalid object name",  # SQL Server
+    "invalid column name",
+)
+
+
+def is_missing_object(exc: BaseException) -> bool:
+    """Whether a driver error says that a table or column does not exist."""
+    state = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+    if state in _MISSING_STATES:
+        return True
+    text = str(exc).lower()
+    return any(t in text for t in _MISSING_TEXTS)
+
+
+def _driver_missing(state: str, detail: str) -> bool:
+    """Whether a failed ODBC connect means the driver (not the server) was not found.
+
+    Not a bare "not found": the Microsoft driver says "Server is not found or not
+    accessible" for an unreachable server, which is a network problem, not a driver one.
+    """
+    text = detail.lower()
+    return state == "IM002" or "can't open lib" in text or "data source name not found" in text
+
+
+def connect(settings: ErpSettings) -> Database:
+    """Open the ERP database the settings name."""
+    if settings.sqlite is not None:
+        return connect_sqlite(settings.sqlite, settings.fetch_size)
+    assert settings.odbc is not None  # the settings model guarantees one of the two
+    return connect_odbc(
+        settings.odbc, settings.login_timeout, settings.query_timeout, settings.fetch_size
+    )
