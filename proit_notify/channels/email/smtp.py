@@ -1,0 +1,281 @@
+"""The SMTP conversation: connect, secure, log in, and one transaction classified.
+
+Each SMTP answer is classified as SPEC §6 says: 2xx sent, 4xx / timeout / lost connection
+before DATA deferred, 5xx failed, a connection lost after the message data was handed
+over unknown. A server that cannot be used at all (unreachable, no greeting, TLS refused
+or untrusted, login refused) raises :class:`UnreachableError` from :func:`connect`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from ...errors import UnreachableError
+from ...settings import AccountSettings
+from .. import Outcome, SendResult
+
+
+class Stale(Exception):
+    """A reused connection turned out to be closed before anything was handed over."""
+
+
+class _TrackingSMTP(smtplib.SMTP):
+    """Remembers whether DATA was started and the server's final reply to it."""
+
+    data_started = False
+    data_reply: tuple[int, bytes] = (0, b"")
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        # From here on the message may have reached the server: a lost connection is
+        # "unknown", not "deferred" (SPEC §6).
+        self.data_started = True
+        reply: tuple[int, bytes] = super().data(msg)
+        self.data_reply = reply
+        return reply
+
+
+class _TrackingSMTPSSL(smtplib.SMTP_SSL, _TrackingSMTP):
+    """SMTP over implicit TLS (port 465) with the same DATA tracking."""
+
+
+@dataclass
+class Account:
+    """One account's parsed settings and its connection state for the current batch.
+
+    Up to ``connections`` threads talk to the server at once (``slots``); open connections
+    wait in ``idle`` for the next message, so a batch reuses them.
+    """
+
+    name: str
+    settings: AccountSettings
+    envelope_from: str
+    bcc: list[str]
+    message_id_domain: str
+    idle: list[_TrackingSMTP] = field(default_factory=list)
+    prepared: bool = False  # reached and logged in once in this batch
+    last_send: float | None = None
+    _tls: ssl.SSLContext | None = field(default=None, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    slots: threading.BoundedSemaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.slots = threading.BoundedSemaphore(self.settings.connections)
+
+    def take(self) -> _TrackingSMTP | None:
+        with self.lock:
+            return self.idle.pop() if self.idle else None
+
+    def give_back(self, smtp: _TrackingSMTP) -> None:
+        with self.lock:
+            self.idle.append(smtp)
+
+    @property
+    def where(self) -> str:
+        return f"{self.settings.host}:{self.settings.effective_port}"
+
+    def tls_context(self) -> ssl.SSLContext:
+        # created once per account: loading the trust store costs milliseconds
+        with self.lock:
+            return self._tls_context()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            ca = self.settings.ca_file
+            self._tls = ssl.create_default_context(cafile=str(ca) if ca else None)
+        return self._tls
+
+
+def _code_outcome(code: int) -> Outcome:
+    return "failed" if 500 <= code <= 599 else "deferred"
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {' '.join(text.split())}".strip()
+
+
+def transaction(
+    account: Account, smtp: _TrackingSMTP, msg: EmailMessage, recipient: str
+) -> SendResult:
+    """One MAIL/RCPT/DATA exchange on an open connection, classified."""
+    smtp.data_started = False
+    smtp.data_reply = (0, b"")
+    try:
+        # send_message flattens the message (Bcc removed, SMTPUTF8 when needed) and
+        # runs MAIL, RCPT, DATA; _TrackingSMTP.data tells us how far it got.
+        refused = smtp.send_message(
+            msg, from_addr=account.envelope_from, to_addrs=[recipient, *account.bcc]
+        )
+    except smtplib.SMTPRecipientsRefused as exc:
+        code, text = exc.recipients.get(recipient, next(iter(exc.recipients.values())))
+        return SendResult(_code_outcome(code), _reply(code, text))
+    except smtplib.SMTPResponseException as exc:
+        # SMTPSenderRefused, SMTPDataError (also a refused DATA): the server answered
+        code = exc.smtp_code
+        return SendResult(_code_outcome(code), _reply(code, exc.smtp_error))
+    except smtplib.SMTPNotSupportedError as exc:
+        return SendResult("failed", f"{recipient}: {exc}")
+    except (smtplib.SMTPException, OSError) as exc:
+        # SMTPServerDisconnected, timeouts, resets. smtplib turns a read timeout into
+        # SMTPServerDisconnected, so both land here.
+        if smtp.data_started:
+            abandon(smtp)
+            return SendResult(
+                "unknown",
+                f"connection to {account.where} lost after the message was handed over "
+                f"({exc}); it may or may not have been delivered",
+            )
+        if _timed_out(exc):
+            # a server that stalls: reconnecting would only wait a second timeout
+            abandon(smtp)
+            return SendResult(
+                "deferred", f"{account.where} did not answer before DATA: {_describe(exc)}"
+            )
+        raise Stale(f"connection to {account.where} lost before DATA: {exc}") from None
+    if recipient in refused:
+        # the customer was refused, only a Bcc copy went out: classify by the customer
+        code, text = refused[recipient]
+        return SendResult(_code_outcome(code), _reply(code, text))
+    detail = _reply(*smtp.data_reply)
+    if refused:
+        detail += "; Bcc refused: " + ", ".join(
+            f"{a} ({_reply(c, t)})" for a, (c, t) in refused.items()
+        )
+    return SendResult("sent", detail)
+
+
+def connect(account: Account) -> _TrackingSMTP:
+    """An open, secured, logged-in connection.
+
+    Raises UnreachableError when the server cannot be used (SPEC §6: a
+    configuration-level failure), with the account, host:port and the fix.
+    """
+    settings = account.settings
+    host, port, where = settings.host, settings.effective_port, account.where
+    smtp: _TrackingSMTP | None = None
+    try:
+        if settings.security == "ssl":
+            smtp = _TrackingSMTPSSL(
+                host, port, timeout=settings.timeout, context=account.tls_context()
+            )
+        else:
+            smtp = _TrackingSMTP(host, port, timeout=settings.timeout)
+        smtp.ehlo()
+        if settings.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise UnreachableError(
+                    f"email account {account.name!r}: {where} does not offer STARTTLS; "
+                    f'set email.accounts.{account.name}.security to "ssl" (port 465) '
+                    'or, only on a trusted network, "none"'
+                )
+            smtp.starttls(context=account.tls_context())
+            smtp.ehlo()
+        if settings.username:
+            # security "none" with a username is the operator's explicit choice
+            login(account, smtp)
+    except ssl.SSLCertVerificationError as exc:
+        abandon(smtp)
+        fix = (
+            f"set email.accounts.{account.name}.host to the name the certificate is issued for"
+            if "hostname" in str(exc).lower() or "match" in str(exc).lower()
+            else f"if the server uses a private CA, set email.accounts.{account.name}.ca_file"
+        )
+        raise UnreachableError(
+            f"email account {account.name!r}: the TLS certificate of {where} is not "
+            f"trusted ({exc.verify_message}); {fix}"
+        ) from None
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
+        abandon(smtp)
+        raise UnreachableError(
+            f"email account {account.name!r}: {where} cut off the TLS handshake ({exc}); "
+            f"check email.accounts.{account.name}.security and port "
+            '("ssl" is usually port 465, "starttls" 587)'
+        ) from exc
+    except ssl.SSLError as exc:
+        abandon(smtp)
+        raise UnreachableError(
+            f"email account {account.name!r}: TLS with {where} failed ({exc.reason}); "
+            f"check email.accounts.{account.name}.security and port "
+            '("ssl" is usually port 465, "starttls" 587)'
+        ) from None
+    except smtplib.SMTPNotSupportedError as exc:
+        abandon(smtp)
+        raise UnreachableError(
+            f"email account {account.name!r}: {where}: {exc}; "
+            f"check email.accounts.{account.name}.security and username"
+        ) from None
+    except UnreachableError:
+        abandon(smtp)
+        raise
+    except (smtplib.SMTPException, OSError) as exc:
+        # refused, DNS failure, timeout, greeting 421/554, a dropped handshake
+        abandon(smtp)
+        raise UnreachableError(
+            f"email account {account.name!r}: cannot connect to {where}: {_describe(exc)}; "
+            f"check that the mail server runs and email.accounts.{account.name}.host and "
+            "port (a firewall may block the port)"
+        ) from exc
+    return smtp
+
+
+def login(account: Account, smtp: _TrackingSMTP) -> None:
+    """AUTH; any refusal is a configuration problem (never with the password in it)."""
+    try:
+        smtp.login(account.settings.username, account.settings.password)
+    except smtplib.SMTPServerDisconnected:
+        raise
+    except smtplib.SMTPResponseException as exc:
+        raise UnreachableError(
+            f"email account {account.name!r}: {account.where} refused the login "
+            f"({_reply(exc.smtp_code, exc.smtp_error)}); "
+            f"check email.accounts.{account.name}.username/password"
+        ) from None
+    except smtplib.SMTPException as exc:
+        # no AUTH offered, or no mechanism in common
+        raise UnreachableError(
+            f"email account {account.name!r}: cannot log in to {account.where} ({exc}); "
+            f"check email.accounts.{account.name}.security and username"
+        ) from None
+
+
+def abandon(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        with contextlib.suppress(OSError):
+            smtp.close()
+
+
+def quit_(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """smtplib turns a read timeout into SMTPServerDisconnected: look at the cause too."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError) or "timed out" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"host name not found ({exc.strerror})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if _timed_out(exc):
+        return "timed out"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _reply(exc.smtp_code, exc.smtp_error)
+    return str(exc) or type(exc).__name__
