@@ -389,25 +389,13 @@ class Runner:
     ) -> ItemReport:
         """What needs no server: a problem row, a dry run's plan, a draft."""
 
-        def item(status: ItemStatus, reason: str, preview: Rendered | None = None) -> ItemReport:
-            return ItemReport(
-                n.key,
-                n.document,
-                target.channel,
-                target.to,
-                target.account,
-                status,
-                reason,
-                preview,
-            )
-
         if target.problem is not None:
             if not options.dry_run:
                 self._claim_row(n, target, now, dict(n.info), target.problem_status, target.problem)
-            return item(target.problem_status, target.problem)
+            return _item(n, target, target.problem_status, target.problem)
         assert rendered is not None
         if options.dry_run:
-            return item("planned", "", rendered if options.preview else None)
+            return _item(n, target, "planned", "", rendered if options.preview else None)
         return self._keep_draft(n, target, rendered, options, now)
 
     def _keep_draft(
@@ -430,14 +418,10 @@ class Runner:
         claimed = self._claim_row(
             n, target, now, info, "draft", "waiting for review: proit-notify drafts list"
         )
-        status: ItemStatus = "draft" if claimed else "skipped"
-        return ItemReport(
-            n.key,
-            n.document,
-            target.channel,
-            target.to,
-            target.account,
-            status,
+        return _item(
+            n,
+            target,
+            "draft" if claimed else "skipped",
             "" if claimed else "claimed by another run",
             rendered if options.preview else None,
         )
@@ -726,6 +710,19 @@ class Runner:
         return self.renderer.email(
             n.template, language=n.party.language, country=n.party.country, context=context
         )
+
+
+def _item(
+    n: Notification,
+    target: Target,
+    status: ItemStatus,
+    reason: str,
+    preview: Rendered | None = None,
+) -> ItemReport:
+    """The report line of a notification on a target that never reached a hand-over."""
+    return ItemReport(
+        n.key, n.document, target.channel, target.to, target.account, status, reason, preview
+    )
 
 
 class _Once:
