@@ -33,8 +33,20 @@ class FaultHandler(RecordingHandler):
     def __init__(self) -> None:
         super().__init__()
         self.data_stall: dict[str, float] = {}
+        self.rcpt_drop: set[str] = set()
+        self.rcpt_stall: dict[str, float] = {}
         self.stalled: list[Received] = []
         self.body_arrived = threading.Event()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address in self.rcpt_drop:
+            server.transport.close()  # before DATA: the message never left the client
+            return "250 never seen by the client"
+        if address in self.rcpt_stall:
+            await asyncio.sleep(self.rcpt_stall[address])
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         stall = max((self.data_stall.get(r, 0.0) for r in envelope.rcpt_tos), default=0.0)
@@ -161,6 +173,40 @@ def test_three_temporary_failures_in_a_row_stop_the_account_a_550_in_between_doe
                         "deferred", "deferred"]  # fmt: skip
     assert "3 temporary failures in a row" in result.stderr
     assert smtp_server.messages == []
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("fault", ["drop", "stall"])
+def test_a_server_that_drops_or_stalls_before_data_defers_and_stops_after_three(
+    erp_backend: Any, write_config: Any, fault_server: SmtpServer, cli: Cli, fault: str
+) -> None:
+    addresses = notes(shop(erp_backend), 5)
+    handler = fault_server.handler
+    assert isinstance(handler, FaultHandler)
+    for address in addresses:
+        if fault == "drop":
+            handler.rcpt_drop.add(address)
+        else:
+            handler.rcpt_stall[address] = 3
+    account = {**email_section(fault_server)["accounts"]["default"], "timeout": 0.5}
+    config = write_config(email={"accounts": {"default": account}})
+
+    started = time.monotonic()
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    elapsed = time.monotonic() - started
+
+    assert result.exit_code == 1
+    # nothing was handed over: deferred (retried later), never unknown
+    assert rows_by_status(config) == {"deferred": 3}
+    assert "3 temporary failures in a row" in result.stderr
+    assert elapsed < 10 * 0.5  # a stall costs one timeout per message (3), not per retry
+    assert fault_server.messages == []
+
+    handler.rcpt_drop.clear()
+    handler.rcpt_stall.clear()
+    retry = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T09:00")
+    assert retry.exit_code == 0, retry.stderr
+    assert sorted(rcpts(fault_server.messages)) == sorted(addresses)
 
 
 # --- configuration-level failures ---------------------------------------------------------
