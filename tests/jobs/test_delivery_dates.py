@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import sys
 from datetime import date
 from pathlib import Path
@@ -11,6 +9,7 @@ from typing import Any
 
 import pytest
 from cli_runner import Cli
+from ledger_rows import ledger_rows as read_ledger
 from scenario import Shop, shop
 from smtp_server import Received, SmtpServer, email_section
 
@@ -23,14 +22,7 @@ DEC_5, DEC_12 = date(2026, 12, 5), date(2026, 12, 12)
 
 def ledger_rows(config: Path) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(key, status, detail, info) of every ledger row, by key."""
-    path = config.parent / "ledger.sqlite"
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute(
-            "SELECT key_, status, detail, info FROM proit_notify_ledger ORDER BY key_"
-        ).fetchall()
-    return [(k, st, d, json.loads(i or "{}")) for k, st, d, i in rows]
+    return read_ledger(config, "key", "status", "detail", "info")
 
 
 def text_of(mail: Received) -> str:
