@@ -260,7 +260,7 @@ def _pyodbc() -> Any:
             f"ODBC is not available ({exc}). Install the ODBC driver manager "
             "(Debian/Ubuntu: 'apt-get install unixodbc'; Windows has it built in), "
             "or use erp.sqlite for an embedded database."
-        ) from None
+        ) from exc
     return pyodbc
 
 
@@ -275,7 +275,7 @@ def connect_sqlite(path: Path, fetch_size: int = 1000, create: bool = False) -> 
         conn = sqlite3.connect(str(path), timeout=30, isolation_level="DEFERRED")
         conn.execute("SELECT 1").fetchall()
     except sqlite3.Error as exc:
-        raise ErpError(f"cannot open SQLite database {path}: {exc}") from None
+        raise ErpError(f"cannot open SQLite database {path}: {exc}") from exc
     return Database(conn, Dialect.SQLITE, f"sqlite {path}", fetch_size)
 
 

@@ -11,7 +11,8 @@ from erp_backends import require_odbc_driver
 from scenario import shop
 from smtp_server import free_port
 
-from proit_notify.db import _driver_missing, is_missing_object
+from proit_notify.db import _driver_missing, connect_odbc, is_missing_object
+from proit_notify.errors import ErpError
 
 __all__ = ["cli"]
 AS_OF = "2026-11-27T08:00"
@@ -108,5 +109,53 @@ def test_an_unreachable_sql_server_is_not_a_missing_driver() -> None:
         "found or not accessible."
     )
     assert not _driver_missing("08001", unreachable)
+    # what pyodbc gives on Linux (ODBC Driver 18) for a host nobody answers on: one message
+    # per diagnostic record, the last one "Server is not found or not accessible"
+    tcp = (
+        "[08001] [Microsoft][ODBC Driver 18 for SQL Server]TCP Provider: Error code 0x2749 "
+        "(10057) (SQLDriverConnect); [08001] [Microsoft][ODBC Driver 18 for SQL Server]Login "
+        "timeout expired (0); [08001] [Microsoft][ODBC Driver 18 for SQL Server]A network-"
+        "related or instance-specific error has occurred while establishing a connection to "
+        "erp.example.ch. Server is not found or not accessible. Check if instance name is "
+        "correct and if SQL Server is configured to allow remote connections. For more "
+        "information see SQL Server Books Online. (10057)"
+    )
+    assert not _driver_missing("08001", tcp)
+    assert not is_missing_object(Exception("08001", tcp))
     assert _driver_missing("IM002", "[IM002] Data source name not found and no default driver")
     assert _driver_missing("01000", "[01000] [unixODBC][Driver Manager]Can't open lib 'x'")
+
+
+def test_an_sqlite_erp_that_cannot_be_opened_keeps_the_cause_shown_with_v(
+    tmp_path: Any, cli: Cli
+) -> None:
+    from tomli_w import dumps
+
+    erp = tmp_path / "erp.sqlite"
+    erp.mkdir()  # exists, but sqlite3.connect cannot open it
+    data = {
+        "erp": {"sqlite": str(erp)},
+        "email": {"accounts": {"default": {
+            "transport": "file", "directory": str(tmp_path / "outbox"), "from": "a@b.ch"}}},
+        "ledger": {"sqlite": str(tmp_path / "ledger.sqlite")},
+    }  # fmt: skip
+    config = tmp_path / "proit-notify.toml"
+    config.write_text(dumps(data), encoding="utf-8")
+
+    verbose = cli("-v", "-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert verbose.exit_code == 4, verbose.stderr
+    assert f"cannot open SQLite database {erp}" in verbose.stderr
+    assert "caused by:" in verbose.stderr
+    assert "sqlite3.OperationalError" in verbose.stderr
+
+
+def test_odbc_without_the_driver_manager_keeps_the_import_error_as_cause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyodbc", None)  # import pyodbc -> ImportError
+    with pytest.raises(ErpError) as caught:
+        connect_odbc("DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PWD=geheim")
+    assert "ODBC is not available" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ImportError)
