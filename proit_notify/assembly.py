@@ -42,6 +42,11 @@ def make_channels(settings: Settings) -> dict[str, Channel]:
     return channels
 
 
+def make_alert_channel(settings: Settings) -> Channel:
+    """The channel alerts go out on: email, through ``alerts.account``."""
+    return EmailChannel(settings.email.accounts)
+
+
 def open_ledger(settings: Settings, *, dry_run: bool = False) -> Ledger:
     """The ledger the settings name: a SQLite file, or a table in the ERP database.
 

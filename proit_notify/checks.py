@@ -61,6 +61,13 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
     finally:
         for channel in channels.values():
             channel.close()
+    yield _alerts_line(settings)
+    if settings.delivery_date.max_age_days is not None:
+        yield CheckLine(
+            "delivery_date.max_age_days",
+            "no longer used (the first run takes a baseline instead, README 'Catch-up and "
+            "pauses'): remove it",
+        )
     if settings.sms.provider is None:
         yield CheckLine("sms", "not configured (sms.provider is not set)")
     elif settings.sms.phone_field is None:
@@ -69,3 +76,19 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
             "sms.phone_field is not set: only contacts' mobile numbers "
             "(shipping.to_contact) can be texted",
         )
+
+
+def _alerts_line(settings: Settings) -> CheckLine:
+    """The alert settings (validated on load): who hears about problems, through what."""
+    alerts = settings.alerts
+    if alerts.on == "never":
+        return CheckLine("alerts", "off (alerts.on = \"never\"): nobody is told about problems")
+    if not alerts.to:
+        return CheckLine(
+            "alerts",
+            "not configured: set alerts.to, or nobody hears about problems under the Task "
+            "Scheduler or cron; then try 'proit-notify test-send --alert'",
+        )
+    return CheckLine(
+        "alerts", f"to {', '.join(alerts.to)} via account {settings.alert_account}: ok"
+    )

@@ -20,6 +20,7 @@ from rich.progress import Progress
 
 from . import __version__, drafts, output
 from .assembly import (
+    make_alert_channel,
     make_channels,
     open_erp,
     open_ledger,
@@ -32,9 +33,11 @@ from .clock import Clock
 from .db import redact
 from .errors import ConfigError, NotifyError, UsageError
 from .jobs import registry
-from .ledger import STATUSES
+from .ledger import STATUSES, Ledger
+from .monitor import CommandRun, sample_alert, send_alert, status
 from .report import ItemReport, JobReport
 from .runner import RunOptions, job_options
+from .runs import RunLog
 from .settings import Settings, load_settings, resolve_config_path
 
 log = logging.getLogger("proit_notify")
@@ -138,18 +141,58 @@ def _run_jobs(names: list[str], options: RunOptions, as_of: str | None) -> None:
     settings = state.settings()
     clock = _clock(settings, as_of)
     reports: list[JobReport] = []
-    with (
-        _progress(editing=options.edit is not None) as progress,
-        session(
-            settings, clock, lock=not options.dry_run, progress=progress, dry_run=options.dry_run
-        ) as s,
-    ):
-        for name in names:
-            job = registry.make_job(name, delivery_notes=options.delivery_notes)
-            report = s.runner.run(job, job_options(name, settings, options))
-            reports.append(report)
-            _show(report, options)
-    raise typer.Exit(_exit_code(reports))
+    command = names[0] if len(names) == 1 else "run-all"
+    # a dry run writes nothing, so it is not recorded and sends no alert
+    record = None if options.dry_run else CommandRun(settings, clock, command)
+    error: NotifyError | None = None
+    try:
+        with (
+            _progress(editing=options.edit is not None) as progress,
+            session(
+                settings,
+                clock,
+                lock=not options.dry_run,
+                progress=progress,
+                dry_run=options.dry_run,
+            ) as s,
+        ):
+            for name in names:
+                job = registry.make_job(name, delivery_notes=options.delivery_notes)
+                if record is not None:
+                    record.job_started(s.ledger, name)
+                report = s.runner.run(job, job_options(name, settings, options))
+                if record is not None:
+                    record.job_ended(s.ledger, report)
+                reports.append(report)
+                _show(report, options)
+        code = _exit_code(reports)
+    except NotifyError as exc:
+        if record is None:
+            raise
+        error, code = exc, exc.exit_code
+    if record is not None:
+        _finish(record, code, error)
+    if error is not None:
+        raise error
+    raise typer.Exit(code)
+
+
+def _finish(record: CommandRun, code: int, error: NotifyError | None) -> None:
+    """The run's record and alert, on a connection of their own (the run's may be gone)."""
+    try:
+        ledger: Ledger | None = open_ledger(record.settings)
+    except NotifyError as exc:
+        log.error("could not record this run: %s", redact(str(exc)))
+        ledger = None
+    channel = make_alert_channel(record.settings)
+    try:
+        outcome = record.finish(ledger, code, error, channel)
+    finally:
+        channel.close()
+        if ledger is not None:
+            ledger.close()
+    if outcome is not None and not state.quiet:
+        err.print(f"alert: {redact(outcome)}", markup=False)
 
 
 def _exit_code(reports: list[JobReport]) -> int:
@@ -408,6 +451,45 @@ def history(
     out.print(f"{len(rows)} row(s)")
 
 
+@app.command("status")
+def status_command(as_of: AsOf = None) -> None:
+    """Last run per job and what waits for a person (exit 1 when something does)."""
+    settings = state.settings()
+    clock = _clock(settings, as_of)
+    # dry_run: a status call on a new installation reads an empty ledger, creates none
+    ledger = open_ledger(settings, dry_run=True)
+    try:
+        recover_if_idle(settings, ledger, clock.utc)
+        found = status(ledger, clock.utc)
+    finally:
+        ledger.close()
+    waiting = found.waiting
+    if state.json:
+        print(json.dumps(found.as_json(), ensure_ascii=False))
+    else:
+        tz = settings.service.tz
+        rows = output.status_rows(found, tz)
+        if out.is_terminal:
+            out.print(output.table(output.STATUS_COLUMNS, rows, "proit-notify status"))
+        else:
+            for row in rows:
+                print("\t".join(row))
+        if found.deferred:
+            out.print(f"{found.deferred} deferred notification(s): the next runs retry them")
+        if found.oldest_draft is not None:
+            out.print(f"oldest draft: {found.oldest_draft.astimezone(tz):%Y-%m-%d %H:%M}")
+        if found.last_alert:
+            out.print(f"last alert: {found.last_alert}", markup=False)
+        for line in waiting:
+            out.print(f"WAITING: {line}", markup=False)
+        out.print(
+            "ok: nothing waits for a person"
+            if not waiting
+            else f"{len(waiting)} thing(s) wait for a person"
+        )
+    raise typer.Exit(1 if waiting else 0)
+
+
 def _print_rows(columns: tuple[str, ...], rows: list[output.Row]) -> None:
     """A table on a terminal; one tab-separated line per row for grep and scripts."""
     if out.is_terminal:
@@ -545,11 +627,17 @@ def send_test_message(
         str | None,
         typer.Option("--account", help="Email account (default: email.default_account)."),
     ] = None,
+    alert: Annotated[
+        bool, typer.Option("--alert", help="Send a sample alert to alerts.to (alerts.account).")
+    ] = False,
 ) -> None:
     """Send one test message, outside the ledger."""
-    if (email is None) == (sms is None):
-        raise UsageError("give exactly one of --email ADDRESS or --sms NUMBER")
+    if (email is None) + (sms is None) + (not alert) != 2:
+        raise UsageError("give exactly one of --email ADDRESS, --sms NUMBER or --alert")
     settings = state.settings()
+    if alert:
+        _send_test_alert(settings)
+        return
     channels = make_channels(settings)
     try:
         recipient, result = _send_test(settings, channels, email, sms, account)
@@ -558,6 +646,21 @@ def send_test_message(
             channel.close()
     out.print(f"{recipient}: {result.outcome}: {result.detail}")
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _send_test_alert(settings: Settings) -> None:
+    if not settings.alerts.to:
+        raise ConfigError("alerts.to is empty: add the addresses under [alerts] in the settings")
+    channel = make_alert_channel(settings)
+    when = f"{datetime.now(settings.service.tz):%Y-%m-%d %H:%M}"
+    try:
+        outcome = send_alert(
+            sample_alert(RunLog.host_name(), when), settings, channel, RunLog.new_id()
+        )
+    finally:
+        channel.close()
+    out.print(f"test alert via account {settings.alert_account}: {outcome}", markup=False)
+    raise typer.Exit(1 if "not sent" in outcome else 0)
 
 
 def _send_test(

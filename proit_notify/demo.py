@@ -516,7 +516,8 @@ def demo_config() -> dict[str, Any]:
             "portal_url": "https://bewertungen.demo.example/proit-demo-shop",
         },
         "prepayment": {"delay_days": 5, "repeat_days": 7, "max_mails": 3},
-        "delivery_date": {"edit_before_send": False},
+        # the demo shows every notice; a real first run takes a baseline instead (README)
+        "delivery_date": {"edit_before_send": False, "notify_existing": True},
         "ledger": {"sqlite": LEDGER_NAME},
     }
 

@@ -21,6 +21,8 @@ from .channels import SendResult
 from .clock import from_utc_text, to_utc_text
 from .db import Database, Dialect, connect_sqlite
 from .errors import ErpError, LedgerError, LockedError, UsageError
+from .runs import RunLog
+from .runs import ddl as runs_ddl
 from .settings import RetrySettings
 
 Status = Literal["sending", "sent", "deferred", "failed", "unknown", "skipped", "draft"]
@@ -120,6 +122,8 @@ class Ledger:
         self.host = socket.gethostname()
         self._q = db.dialect.quote(table)
         self._local = local  # a SQLite file of ours (in WAL mode), not the ERP's database
+        #: the run records, in the same database (SPEC §6)
+        self.runs = RunLog(db, f"{table}_runs")
 
     @classmethod
     def open_sqlite(cls, path: Path, table: str, retry: RetrySettings) -> Ledger:
@@ -144,21 +148,26 @@ class Ledger:
 
     # --- schema -----------------------------------------------------------------------
     def ensure_schema(self) -> None:
-        """Create the ledger table if it does not exist yet."""
+        """Create the ledger table and the run records' table if they do not exist yet."""
         try:
-            if self.db.dialect is Dialect.MSSQL and self.table.lower() in {
-                t.lower() for t in self.db.tables()
-            }:
-                return
-            for statement in _ddl(self.table, self.db.dialect):
-                try:
-                    self.db.execute(statement)
-                except ErpError:
-                    # MySQL/MariaDB < 10.5 know no CREATE INDEX IF NOT EXISTS; the table
-                    # statement already succeeded, so an existing index is fine
-                    if "INDEX" not in statement:
-                        raise
-                    self.db.rollback()
+            existing = (
+                {t.lower() for t in self.db.tables()} if self.db.dialect is Dialect.MSSQL else set()
+            )
+            for table, statements in (
+                (self.table, _ddl(self.table, self.db.dialect)),
+                (self.runs.table, runs_ddl(self.runs.table, self.db.dialect)),
+            ):
+                if table.lower() in existing:
+                    continue
+                for statement in statements:
+                    try:
+                        self.db.execute(statement)
+                    except ErpError:
+                        # MySQL/MariaDB < 10.5 know no CREATE INDEX IF NOT EXISTS; the table
+                        # statement already succeeded, so an existing index is fine
+                        if "INDEX" not in statement:
+                            raise
+                        self.db.rollback()
             self.db.commit()
         except ErpError as exc:
             raise LedgerError(
@@ -196,6 +205,31 @@ class Ledger:
                 [job, to_utc_text(start), to_utc_text(end)],
             )
         )
+
+    def started(self, job: str, baseline: str) -> bool:
+        """Whether ``job`` has any row but a ``skipped`` one with detail ``baseline``."""
+        try:
+            row = self.db.one(
+                f"SELECT CASE WHEN EXISTS (SELECT 1 FROM {self._q} WHERE job = ? AND "
+                "(status <> 'skipped' OR detail IS NULL OR detail <> ?)) "
+                "THEN 1 ELSE 0 END AS found",
+                [job, baseline],
+            )
+        except ErpError as exc:
+            raise LedgerError(f"ledger read failed: {exc}") from None
+        return bool(row and int(row["found"]))
+
+    def tally(self, since: datetime | None = None) -> dict[str, int]:
+        """Rows per status (changed since ``since``, if given): for ``status``."""
+        where, params = ("updated_at >= ?", [to_utc_text(since)]) if since else ("1 = 1", [])
+        try:
+            rows = self.db.stream(
+                f"SELECT status, COUNT(*) AS n FROM {self._q} WHERE {where} GROUP BY status",
+                params,
+            )
+            return {str(r["status"]): int(r["n"]) for r in rows}
+        except ErpError as exc:
+            raise LedgerError(f"ledger read failed: {exc}") from None
 
     def count_sent(self, account: str, since: datetime) -> int:
         """Messages an account has sent since ``since`` (for ``max_per_day``)."""

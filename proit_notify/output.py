@@ -15,6 +15,7 @@ from rich.text import Text
 
 from .drafts import Draft
 from .ledger import Entry
+from .monitor import Status
 from .report import JobReport
 
 Row = tuple[str, ...]
@@ -22,6 +23,18 @@ Row = tuple[str, ...]
 REPORT_COLUMNS = ("key", "document", "channel", "recipient", "account", "status", "reason")
 DEMO_COLUMNS = ("document", "channel", "recipient", "status", "reason")
 HISTORY_COLUMNS = ("updated", "key", "channel", "status", "recipient", "document", "detail")
+STATUS_COLUMNS = (
+    "job",
+    "last run",
+    "host",
+    "sent",
+    "failed",
+    "skipped",
+    "deferred",
+    "unknown",
+    "exit",
+    "note",
+)
 DRAFT_COLUMNS = ("key", "channel", "recipient", "document", "delivery date", "created", "edited")
 
 
@@ -79,3 +92,24 @@ def draft_rows(found: Iterable[Draft], tz: ZoneInfo) -> list[Row]:
         )
         for d in found
     ]
+
+
+def status_rows(st: Status, tz: ZoneInfo) -> list[Row]:
+    rows: list[Row] = []
+    for j in st.jobs:
+        r = j.last
+        if r is None:
+            rows.append((j.job, "never", "", "", "", "", "", "", "", ""))
+            continue
+        c = r.counts
+        rows.append(
+            (
+                j.job,
+                _stamp(r.started_at, tz),
+                r.host,
+                *(str(c[name]) for name in ("sent", "failed", "skipped", "deferred", "unknown")),
+                "" if r.exit_code is None else str(r.exit_code),
+                j.problem or "",
+            )
+        )
+    return rows

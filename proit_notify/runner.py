@@ -107,6 +107,9 @@ class ErpSources:
         # one primary-key look-up per key: exact, unlike a LIKE prefix scan
         return [entry for key in keys for entry in self._ledger.entries(key)]
 
+    def ledger_started(self, job: str, baseline: str) -> bool:
+        return self._ledger.started(job, baseline)
+
 
 @dataclass(frozen=True)
 class Handover:
@@ -332,6 +335,8 @@ class Runner:
         now = self.clock.utc
         done = 0
         for n in job.plan(self.sources, self.settings, self.clock):
+            if n.note and n.note not in p.report.notes:
+                p.report.notes.append(n.note)
             handled = {e.channel: e for e in self.ledger.entries(n.key)}
             recheck = _Once(functools.partial(self._recheck, job, n))
 
@@ -343,7 +348,9 @@ class Runner:
                     continue
                 if existing is not None and not self._retry_due(existing):
                     continue
-                if options.limit is not None and done >= options.limit:
+                # a skip sends nothing, so --limit does not count it: a limited first run
+                # still takes the whole delivery-date baseline
+                if options.limit is not None and done >= options.limit and n.skip is None:
                     return
                 # rendered while the previous message is still on its way to the server
                 rendered = None if target.problem else self.render(n, target)
@@ -370,10 +377,12 @@ class Runner:
                             break
                         item = self._keep_draft(n, target, rendered, options, self.clock.utc)
                 else:
-                    if isinstance(recheck(), str):
+                    # a skip sends nothing, so there is nothing to re-check
+                    if n.skip is None and isinstance(recheck(), str):
                         break  # no longer due: nothing is recorded (nor planned)
                     item = self._record_now(n, target, rendered, options, now)
-                done += 1
+                if n.skip is None:
+                    done += 1
                 if item is not None:
                     self._add(p.report, item)
                 for finished in p.sender.ready():

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -236,14 +237,45 @@ class PrepaymentSettings(_Model):
     delay_days: int = Field(default=7, ge=0)
     repeat_days: int = Field(default=7, ge=1)
     max_mails: int = Field(default=3, ge=0)
-    max_age_days: int = Field(default=14, ge=0)
+    #: a FIRST reminder due longer ago is never sent; a started series never ages out
+    max_age_days: int = Field(default=60, ge=0)
 
 
 class DeliveryDateSettings(_Model):
     """``[delivery_date]``."""
 
     edit_before_send: bool = False
-    max_age_days: int = Field(default=14, ge=0)
+    #: false: the first run takes the current dates as the baseline and sends nothing
+    notify_existing: bool = False
+    #: no longer used (the baseline replaced the order-age rule); accepted so that a settings
+    #: file of an earlier version still loads, and ``check`` says it can go
+    max_age_days: int | None = Field(default=None, ge=0)
+
+
+class AlertSettings(_Model):
+    """``[alerts]`` (SPEC §6): a summary mail after a command run with problems."""
+
+    to: list[str] = Field(default_factory=list)
+    on: Literal["problems", "never"] = "problems"
+    #: the sending account (default: email.default_account)
+    account: str | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        bad = []
+        for address in value:
+            try:
+                validate_email(address, check_deliverability=False)
+            except EmailNotValidError as exc:
+                bad.append(f"{address!r} is not an email address ({exc})")
+        if bad:
+            raise ValueError("\n".join(bad))
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.on == "problems" and bool(self.to)
 
 
 class AccountSettings(_Model):
@@ -451,9 +483,24 @@ class Settings(_Model):
     templates: TemplateSettings = Field(default_factory=TemplateSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     #: where the settings were read from (relative paths are resolved against its folder)
     source: FilePath = Field(default=Path(DEFAULT_CONFIG_NAME), exclude=True)
+
+    @model_validator(mode="after")
+    def _alert_account(self) -> Settings:
+        name = self.alerts.account
+        if name is not None and name not in self.email.accounts:
+            defined = ", ".join(sorted(self.email.accounts))
+            raise ValueError(
+                f"alerts.account {name!r} is not a defined account (defined accounts: {defined})"
+            )
+        return self
+
+    @property
+    def alert_account(self) -> str:
+        return self.alerts.account or self.email.default_account
 
     @property
     def base_dir(self) -> Path:

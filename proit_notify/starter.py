@@ -126,12 +126,19 @@ max_age_days = 14
 delay_days = 7     # Verzögerung Vorkasse
 repeat_days = 7    # Wiedervorlage Vorkasse
 max_mails = 3      # Max. Anz. Mails (0 = no reminders)
-max_age_days = 14
+max_age_days = 60  # a first reminder due longer ago is never sent; a started series goes on
 
 [delivery_date]
 # Lieferterminmail bearbeiten: keep notices as drafts for 'proit-notify drafts'
 edit_before_send = false
-max_age_days = 14
+# false: the first run takes the current dates as the baseline and sends nothing
+notify_existing = false
+
+[alerts]
+# a summary mail after a run with problems (nobody reads the Task Scheduler's output);
+# try it with: proit-notify test-send --alert
+to = ["it@example.ch"]
+on = "problems"
 
 [ledger]
 # what was sent: an SQLite file next to this file (or erp = true: a table in the ERP)

@@ -30,6 +30,8 @@ def targets(n: Notification, settings: Settings) -> list[Target]:
 
     The rules (README "Who gets what: info types and fallback" has the table of outcomes):
 
+    - a notification the job marked ``skip`` (a baseline, an aged-out reminder) -> one
+      ``skipped`` row with the job's reason, nothing is sent.
     - info type: the customer's code mapped by ``[erp.info_types]``; empty or unknown ->
       ``service.default_info_type``. ``none`` -> one ``skipped`` row, nothing is sent.
     - email (``email``, ``email_sms``): the contact's address when the notification goes to
@@ -42,6 +44,8 @@ def targets(n: Notification, settings: Settings) -> list[Target]:
       already and never gets a second one.
     """
     party: Party = n.party
+    if n.skip is not None:  # the job decided: a ledger row with its reason, nothing sent
+        return [Target("none", "", party.name or None, "", n.skip, "skipped")]
     info_type = settings.erp.info_type_of(party.info_type_code, settings.service.default_info_type)
     account = settings.email.account_for_shop(n.shop)
     name = party.contact_name if n.use_contact and party.contact_name else party.name

@@ -50,6 +50,11 @@ class Notification:
     use_contact: bool = False
     info: Mapping[str, Any] = field(default_factory=dict)  # stored in the ledger row
     ref: object = None  # the ERP id the job re-checks with, as the driver returned it
+    #: recorded as ``skipped`` with this reason, nothing is sent (a baseline, an aged-out
+    #: reminder): the ledger and the report say why a due-looking notification went nowhere
+    skip: str | None = None
+    #: a line for the person reading the run's output (why a run sent nothing, say)
+    note: str | None = None
 
 
 class Sources(Protocol):
@@ -66,6 +71,10 @@ class Sources(Protocol):
     def ledger_prefix(self, prefix: str) -> list[Entry]: ...
     def ledger_sent_between(self, job: str, start: datetime, end: datetime) -> list[Entry]: ...
     def ledger_entries(self, keys: Sequence[str]) -> list[Entry]: ...
+    def ledger_started(self, job: str, baseline: str) -> bool:
+        """Whether ``job`` has a ledger row other than a ``skipped`` row with detail
+        ``baseline`` (a job that has run for real before)."""
+        ...
 
 
 class Job(Protocol):

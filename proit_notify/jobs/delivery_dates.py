@@ -3,21 +3,24 @@
 Notice n of order X has the ledger key ``delivery_date:X:n``; its row's ``info`` holds the
 date it announced. An order is notified when its current ``delivery_date`` differs from the
 date of its standing notice (the latest one that is not superseded), so A → B → A gives
-three notices.
+three notices, whatever the order's age.
 
-Catch-up rule (the ERP has no "changed at" column, so the age of a date is unknown):
-
-- a delivery date before today is never notified (it would announce the past);
-- the FIRST notice of an order needs an ``order_date`` within ``delivery_date.max_age_days``
-  (a first run on an old ERP does not mail every open order ever entered);
-- a later notice (the date changed after an earlier notice) is always sent: the ledger
-  proves the change happened after that notice.
+Catch-up: the ERP has no "changed at" column, so a first run cannot tell a date set today
+from one set a year ago. The FIRST real run of the job (no delivery-date row in the ledger
+but baseline rows) records every open order's current date as a ``skipped`` row with the
+detail :data:`BASELINE` and sends nothing; it ends with the row :data:`MARKER_KEY`, so an
+ERP without open dated orders also has its baseline. From then on every date that differs
+from the recorded one is notified, however long the tool was stopped. A run killed halfway
+through the baseline leaves only baseline rows: the next run goes on with the baseline.
+An installation that has delivery-date rows of an earlier version needs no baseline.
+With ``delivery_date.notify_existing`` there is no baseline: every open date is notified.
+A delivery date before today is never notified (it would announce the past).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from ..clock import Clock
@@ -29,12 +32,17 @@ from . import (
     PARTY_COLUMNS,
     PARTY_JOINS,
     Notification,
+    Party,
     Sources,
     items_of,
     order_context,
     party_of,
 )
 
+#: ``detail`` of the rows of the first run (SPEC §4 "Baseline")
+BASELINE = "baseline"
+#: the row that says the baseline is complete (an ERP may have no open dated order at all)
+MARKER_KEY = "delivery_date:baseline"
 #: ``detail`` of a draft retired because the order's date changed again before it was sent
 SUPERSEDED = "superseded by a newer delivery date"
 
@@ -48,7 +56,7 @@ SELECT = (
     "o.delivery_date, " + PARTY_COLUMNS + " FROM {orders} o " + PARTY_JOINS
 )
 # delivery_date >= today: past dates are never notified; order_date < tomorrow: orders
-# entered after --as-of are not seen. The catch-up window needs the ledger (see module doc).
+# entered after --as-of are not seen.
 CANDIDATES = (
     SELECT
     + " WHERE o.delivery_date IS NOT NULL AND o.delivery_date >= ? "
@@ -60,6 +68,13 @@ STILL_DUE = (
     "SELECT o.delivery_date, CASE WHEN " + _OPEN_LINE + " THEN 1 ELSE 0 END AS open_lines "
     "FROM {orders} o WHERE o.id = ?"
 )
+BASELINE_NOTE = (
+    "delivery-dates: first run, so the current delivery date of every open order is taken "
+    "as the baseline (skipped, reason 'baseline') and nothing is sent; from the next run on "
+    "every date that is set or changed is notified. To notify the existing dates instead, "
+    "set delivery_date.notify_existing = true before this first run."
+)
+JOB = "delivery_date"
 #: row states that mean the customer got (or may have got) that notice
 _REACHED = frozenset({"sent", "sending", "unknown"})
 
@@ -128,7 +143,10 @@ class DeliveryDates:
 
     def plan(self, src: Sources, settings: Settings, clock: Clock) -> Iterator[Notification]:
         today = clock.today
-        oldest = clock.oldest_due_day(settings.delivery_date.max_age_days)
+        baseline = not settings.delivery_date.notify_existing and not src.ledger_started(
+            JOB, BASELINE
+        )
+        taken = 0
         for row in src.query(CANDIDATES, [today, today + timedelta(days=1)]):
             current = to_date(row["delivery_date"])
             if current is None:
@@ -144,30 +162,36 @@ class DeliveryDates:
             if standing and standing[-1].announced == current:
                 last = standing[-1]
                 if "deferred" in last.statuses:  # the runner retries it when its back-off is over
-                    yield self._notification(src, row, last.n, current, _previous(notices, last.n))
+                    previous = _previous(notices, last.n)
+                    yield self._notification(src, row, last.n, current, previous, baseline)
                 continue
-            if not notices:
-                ordered = to_date(row["order_date"])
-                if ordered is None or ordered < oldest:
-                    continue  # outside the catch-up window (see the module docstring)
             n = notices[-1].n + 1 if notices else 1
-            yield self._notification(src, row, n, current, _previous(notices, n))
-
+            notice = self._notification(src, row, n, current, _previous(notices, n), baseline)
+            if baseline:
+                taken += 1
+                notice = replace(notice, skip=BASELINE, note=BASELINE_NOTE)
+            yield notice
+        if baseline:
+            yield _marker(taken)
     def _notification(
-        self, src: Sources, row: dict[str, object], n: int, current: date, previous: date | None
+        self,
+        src: Sources,
+        row: dict[str, object],
+        n: int,
+        current: date,
+        previous: date | None,
+        baseline: bool,
     ) -> Notification:
         party = party_of(row)
         use_contact = False  # SPEC §4: only shipping confirmations go to the contact
         context = order_context(row, party, use_contact)
-        context.update(
-            delivery_date=current,
-            previous_delivery_date=previous,
-            items=items_of(src.lookup(ITEMS_OF_ORDER, [row["order_id"]])),
-        )
+        # a baseline row is never rendered: its order's items are not read
+        items = [] if baseline else items_of(src.lookup(ITEMS_OF_ORDER, [row["order_id"]]))
+        context.update(delivery_date=current, previous_delivery_date=previous, items=items)
         number = context["order_number"] or str(row["order_id"])
         return Notification(
             key=key_of(row["order_id"], n),
-            job="delivery_date",
+            job=JOB,
             template="delivery_date",
             document=f"Auftrag {number} (Liefertermin {current:%d.%m.%Y})",
             party=party,
@@ -198,3 +222,19 @@ class DeliveryDates:
                 return "the order is completely delivered"
             return None
         return "the order no longer exists"
+
+
+def _marker(taken: int) -> Notification:
+    """The row that ends the baseline (written after every baseline row)."""
+    return Notification(
+        key=MARKER_KEY,
+        job=JOB,
+        template="delivery_date",
+        document=f"Baseline: current delivery dates of {taken} open order(s) recorded",
+        party=Party("", "", None, None, None, None, None),
+        shop=None,
+        context={},
+        info={"orders": taken},
+        skip=f"baseline taken: {taken} open order(s); later changes are notified",
+        note=BASELINE_NOTE,
+    )

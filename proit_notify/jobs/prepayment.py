@@ -15,10 +15,14 @@ Decisions (README "prepayment-reminders"):
   channels; without one (failed, skipped, unknown) from when it was attempted.
 - A ``deferred`` reminder is retried under its own key (the runner honours the back-off);
   no reminder n+1 is planned while reminder n is still deferred.
-- Catch-up window: a reminder whose due day lies more than ``prepayment.max_age_days``
-  before today ages out (SPEC §4 "Time"), and with it the rest of that invoice's series.
-  Each run plans at most one reminder per invoice, so runs skipped for some days send one
-  reminder, not a burst: the next is due ``repeat_days`` after that one was sent.
+- Catch-up (SPEC §4): only reminder 1 can age out. When its due day lies more than
+  ``prepayment.max_age_days`` (default 60) before today, the invoice gets one ``skipped``
+  row under reminder 1's key with the reason (:data:`AGED_OUT`), and its series never
+  starts: the ledger and the report say why an open invoice got no reminder. Once
+  reminder 1 went out, reminder n+1 goes on the first run on or after its due day,
+  however long the tool was stopped. Each run plans at most one reminder per invoice, so
+  a pause of weeks sends one reminder, not a burst: the next is due ``repeat_days`` after
+  that one went out.
 - The open amount is read again right before sending; the message shows the amount read
   then (``recheck`` returns the notification with the re-read values).
 """
@@ -59,14 +63,19 @@ _FROM = (
 # Dates are compared as [first day, day after the last day) and against now: an ERP may
 # keep invoice_date as a date or as a timestamp, and this form is right for both (also on
 # SQLite, where they are ISO text).
+# No lower bound on the invoice date: a started series never ages out (SPEC §4), and an
+# invoice too old for reminder 1 gets its one aged-out row. Open prepayment invoices are
+# few (they are paid or cancelled), so the whole open set is read each run.
 DUE_INVOICES = (
     f"SELECT {_INVOICE_COLUMNS}, {PARTY_COLUMNS} FROM {_FROM} WHERE {OPEN} "
-    "AND i.invoice_date >= ? AND i.invoice_date < ? AND i.invoice_date <= ? "
+    "AND i.invoice_date < ? AND i.invoice_date <= ? "
     "ORDER BY i.invoice_date, i.id"
 )
 RECHECK = "SELECT i.is_prepayment, i.cancelled, i.open_amount FROM {invoices} i WHERE i.id = ?"
 
 JOB = "prepayment"
+#: ``info`` flag of the row of a reminder 1 that aged out: that invoice's series never starts
+AGED_OUT = "aged_out"
 
 
 def key_prefix(invoice_id: object) -> str:
@@ -109,19 +118,15 @@ class Series:
         moment: datetime = min(sent) if sent else min(e.created_at for e in rows)
         return clock.local_of(moment).date()
 
+    @property
+    def aged_out(self) -> bool:
+        """Reminder 1 was too late to send: the series never started."""
+        return any(e.info.get(AGED_OUT) for rows in self.reminders.values() for e in rows)
 
-def selection_window(settings: Settings, clock: Clock) -> tuple[date, date]:
-    """[first, last] invoice day that can have a reminder due now (not aged out).
 
-    Reminder 1 is due on invoice day + delay; each later one at most max_age + repeat days
-    after the one before (it went out within max_age of its due day, else the series aged
-    out). Older invoices cannot have a reminder due now, so SQL does not return them.
-    """
-    p = settings.prepayment
-    span = (
-        p.max_age_days + p.delay_days + max(p.max_mails - 1, 0) * (p.repeat_days + p.max_age_days)
-    )
-    return clock.today - timedelta(days=span), clock.today - timedelta(days=p.delay_days)
+def last_invoice_day(settings: Settings, clock: Clock) -> date:
+    """The last invoice day whose reminder 1 is due today."""
+    return clock.today - timedelta(days=settings.prepayment.delay_days)
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,7 @@ class PrepaymentReminders:
         p = settings.prepayment
         if p.max_mails == 0:
             return  # 0 = no reminders (SPEC §2)
-        first, last = selection_window(settings, clock)
-        params = [first, last + timedelta(days=1), clock.now]
+        params = [last_invoice_day(settings, clock) + timedelta(days=1), clock.now]
         oldest_due = clock.oldest_due_day(p.max_age_days)
         for row in src.query(DUE_INVOICES, params):
             prefix = key_prefix(row["invoice_id"])
@@ -145,28 +149,45 @@ class PrepaymentReminders:
                 # the runner retries it under the same key when its back-off has passed
                 yield self._notification(src, settings, row, waiting)
                 continue
-            if series.count >= p.max_mails:
+            if series.aged_out or series.count >= p.max_mails:
                 continue
             went_out = series.last_went_out(clock)
-            invoice_day = to_date(row["invoice_date"])
             if went_out is not None:
-                due = went_out + timedelta(days=p.repeat_days)
-            elif invoice_day is not None:
-                due = invoice_day + timedelta(days=p.delay_days)
-            else:
-                continue  # no invoice date: nothing to count from (SQL excludes NULL anyway)
-            if oldest_due <= due <= clock.today:
-                # max + 1, not count + 1: a key someone removed is never reused
-                yield self._notification(src, settings, row, max(series.reminders, default=0) + 1)
+                # a started series never ages out: however late, the next one goes now
+                if went_out + timedelta(days=p.repeat_days) <= clock.today:
+                    # max + 1, not count + 1: a key someone removed is never reused
+                    n = max(series.reminders) + 1
+                    yield self._notification(src, settings, row, n)
+                continue
+            invoice_day = to_date(row["invoice_date"])
+            if invoice_day is None:
+                continue  # nothing to count from (SQL excludes NULL anyway)
+            due = invoice_day + timedelta(days=p.delay_days)
+            if due > clock.today:
+                continue
+            first = self._notification(src, settings, row, 1, items=due >= oldest_due)
+            if due < oldest_due:
+                why = (
+                    f"aged out: reminder 1 was due on {due:%d.%m.%Y}, more than "
+                    f"prepayment.max_age_days ({p.max_age_days}) days ago; no reminder is sent"
+                )
+                first = replace(first, skip=why, info={**first.info, AGED_OUT: True})
+            yield first
 
     def _notification(
-        self, src: Sources, settings: Settings, row: dict[str, Any], n: int
+        self, src: Sources, settings: Settings, row: dict[str, Any], n: int, items: bool = True
     ) -> Notification:
+        """Reminder ``n`` of the invoice in ``row``; ``items``: read the order's lines (not
+        for a row that is never rendered)."""
         party = party_of(row)
         invoice_number = to_text(row["invoice_number"]) or str(row["invoice_id"])
         context = order_context(row, party, use_contact=False)
         order_id = row["order_id"]
-        items = items_of(src.lookup(ITEMS_OF_ORDER, [order_id])) if order_id is not None else []
+        lines = (
+            items_of(src.lookup(ITEMS_OF_ORDER, [order_id]))
+            if items and order_id is not None
+            else []
+        )
         amount = to_decimal(row["amount"]) or Decimal(0)
         open_amount = to_decimal(row["open_amount"]) or Decimal(0)
         context.update(
@@ -177,7 +198,7 @@ class PrepaymentReminders:
             currency=to_text(row["currency"]) or "",
             reminder_no=n,
             max_reminders=settings.prepayment.max_mails,
-            items=items,
+            items=lines,
         )
         order_number = context["order_number"]
         document = f"Rechnung {invoice_number}" + (

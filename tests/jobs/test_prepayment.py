@@ -299,27 +299,25 @@ def test_payment_booked_while_the_batch_is_sending_is_seen_before_each_send(
 # --- catch-up, crashes, retries, failures ------------------------------------------------
 
 
-@pytest.mark.parametrize("erp_backend", ["sqlite", "postgresql"], indirect=True)
-def test_runs_skipped_for_days_send_one_reminder_not_a_burst(
+def stepper(cli: Cli, config: Path, server: SmtpServer) -> Callable[[str], list[str]]:
+    """``run(as_of)``: one prepayment-reminders run, the invoice numbers it mailed."""
+
+    def run(as_of: str) -> list[str]:
+        seen = len(server.messages)
+        result = cli("-c", config, "prepayment-reminders", "--as-of", as_of)
+        assert result.exit_code == 0, result.stderr
+        return [invoice_of(m) for m in server.messages[seen:]]
+
+    return run
+
+
+def test_runs_skipped_for_days_send_one_reminder_and_a_long_pause_never_ends_a_series(
     erp_backend: ErpBackend, write_config: Any, smtp_server: SmtpServer, cli: Cli
 ) -> None:
     s = shop(erp_backend)
     s.invoice(None, s.customer(), number="R-1", invoice_date=date(2026, 11, 1))
-    # reminder 1 was due 2026-10-03: aged out by the first run (max_age_days 14)
-    s.invoice(None, s.customer(), number="R-2", invoice_date=date(2026, 10, 1))
-    config = prepayment_config(
-        write_config,
-        smtp_server,
-        delay=2,
-        repeat=3,
-        max_mails=6,
-    )
-
-    def run(as_of: str) -> list[str]:
-        seen = len(smtp_server.messages)
-        result = cli("-c", config, "prepayment-reminders", "--as-of", as_of)
-        assert result.exit_code == 0, result.stderr
-        return [invoice_of(m) for m in smtp_server.messages[seen:]]
+    config = prepayment_config(write_config, smtp_server, delay=2, repeat=3, max_mails=6)
+    run = stepper(cli, config, smtp_server)
 
     assert run("2026-11-03") == ["R-1"]  # reminder 1
     # no runs from 4 to 11 November: reminders 2 (due 6th) and 3 would have been due
@@ -327,15 +325,63 @@ def test_runs_skipped_for_days_send_one_reminder_not_a_burst(
     assert run("2026-11-12T18:00") == []
     assert run("2026-11-14") == []  # 3 days after the 12th, not after the 6th
     assert run("2026-11-15") == ["R-1"]
-    # a pause longer than max_age_days: reminder 4 (due the 18th) ages out, the series ends
-    assert run("2026-12-05") == []
-    assert run("2026-12-08") == []
+    # stopped 20 days (reminder 4 was due the 18th): the first run after the pause sends it
+    assert run("2026-12-05") == ["R-1"]
+    assert run("2026-12-07") == []
+    assert run("2026-12-08") == ["R-1"]  # reminder 5, repeat_days after the late one
     subjects = [str(m.message["Subject"]) for m in smtp_server.messages]
     assert [s.split(" Zahlungserinnerung")[0] for s in subjects] == [
         "Zahlungserinnerung: Vorauszahlung Rechnung R-1",
         "2.",
         "3.",
+        "4.",
+        "5.",
     ]
+
+
+def test_an_invoice_30_days_old_at_the_first_run_gets_reminder_1_at_once(
+    erp_backend: ErpBackend, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    s.invoice(None, s.customer(), number="R-30", invoice_date=date(2026, 11, 2))
+    config = prepayment_config(write_config, smtp_server, delay=5, repeat=7, max_mails=3)
+    run = stepper(cli, config, smtp_server)
+
+    # reminder 1 was due 7 November, 25 days before the first run: within 60 days
+    assert run("2026-12-02T08:00") == ["R-30"]
+    assert run("2026-12-08") == []
+    assert run("2026-12-09") == ["R-30"]  # reminder 2, repeat_days after reminder 1
+    assert [st for _, _, st in ledger_rows(config)] == ["sent", "sent"]
+
+
+def test_a_first_reminder_due_more_than_60_days_ago_ages_out_with_a_row(
+    erp_backend: ErpBackend, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    # due 2 October (delay 1): 61 days before 2 December; the other one 60 days
+    old = s.invoice(None, s.customer(), number="R-61", invoice_date=date(2026, 10, 1))
+    edge = s.invoice(None, s.customer(), number="R-60", invoice_date=date(2026, 10, 2))
+    config = prepayment_config(write_config, smtp_server, delay=1, repeat=7, max_mails=3)
+    run = stepper(cli, config, smtp_server)
+
+    result = cli("-c", config, "--json", "prepayment-reminders", "--as-of", "2026-12-02T08:00")
+    assert result.exit_code == 0, result.stderr
+    [report] = result.json()
+    items = {i["key"]: (i["status"], i["reason"]) for i in report["items"]}
+    assert items[f"prepayment:{edge}:1"] == ("sent", "")
+    status, reason = items[f"prepayment:{old}:1"]
+    assert status == "skipped"
+    assert reason.startswith("aged out: reminder 1 was due on 02.10.2026")
+    assert "max_age_days (60)" in reason
+    assert [invoice_of(m) for m in smtp_server.messages] == ["R-60"]
+    assert ledger_rows(config) == sorted(
+        [(f"prepayment:{old}:1", "none", "skipped"), (f"prepayment:{edge}:1", "email", "sent")]
+    )
+    # the aged-out invoice never starts a series, however many runs follow
+    assert run("2026-12-09") == ["R-60"]
+    assert run("2026-12-30") == ["R-60"]
+    assert run("2027-01-30") == []
+    assert len(ledger_rows(config)) == 4
 
 
 @pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)

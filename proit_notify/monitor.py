@@ -1,0 +1,409 @@
+"""Nobody reads the Task Scheduler's output (SPEC §6 "Alerts", §7 ``status``).
+
+- :class:`CommandRun` records every job command run in the run records (ledger database)
+  and, when it ended with failed, deferred or unknown notifications or an exit code >= 3,
+  mails one summary to ``alerts.to``, at most once per hour for the same problems.
+- :func:`status` tells a person or a monitoring agent what waits for a person.
+
+When the alert cannot be sent (the relay is what failed), the outcome goes to the log and
+into the run record, where ``status`` shows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .channels import Channel, Outgoing
+from .clock import Clock, from_utc_text, to_utc_text
+from .db import redact
+from .errors import NotifyError, UnreachableError
+from .jobs import registry
+from .ledger import Ledger
+from .report import ItemReport, JobReport
+from .runs import NO_JOB, RunLog, RunRecord
+from .settings import Settings
+
+log = logging.getLogger("proit_notify")
+
+#: the same problems are mailed at most once in this time
+ALERT_INTERVAL = timedelta(hours=1)
+#: problem rows listed in one alert mail (the rest: ``history``)
+ALERT_ROWS = 50
+#: a job that ran before but not for this long waits for a person (SPEC §7)
+STALE_AFTER = timedelta(hours=26)
+PROBLEM_STATUSES = ("failed", "deferred", "unknown")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One summary mail: its subject, text, and what makes two alerts "the same problems"."""
+
+    subject: str
+    text: str
+    fingerprint: str
+
+    def messages(self, settings: Settings, run_id: str) -> list[Outgoing]:
+        """One message per address of ``alerts.to``; each its own Message-ID."""
+        body = f"<pre>{html.escape(self.text)}</pre>"
+        return [
+            Outgoing(
+                key=f"alert:{run_id}:{i}",
+                channel="email",
+                to=address,
+                to_name=None,
+                subject=self.subject,
+                text=self.text,
+                html=body,
+                account=settings.alert_account,
+                document="proit-notify alert",
+            )
+            for i, address in enumerate(settings.alerts.to)
+        ]
+
+
+def alert_for(
+    command: str,
+    host: str,
+    when: str,
+    reports: Sequence[JobReport],
+    exit_code: int,
+    error: str | None,
+) -> Alert | None:
+    """The summary of a command run, or None when nothing is wrong with it."""
+    rows = [i for r in reports for i in r.items if i.status in PROBLEM_STATUSES]
+    if exit_code < 3 and not rows:
+        return None
+    tally = {s: sum(1 for i in rows if i.status == s) for s in PROBLEM_STATUSES}
+    what = ", ".join(f"{n} {s}" for s, n in tally.items() if n)
+    if exit_code >= 3:
+        what = f"exit {exit_code}" + (f", {what}" if what else "")
+    lines = [f"proit-notify {command} on {host}, {when}: exit code {exit_code}", ""]
+    if error:
+        lines += ["The run stopped with this error:", f"  {error}", ""]
+    if reports:
+        lines += ["Counts per job:", *(f"  {r.summary()}" for r in reports), ""]
+    if rows:
+        lines.append(f"Notifications that need attention ({len(rows)}):")
+        for item in rows[:ALERT_ROWS]:
+            where = f"{item.channel} {item.recipient}".strip()
+            lines.append(f"  {item.status:<8} {item.key}  {where}  {item.document}")
+            if item.reason:
+                lines.append(f"           {item.reason}")
+        if len(rows) > ALERT_ROWS:
+            lines.append(f"  ... and {len(rows) - ALERT_ROWS} more: proit-notify history")
+        lines.append("")
+    notes = [n for r in reports for n in r.notes]
+    if notes:
+        lines += ["Notes of the run:", *(f"  {n}" for n in notes), ""]
+    lines += ["What to do next:", *_next_steps(tally, exit_code), ""]
+    lines.append("This mail is sent at most once an hour for the same problems ([alerts]).")
+    keys = sorted(f"{i.status} {i.key} {i.channel}" for i in rows)
+    fingerprint = hashlib.sha256(
+        json.dumps([command, exit_code, error or "", keys]).encode()
+    ).hexdigest()[:32]
+    text = redact("\n".join(lines))
+    return Alert(f"proit-notify on {host}: {command}: {what}", text, fingerprint)
+
+
+def _next_steps(tally: dict[str, int], exit_code: int) -> list[str]:
+    steps = []
+    if exit_code == 3:
+        steps.append(
+            "  - settings, mapping or templates: run 'proit-notify check' and fix what it names"
+        )
+    if exit_code == 4:
+        steps.append(
+            "  - a database or mail server could not be used: 'proit-notify check' names it; "
+            "nothing of that account was claimed, the first run after the fix sends it"
+        )
+    if exit_code == 5:
+        steps.append("  - another run held the lock: if none is running, look for a hung process")
+    if tally["failed"]:
+        steps.append(
+            "  - failed: fix the address or number in the ERP; failed rows are not retried "
+            "(proit-notify history --status failed)"
+        )
+    if tally["deferred"]:
+        steps.append(
+            "  - deferred: the next runs retry them; if it goes on, check the mail server "
+            "(proit-notify check)"
+        )
+    if tally["unknown"]:
+        steps.append(
+            "  - unknown: check whether the customer got it, then "
+            "'proit-notify ledger resolve KEY --sent' or '--resend'"
+        )
+    steps.append("  - overview: proit-notify status")
+    return steps
+
+
+def sample_alert(host: str, when: str) -> Alert:
+    """``test-send --alert``: what an alert looks like, marked as a test."""
+    sample = JobReport("shipping-confirmations", dry_run=False)
+    sample.items.append(
+        ItemReport(
+            "shipping:0",
+            "Lieferschein 0 (test)",
+            "email",
+            "kunde@example.invalid",
+            "default",
+            "failed",
+            "550 example: mailbox unavailable (this is a test)",
+        )
+    )
+    found = alert_for("test-send --alert", host, when, [sample], 1, None)
+    assert found is not None
+    return Alert(f"[test] {found.subject}", "THIS IS A TEST ALERT.\n\n" + found.text, "test")
+
+
+class Throttle:
+    """When each alert was last mailed, in a file next to the lock file (per host; it works
+    when the ledger's database is what failed)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def recent(self, fingerprint: str, now: datetime) -> bool:
+        stamp = self._load().get(fingerprint)
+        return stamp is not None and now - from_utc_text(stamp) < ALERT_INTERVAL
+
+    def remember(self, fingerprint: str, now: datetime) -> None:
+        kept = {k: v for k, v in self._load().items() if now - from_utc_text(v) < ALERT_INTERVAL}
+        kept[fingerprint] = to_utc_text(now)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(kept, f)
+        os.replace(tmp, self.path)
+
+
+def send_alert(alert: Alert, settings: Settings, channel: Channel, run_id: str) -> str:
+    """Mail the alert to every address; what happened, for the log and the run record."""
+    outcomes = []
+    for message in alert.messages(settings, run_id):
+        try:
+            channel.prepare(message.account)
+            result = channel.send(message)
+            said = "sent" if result.ok else f"not sent ({result.outcome}: {result.detail})"
+        except UnreachableError as exc:
+            said = f"not sent ({exc})"
+        outcomes.append(f"{message.to}: {said}")
+    return "; ".join(outcomes)
+
+
+@dataclass
+class CommandRun:
+    """The run records and the alert of one job command (``run-all`` or one job)."""
+
+    settings: Settings
+    clock: Clock
+    command: str
+    run_id: str = field(default_factory=RunLog.new_id)
+    reports: list[JobReport] = field(default_factory=list)
+
+    def job_started(self, ledger: Ledger, job: str) -> None:
+        ledger.runs.start(self.run_id, job, self.command, self.clock.utc)
+
+    def job_ended(self, ledger: Ledger, report: JobReport) -> None:
+        self.reports.append(report)
+        ledger.runs.end_job(self.run_id, report.job, report.counts, self.clock.utc)
+
+    def finish(
+        self, ledger: Ledger | None, exit_code: int, error: NotifyError | None, channel: Channel
+    ) -> str | None:
+        """Record the exit code and send the alert if one is due; the alert's outcome."""
+        detail = (
+            redact(str(error)) if error else "; ".join(b for r in self.reports for b in r.blocked)
+        )
+        now = self.clock.utc
+        if ledger is not None:
+            try:
+                ledger.runs.end_command(self.run_id, self.command, exit_code, detail, now)
+            except NotifyError as exc:
+                log.error("could not record this run: %s", redact(str(exc)))
+                ledger = None
+        outcome = self._alert(exit_code, detail if error else None, channel, now)
+        if outcome is not None:
+            if ledger is not None:
+                try:
+                    ledger.runs.set_alert(self.run_id, outcome)
+                except NotifyError as exc:
+                    log.error("could not record the alert: %s", redact(str(exc)))
+            if "not sent" in outcome:
+                log.error("alert: %s", redact(outcome))
+            else:
+                log.info("alert: %s", outcome)
+        return outcome
+
+    def _alert(
+        self, exit_code: int, error: str | None, channel: Channel, now: datetime
+    ) -> str | None:
+        alerts = self.settings.alerts
+        if not alerts.enabled:
+            return None
+        host = RunLog.host_name()
+        when = f"{self.clock.now:%Y-%m-%d %H:%M} ({self.settings.service.timezone})"
+        alert = alert_for(self.command, host, when, self.reports, exit_code, error)
+        if alert is None:
+            return None
+        throttle = Throttle(alert_state_path(self.settings))
+        if throttle.recent(alert.fingerprint, now):
+            return "not mailed again: the same problems were mailed less than an hour ago"
+        outcome = send_alert(alert, self.settings, channel, self.run_id)
+        if "not sent" not in outcome:
+            throttle.remember(alert.fingerprint, now)
+        return outcome
+
+
+def alert_state_path(settings: Settings) -> Path:
+    lock = settings.lock_path
+    return lock.with_name(lock.name.removesuffix(".lock") + ".alerts.json")
+
+
+# --- status ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job's line of ``status``."""
+
+    job: str
+    last: RunRecord | None
+    stale: bool  # ran before, but not in the last 26 h
+
+    @property
+    def problem(self) -> str | None:
+        if self.stale and self.last is not None:
+            return f"has not run since {self.last.started_at:%Y-%m-%d %H:%M} UTC (more than 26 h)"
+        if self.last is not None and self.last.exit_code is not None and self.last.exit_code >= 3:
+            return f"its last run ended with exit code {self.last.exit_code}: {self.last.detail}"
+        if self.last is not None and self.last.ended_at is None:
+            return "its last run did not finish (killed or crashed)"
+        return None
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``proit-notify status`` reports (exit 1 when :attr:`waiting` is not empty)."""
+
+    now: datetime
+    jobs: tuple[JobStatus, ...]
+    unknown: int
+    drafts: int
+    oldest_draft: datetime | None
+    failed_24h: int
+    deferred: int
+    last_alert: str
+    command_failure: RunRecord | None
+
+    @property
+    def waiting(self) -> list[str]:
+        """What waits for a person, each with the command that shows or fixes it."""
+        found = []
+        if not any(j.last for j in self.jobs):
+            found.append("no job run is recorded yet: is the scheduled task set up?")
+        for j in self.jobs:
+            if j.problem:
+                found.append(f"{j.job}: {j.problem}")
+        if self.command_failure is not None:
+            r = self.command_failure
+            found.append(
+                f"{r.command} at {r.started_at:%Y-%m-%d %H:%M} UTC ran no job: "
+                f"exit {r.exit_code}: {r.detail}"
+            )
+        if self.unknown:
+            found.append(
+                f"{self.unknown} unknown notification(s): proit-notify history --status unknown, "
+                "then proit-notify ledger resolve KEY --sent | --resend"
+            )
+        if self.drafts:
+            found.append(f"{self.drafts} draft(s) waiting for review: proit-notify drafts list")
+        if self.failed_24h:
+            found.append(
+                f"{self.failed_24h} failed in the last 24 h: proit-notify history --status failed"
+            )
+        return found
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "ok": not self.waiting,
+            "waiting": self.waiting,
+            "unknown": self.unknown,
+            "drafts": self.drafts,
+            "oldest_draft": to_utc_text(self.oldest_draft) if self.oldest_draft else None,
+            "failed_24h": self.failed_24h,
+            "deferred": self.deferred,
+            "last_alert": self.last_alert,
+            "jobs": [
+                {
+                    "job": j.job,
+                    "last_run": _record_json(j.last),
+                    "stale": j.stale,
+                    "problem": j.problem,
+                }
+                for j in self.jobs
+            ],
+        }
+
+
+def _record_json(r: RunRecord | None) -> dict[str, object] | None:
+    if r is None:
+        return None
+    return {
+        "command": r.command,
+        "host": r.host,
+        "started_at": to_utc_text(r.started_at),
+        "ended_at": to_utc_text(r.ended_at) if r.ended_at else None,
+        "counts": dict(r.counts),
+        "exit_code": r.exit_code,
+    }
+
+
+def status(ledger: Ledger, now: datetime) -> Status:
+    """What waits for a person, read from the ledger and the run records."""
+    latest = ledger.runs.last_per_job()
+    jobs = tuple(
+        JobStatus(
+            job.command,
+            latest.get(job.command),
+            job.command in latest and now - latest[job.command].started_at > STALE_AFTER,
+        )
+        for job in registry.JOBS
+    )
+    tally = ledger.tally()
+    drafts = ledger.history(status="draft")
+    failure = latest.get(NO_JOB)
+    if failure is not None and failure.exit_code == 5:
+        failure = None  # another run held the lock: that run's own record counts
+    newest_job = max((j.last.started_at for j in jobs if j.last), default=None)
+    if failure is not None and newest_job is not None and failure.started_at < newest_job:
+        failure = None  # a job ran after it: that run's result counts
+    alerts = [r for r in latest.values() if r.alert]
+    last_alert = max(alerts, key=lambda r: r.started_at).alert if alerts else ""
+    return Status(
+        now=now,
+        jobs=jobs,
+        unknown=tally.get("unknown", 0),
+        drafts=len(drafts),
+        oldest_draft=min((d.created_at for d in drafts), default=None),
+        failed_24h=ledger.tally(since=now - timedelta(hours=24)).get("failed", 0),
+        deferred=tally.get("deferred", 0),
+        last_alert=last_alert,
+        command_failure=failure,
+    )
