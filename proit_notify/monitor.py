@@ -45,11 +45,13 @@ PROBLEM_STATUSES = ("failed", "deferred", "unknown")
 
 @dataclass(frozen=True)
 class Alert:
-    """One summary mail: its subject, text, and what makes two alerts "the same problems"."""
+    """One summary mail: its subject, its text, and its problems (``status key channel`` of
+    each problem row, ``exit N ...`` of an error): mailed when one of them was not mailed in
+    the last hour."""
 
     subject: str
     text: str
-    fingerprint: str
+    problems: tuple[str, ...]
 
     def messages(self, settings: Settings, run_id: str) -> list[Outgoing]:
         """One message per address of ``alerts.to``; each its own Message-ID."""
@@ -80,12 +82,15 @@ def alert_for(
 ) -> Alert | None:
     """The summary of a command run, or None when nothing is wrong with it."""
     rows = [i for r in reports for i in r.items if i.status in PROBLEM_STATUSES]
-    if exit_code < 3 and not rows:
+    attention = [a for r in reports for a in r.attention]
+    if exit_code < 3 and not rows and not attention:
         return None
     tally = {s: sum(1 for i in rows if i.status == s) for s in PROBLEM_STATUSES}
     what = ", ".join(f"{n} {s}" for s, n in tally.items() if n)
     if exit_code >= 3:
         what = f"exit {exit_code}" + (f", {what}" if what else "")
+    if not what:
+        what = "notifications aged out during a pause"
     lines = [f"proit-notify {command} on {host}, {when}: exit code {exit_code}", ""]
     if error:
         lines += ["The run stopped with this error:", f"  {error}", ""]
@@ -106,12 +111,11 @@ def alert_for(
         lines += ["Notes of the run:", *(f"  {n}" for n in notes), ""]
     lines += ["What to do next:", *_next_steps(tally, exit_code), ""]
     lines.append("This mail is sent at most once an hour for the same problems ([alerts]).")
-    keys = sorted(f"{i.status} {i.key} {i.channel}" for i in rows)
-    fingerprint = hashlib.sha256(
-        json.dumps([command, exit_code, error or "", keys]).encode()
-    ).hexdigest()[:32]
+    problems = [f"{i.status} {i.key} {i.channel}" for i in rows] + attention
+    if exit_code >= 3:
+        problems.append(f"exit {exit_code} {command} {error or ''}")
     text = redact("\n".join(lines))
-    return Alert(f"proit-notify on {host}: {command}: {what}", text, fingerprint)
+    return Alert(f"proit-notify on {host}: {command}: {what}", text, tuple(problems))
 
 
 def _next_steps(tally: dict[str, int], exit_code: int) -> list[str]:
@@ -162,12 +166,13 @@ def sample_alert(host: str, when: str) -> Alert:
     )
     found = alert_for("test-send --alert", host, when, [sample], 1, None)
     assert found is not None
-    return Alert(f"[test] {found.subject}", "THIS IS A TEST ALERT.\n\n" + found.text, "test")
+    return Alert(f"[test] {found.subject}", "THIS IS A TEST ALERT.\n\n" + found.text, ())
 
 
 class Throttle:
-    """When each alert was last mailed, in a file next to the lock file (per host; it works
-    when the ledger's database is what failed)."""
+    """When each problem was last mailed, in a file next to the lock file (per host; it
+    works when the ledger's database is what failed). Problems are kept as hashes: a key
+    holds ERP text, and the file needs none of it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -179,18 +184,29 @@ class Throttle:
             return {}
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
-    def recent(self, fingerprint: str, now: datetime) -> bool:
-        stamp = self._load().get(fingerprint)
-        return stamp is not None and now - from_utc_text(stamp) < ALERT_INTERVAL
+    def all_recent(self, problems: Sequence[str], now: datetime) -> bool:
+        """Every one of ``problems`` was mailed less than an hour ago."""
+        seen = self._load()
+        return all(
+            (stamp := seen.get(_digest(p))) is not None
+            and now - from_utc_text(stamp) < ALERT_INTERVAL
+            for p in problems
+        )
 
-    def remember(self, fingerprint: str, now: datetime) -> None:
-        kept = {k: v for k, v in self._load().items() if now - from_utc_text(v) < ALERT_INTERVAL}
-        kept[fingerprint] = to_utc_text(now)
+    def remember(self, problems: Sequence[str], now: datetime) -> None:
+        kept = {
+            k: v for k, v in self._load().items() if now - from_utc_text(v) < ALERT_INTERVAL
+        }
+        kept.update({_digest(p): to_utc_text(now) for p in problems})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(kept, f)
         os.replace(tmp, self.path)
+
+
+def _digest(problem: str) -> str:
+    return hashlib.sha256(problem.encode()).hexdigest()[:24]
 
 
 def send_alert(alert: Alert, settings: Settings, channel: Channel, run_id: str) -> str:
@@ -263,11 +279,11 @@ class CommandRun:
         if alert is None:
             return None
         throttle = Throttle(alert_state_path(self.settings))
-        if throttle.recent(alert.fingerprint, now):
+        if throttle.all_recent(alert.problems, now):
             return "not mailed again: the same problems were mailed less than an hour ago"
         outcome = send_alert(alert, self.settings, channel, self.run_id)
         if "not sent" not in outcome:
-            throttle.remember(alert.fingerprint, now)
+            throttle.remember(alert.problems, now)
         return outcome
 
 

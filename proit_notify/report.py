@@ -48,6 +48,9 @@ class JobReport:
     notes: list[str] = field(default_factory=list)  # for the person reading the output
     #: configuration-level failures (relay unreachable, TLS, login): the run exits 4
     blocked: list[str] = field(default_factory=list)
+    #: what a person must hear although nothing failed (notifications that aged out during
+    #: a pause): also in :attr:`notes`, and a reason for an alert
+    attention: list[str] = field(default_factory=list)
 
     @property
     def note(self) -> str:

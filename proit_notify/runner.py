@@ -26,7 +26,7 @@ import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .channels import Channel, ChannelName, Outgoing, SendResult
@@ -218,8 +218,33 @@ class Runner:
         self.check_templates()
         if not options.dry_run:
             self.recover(report)
+        self._note_gap(job, report)
         self._loop(report, lambda p: self._plan_and_send(job, options, p))
         return report
+
+    def _note_gap(self, job: Job, report: JobReport) -> None:
+        """A pause longer than the job's catch-up window: what aged out gets a line (and an
+        alert), since it has no ledger row (README "Catch-up and pauses")."""
+        window = spec(job.name).window
+        if window is None:
+            return
+        max_age = window(self.settings)
+        before = self.ledger.runs.previous_start(job.name, self.clock.utc)
+        if before is None:
+            return
+        last_day = self.clock.local_of(before).date()
+        oldest = self.clock.oldest_due_day(max_age)
+        if (oldest - last_day).days <= 1:
+            return
+        key = f"{spec(job.name).ledger_name}.max_age_days"
+        text = (
+            f"{job.name} did not run from {last_day:%d.%m.%Y} until today, longer than {key} "
+            f"({max_age} days): what fell due from {last_day + timedelta(days=1):%d.%m.%Y} to "
+            f"{oldest - timedelta(days=1):%d.%m.%Y} has aged out and is not sent. To send it "
+            f"anyway, run {job.name} once with {key} = {(self.clock.today - last_day).days}."
+        )
+        report.notes.append(text)
+        report.attention.append(text)
 
     def send_drafts(self, drafts: Sequence[Draft]) -> JobReport:
         """``drafts send``: each reviewed draft through the same hand-over as a run."""

@@ -109,6 +109,15 @@ class RunLog:
     def set_alert(self, run_id: str, outcome: str) -> None:
         self._write(f"UPDATE {self._q} SET alert = ? WHERE run_id = ?", [outcome[:4000], run_id])
 
+    def previous_start(self, job: str, before: datetime) -> datetime | None:
+        """When the latest finished run of ``job`` before ``before`` started."""
+        rows = self._read(
+            "job = ? AND ended_at IS NOT NULL AND started_at < ? ORDER BY started_at DESC",
+            [job, to_utc_text(before)],
+            first=True,
+        )
+        return rows[0].started_at if rows else None
+
     def last_per_job(self) -> dict[str, RunRecord]:
         """The latest row of each job (and of ``-``)."""
         latest: dict[str, RunRecord] = {}

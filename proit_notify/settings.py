@@ -488,16 +488,6 @@ class Settings(_Model):
     #: where the settings were read from (relative paths are resolved against its folder)
     source: FilePath = Field(default=Path(DEFAULT_CONFIG_NAME), exclude=True)
 
-    @model_validator(mode="after")
-    def _alert_account(self) -> Settings:
-        name = self.alerts.account
-        if name is not None and name not in self.email.accounts:
-            defined = ", ".join(sorted(self.email.accounts))
-            raise ValueError(
-                f"alerts.account {name!r} is not a defined account (defined accounts: {defined})"
-            )
-        return self
-
     @property
     def alert_account(self) -> str:
         return self.alerts.account or self.email.default_account
@@ -639,6 +629,17 @@ def _format_error(file: Path, err: Mapping[str, Any]) -> list[str]:
     return [f"{file}: {key}: {part}{shown}" for part in msg.split("\n")]
 
 
+def _cross_section_problems(data: Mapping[str, Any]) -> list[str]:
+    """Keys that name something of another section (``alerts.account``)."""
+    alerts, email = data.get("alerts"), data.get("email")
+    name = alerts.get("account") if isinstance(alerts, dict) else None
+    accounts = email.get("accounts") if isinstance(email, dict) else None
+    if not isinstance(name, str) or not isinstance(accounts, dict) or name in accounts:
+        return []
+    defined = ", ".join(sorted(accounts)) or "none"
+    return [f"alerts.account: {name!r} is not a defined account (defined accounts: {defined})"]
+
+
 def parse_settings(
     data: dict[str, Any], source: Path, env: Mapping[str, str] | None = None
 ) -> Settings:
@@ -654,6 +655,8 @@ def parse_settings(
         for err in exc.errors():
             problems.extend(_format_error(source, err))
         settings = None
+    # between sections: checked on the raw data, so that they are reported with the rest
+    problems.extend(f"{source}: {p}" for p in _cross_section_problems(data))
     if problems or settings is None:
         raise ConfigError(
             f"{source}: {len(problems)} problem(s) in the settings; nothing was sent",

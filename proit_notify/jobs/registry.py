@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import UsageError
+from ..settings import Settings
 from . import Job
 from .delivery_dates import DeliveryDates
 from .prepayment import PrepaymentReminders
@@ -26,11 +27,26 @@ class JobSpec:
     ledger_name: str
     template: str
     make: Callable[[tuple[str, ...]], Job]
+    #: the catch-up window in days (``<job>.max_age_days``) of a job whose notifications age
+    #: out WITHOUT a ledger row; None: nothing ages out silently (rows say why)
+    window: Callable[[Settings], int] | None = None
 
 
 JOBS: tuple[JobSpec, ...] = (
-    JobSpec("shipping-confirmations", "shipping", "shipping", ShippingConfirmations),
-    JobSpec("review-requests", "review", "review", lambda _: ReviewRequests()),
+    JobSpec(
+        "shipping-confirmations",
+        "shipping",
+        "shipping",
+        ShippingConfirmations,
+        lambda s: s.shipping.max_age_days,
+    ),
+    JobSpec(
+        "review-requests",
+        "review",
+        "review",
+        lambda _: ReviewRequests(),
+        lambda s: s.review.max_age_days,
+    ),
     JobSpec("prepayment-reminders", "prepayment", "prepayment", lambda _: PrepaymentReminders()),
     JobSpec("delivery-dates", "delivery_date", "delivery_date", lambda _: DeliveryDates()),
 )

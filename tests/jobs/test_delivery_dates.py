@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from datetime import date
 from pathlib import Path
@@ -358,3 +359,134 @@ def test_drafts_usage_errors(erp_backend: Any, write_config: Any, cli: Cli) -> N
     empty = cli("-c", config, "drafts", "send", "--all")
     assert empty.exit_code == 0
     assert "0 sent" in empty.stdout
+
+
+# --- the baseline of the first run (SPEC §4) ---------------------------------------------
+
+
+def _walk(cli: Cli, config: Path, server: SmtpServer) -> Any:
+    """``run(as_of, *more)``: one delivery-dates run (exit 0), the mails it sent."""
+
+    def run(as_of: str, *more: str) -> list[Received]:
+        before = len(server.messages)
+        result = cli("-c", config, "delivery-dates", "--as-of", as_of, *more)
+        assert result.exit_code == 0, result.stderr
+        return server.messages[before:]
+
+    return run
+
+
+def test_an_old_back_order_is_notified_when_its_date_is_set_and_when_it_changes(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    # ordered 60 days before the walk, no delivery date yet; another order is open and dated
+    back_order = open_order(s, number="A-BACK", order_date=date(2026, 9, 28))
+    open_order(s, number="A-DATED", delivery_date=DEC_12)
+    config = write_config(email=email_section(smtp_server))
+    run = _walk(cli, config, smtp_server)
+
+    assert run("2026-11-27") == []  # day 1: the baseline (A-DATED's date), nothing sent
+    assert run("2026-11-28") == []
+    erp_backend.update("orders", back_order, delivery_date=DEC_5)
+    [first] = run("2026-11-29")  # day 3
+    assert "A-BACK" in first.message["Subject"]
+    assert "05.12.2026" in first.message["Subject"]
+    assert run("2026-11-30") == []
+    assert run("2026-12-01") == []
+    assert run("2026-12-02") == []
+    erp_backend.update("orders", back_order, delivery_date=DEC_12)
+    [second] = run("2026-12-04")  # day 8
+    assert "12.12.2026" in second.message["Subject"]
+    assert "bisher: 05.12.2026" in text_of(second)
+    assert run("2026-12-05") == []
+    assert len(smtp_server.messages) == 2
+
+
+def test_fifty_open_dated_orders_at_the_first_run_become_the_baseline(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    orders = [open_order(s, delivery_date=DEC_5) for _ in range(50)]
+    open_order(s, number="A-PAST", delivery_date=date(2026, 11, 20))  # past: not recorded
+    config = write_config(email=email_section(smtp_server))
+    run = _walk(cli, config, smtp_server)
+
+    planned = cli("-c", config, "--json", "delivery-dates", "--dry-run", "--as-of", AS_OF)
+    assert planned.exit_code == 0
+    assert "baseline" in planned.stderr
+    assert "notify_existing" in planned.stderr
+    [report] = planned.json()
+    assert report["counts"]["planned"] == 0
+    assert report["counts"]["skipped"] == 51  # 50 orders and the marker
+    assert ledger_rows(config) == []  # the dry run wrote nothing
+
+    first = cli("-c", config, "delivery-dates", "--as-of", AS_OF)
+    assert first.exit_code == 0
+    assert "0 sent, 0 failed, 51 skipped" in first.stdout
+    assert smtp_server.messages == []
+    rows = ledger_rows(config)
+    assert len(rows) == 50
+    assert {(st, detail) for _, st, detail, _ in rows} == {("skipped", "baseline")}
+    assert {i["delivery_date"] for *_, i in rows} == {"2026-12-05"}
+    marker = read_ledger(config, "status", "detail", prefix=MARKER_KEY)
+    assert marker == [("skipped", "baseline taken: 50 open order(s); later changes are notified")]
+
+    assert run(AS_OF) == []  # nothing changed
+    erp_backend.update("orders", orders[17], delivery_date=DEC_12)
+    [notice] = run("2026-11-28")
+    assert "12.12.2026" in notice.message["Subject"]
+    # the customer was never told the baseline's date: no "bisher" line
+    assert "bisher" not in text_of(notice)
+    assert run("2026-11-29") == []
+
+
+def test_notify_existing_notifies_every_open_date_at_the_first_run(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    for _ in range(50):
+        open_order(s, delivery_date=DEC_5)
+    config = write_config(email=email_section(smtp_server), delivery_date=EXISTING)
+
+    result = cli("-c", config, "delivery-dates", "--as-of", AS_OF)
+    assert result.exit_code == 0, result.stderr
+    assert len(smtp_server.messages) == 50
+    assert "baseline" not in result.stderr
+    assert {st for _, st, _, _ in ledger_rows(config)} == {"sent"}
+    assert read_ledger(config, "key", prefix=MARKER_KEY) == []
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_a_baseline_cut_short_is_completed_and_a_ledger_of_an_earlier_version_needs_none(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli, tmp_path: Path
+) -> None:
+    s = shop(erp_backend)
+    first, second = open_order(s, delivery_date=DEC_5), open_order(s, delivery_date=DEC_5)
+    config = write_config(email=email_section(smtp_server))
+    run = _walk(cli, config, smtp_server)
+    assert run(AS_OF, "--limit", "1") == []  # --limit counts sends: the baseline is whole
+    assert len(ledger_rows(config)) == 2
+    ledger = config.parent / "ledger.sqlite"
+
+    # a run killed halfway: one baseline row, no marker; the next run goes on with it
+    with sqlite3.connect(ledger) as conn:
+        conn.execute(
+            "DELETE FROM proit_notify_ledger WHERE key_ IN (?, ?)",
+            [MARKER_KEY, f"delivery_date:{second}:1"],
+        )
+    assert run(AS_OF) == []
+    assert [k for k, *_ in ledger_rows(config)] == [
+        f"delivery_date:{first}:1",
+        f"delivery_date:{second}:1",
+    ]
+
+    # an earlier version's ledger: notices sent, no baseline rows, no marker
+    with sqlite3.connect(ledger) as conn:
+        conn.execute("UPDATE proit_notify_ledger SET status = 'sent', detail = '250 ok'")
+        conn.execute("DELETE FROM proit_notify_ledger WHERE key_ = ?", [MARKER_KEY])
+    third = open_order(s, delivery_date=DEC_12)
+    [notice] = run(AS_OF)
+    assert "12.12.2026" in str(notice.message["Subject"])
+    assert read_ledger(config, "status", prefix=f"delivery_date:{third}:") == [("sent",)]
+    assert read_ledger(config, "key", prefix=MARKER_KEY) == []

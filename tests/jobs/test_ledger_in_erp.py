@@ -148,3 +148,54 @@ def test_an_sqlite_erp_cannot_hold_the_shared_ledger(
     assert result.exit_code == 3
     assert "ledger.erp" in result.stderr
     assert smtp_server.messages == []
+
+
+@pytest.mark.parametrize("erp_backend", ["postgresql", "mariadb"], indirect=True)
+def test_run_records_live_beside_the_shared_ledger_and_status_reads_them(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli, tmp_path: Path
+) -> None:
+    s = shop(erp_backend)
+    s.delivery_note(s.order(s.customer()), datetime(2026, 11, 26, 9))
+    config = write_config(email=email_section(smtp_server), ledger={"erp": True, "sqlite": None})
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(HOSTNAME_PATCH, encoding="utf-8")
+    env = dict(os.environ, TEST_HOSTNAME="kasse-2")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    # another host runs the jobs, this one asks for the status
+    code = "from proit_notify.cli import main; main()"
+    other = subprocess.run(
+        [sys.executable, "-c", code, "-c", str(config), "run-all", "--as-of", AS_OF],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert other.returncode == 0, other.stderr
+
+    status = cli("-c", config, "--json", "status", "--as-of", "2026-11-27T09:00")
+    assert status.exit_code == 0, status.stderr
+    [found] = status.json()
+    shipping = found["jobs"][0]
+    assert shipping["last_run"]["host"] == "kasse-2"
+    assert shipping["last_run"]["counts"]["sent"] == 1
+    assert shipping["last_run"]["exit_code"] == 0
+    settings = load_settings(config)
+    db = connect(settings.erp)
+    try:
+        rows = list(
+            db.stream(
+                f"SELECT job, host, n_sent, exit_code FROM "
+                f"{db.dialect.quote(settings.ledger.table + '_runs')} ORDER BY started_at, job"
+            )
+        )
+    finally:
+        db.close()
+    assert sorted((r["job"], r["host"], r["n_sent"], r["exit_code"]) for r in rows) == [
+        ("delivery-dates", "kasse-2", 0, 0),
+        ("prepayment-reminders", "kasse-2", 0, 0),
+        ("review-requests", "kasse-2", 0, 0),
+        ("shipping-confirmations", "kasse-2", 1, 0),
+    ]
+    assert not (tmp_path / "ledger.sqlite").exists()
