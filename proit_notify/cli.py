@@ -466,27 +466,27 @@ def status_command(as_of: AsOf = None) -> None:
     waiting = found.waiting
     if state.json:
         print(json.dumps(found.as_json(), ensure_ascii=False))
+        raise typer.Exit(1 if waiting else 0)
+    # the verdict first: a monitoring agent (Nagios, PRTG) shows the first line
+    if waiting:
+        out.print(f"WAITING: {len(waiting)} thing(s) wait for a person: {waiting[0]}", markup=False)
     else:
-        tz = settings.service.tz
-        rows = output.status_rows(found, tz)
-        if out.is_terminal:
-            out.print(output.table(output.STATUS_COLUMNS, rows, "proit-notify status"))
-        else:
-            for row in rows:
-                print("\t".join(row))
-        if found.deferred:
-            out.print(f"{found.deferred} deferred notification(s): the next runs retry them")
-        if found.oldest_draft is not None:
-            out.print(f"oldest draft: {found.oldest_draft.astimezone(tz):%Y-%m-%d %H:%M}")
-        if found.last_alert:
-            out.print(f"last alert: {found.last_alert}", markup=False)
-        for line in waiting:
-            out.print(f"WAITING: {line}", markup=False)
-        out.print(
-            "ok: nothing waits for a person"
-            if not waiting
-            else f"{len(waiting)} thing(s) wait for a person"
-        )
+        out.print("OK: nothing waits for a person")
+    tz = settings.service.tz
+    rows = output.status_rows(found, tz)
+    if out.is_terminal:
+        out.print(output.table(output.STATUS_COLUMNS, rows, "last run per job"))
+    else:
+        for row in rows:
+            print("\t".join(row))
+    for line in waiting:
+        out.print(f"WAITING: {line}", markup=False)
+    if found.deferred:
+        out.print(f"{found.deferred} deferred notification(s): the next runs retry them")
+    if found.oldest_draft is not None:
+        out.print(f"oldest draft: {found.oldest_draft.astimezone(tz):%Y-%m-%d %H:%M}")
+    if found.last_alert:
+        out.print(f"last alert: {found.last_alert}", markup=False)
     raise typer.Exit(1 if waiting else 0)
 
 

@@ -195,6 +195,8 @@ def test_every_command_run_is_recorded_and_status_tells_what_waits_for_a_person(
     assert found["jobs"][0]["last_run"]["counts"]["failed"] == 1
     assert cli("-c", config, "run-all", "--as-of", "2026-11-29T11:30").exit_code == 0
     assert status("2026-11-29T12:00")[0] == 0
+    fine = cli("-c", config, "status", "--as-of", "2026-11-29T12:00")
+    assert (fine.exit_code, fine.stdout.splitlines()[0]) == (0, "OK: nothing waits for a person")
 
     # an unknown row (a crashed run's 'sending' row) waits for a person
     ledger = config.parent / "ledger.sqlite"
@@ -210,6 +212,8 @@ def test_every_command_run_is_recorded_and_status_tells_what_waits_for_a_person(
     # the plain output of a terminal-less call (the Task Scheduler, a monitoring agent)
     plain = cli("-c", config, "status", "--as-of", "2026-11-29T12:00")
     assert plain.exit_code == 1
+    # the verdict is the first line: what a monitoring agent shows
+    assert plain.stdout.splitlines()[0].startswith("WAITING: 1 thing(s) wait for a person: 1 unk")
     assert "WAITING: 1 unknown notification(s)" in plain.stdout
     assert "shipping-confirmations\t2026-11-29 11:30" in plain.stdout
 
