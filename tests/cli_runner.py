@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from smtp_server import Received, SmtpServer
 
 from proit_notify import cli as cli_module
 
@@ -46,5 +47,20 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
             code = 0
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def day_runner(
+    cli: Cli, config: object, server: SmtpServer, command: str
+) -> Callable[..., list[Received]]:
+    """``run(as_of, *options)``: one run of ``command`` at ``--as-of`` that must exit 0;
+    the messages the server received during it (a day of a ``--as-of`` walk)."""
+
+    def run(as_of: str, *options: str) -> list[Received]:
+        before = len(server.messages)
+        result = cli("-c", config, command, "--as-of", as_of, *options)
+        assert result.exit_code == 0, result.stderr
+        return server.messages[before:]
 
     return run

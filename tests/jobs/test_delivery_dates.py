@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_runner import Cli
+from cli_runner import Cli, day_runner
 from ledger_rows import ledger_rows as read_ledger
 from scenario import Shop, shop
 from smtp_server import Received, SmtpServer, email_section
@@ -364,18 +364,6 @@ def test_drafts_usage_errors(erp_backend: Any, write_config: Any, cli: Cli) -> N
 # --- the baseline of the first run (SPEC §4) ---------------------------------------------
 
 
-def _walk(cli: Cli, config: Path, server: SmtpServer) -> Any:
-    """``run(as_of, *more)``: one delivery-dates run (exit 0), the mails it sent."""
-
-    def run(as_of: str, *more: str) -> list[Received]:
-        before = len(server.messages)
-        result = cli("-c", config, "delivery-dates", "--as-of", as_of, *more)
-        assert result.exit_code == 0, result.stderr
-        return server.messages[before:]
-
-    return run
-
-
 def test_an_old_back_order_is_notified_when_its_date_is_set_and_when_it_changes(
     erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
 ) -> None:
@@ -384,7 +372,7 @@ def test_an_old_back_order_is_notified_when_its_date_is_set_and_when_it_changes(
     back_order = open_order(s, number="A-BACK", order_date=date(2026, 9, 28))
     open_order(s, number="A-DATED", delivery_date=DEC_12)
     config = write_config(email=email_section(smtp_server))
-    run = _walk(cli, config, smtp_server)
+    run = day_runner(cli, config, smtp_server, "delivery-dates")
 
     assert run("2026-11-27") == []  # day 1: the baseline (A-DATED's date), nothing sent
     assert run("2026-11-28") == []
@@ -410,7 +398,7 @@ def test_fifty_open_dated_orders_at_the_first_run_become_the_baseline(
     orders = [open_order(s, delivery_date=DEC_5) for _ in range(50)]
     open_order(s, number="A-PAST", delivery_date=date(2026, 11, 20))  # past: not recorded
     config = write_config(email=email_section(smtp_server))
-    run = _walk(cli, config, smtp_server)
+    run = day_runner(cli, config, smtp_server, "delivery-dates")
 
     planned = cli("-c", config, "--json", "delivery-dates", "--dry-run", "--as-of", AS_OF)
     assert planned.exit_code == 0
@@ -464,7 +452,7 @@ def test_a_baseline_cut_short_is_completed_and_a_ledger_of_an_earlier_version_ne
     s = shop(erp_backend)
     first, second = open_order(s, delivery_date=DEC_5), open_order(s, delivery_date=DEC_5)
     config = write_config(email=email_section(smtp_server))
-    run = _walk(cli, config, smtp_server)
+    run = day_runner(cli, config, smtp_server, "delivery-dates")
     assert run(AS_OF, "--limit", "1") == []  # --limit counts sends: the baseline is whole
     assert len(ledger_rows(config)) == 2
     ledger = config.parent / "ledger.sqlite"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_runner import Cli
+from cli_runner import Cli, day_runner
 from erp_backends import ErpBackend
 from ledger_rows import ledger_rows as read_ledger
 from scenario import shop
@@ -301,14 +301,8 @@ def test_payment_booked_while_the_batch_is_sending_is_seen_before_each_send(
 
 def stepper(cli: Cli, config: Path, server: SmtpServer) -> Callable[[str], list[str]]:
     """``run(as_of)``: one prepayment-reminders run, the invoice numbers it mailed."""
-
-    def run(as_of: str) -> list[str]:
-        seen = len(server.messages)
-        result = cli("-c", config, "prepayment-reminders", "--as-of", as_of)
-        assert result.exit_code == 0, result.stderr
-        return [invoice_of(m) for m in server.messages[seen:]]
-
-    return run
+    run = day_runner(cli, config, server, "prepayment-reminders")
+    return lambda as_of: [invoice_of(m) for m in run(as_of)]
 
 
 def test_runs_skipped_for_days_send_one_reminder_and_a_long_pause_never_ends_a_series(
