@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import Progress
 
 from . import __version__, drafts, output
@@ -57,8 +58,9 @@ ledger_app = typer.Typer(help="Decide ledger rows by hand.", no_args_is_help=Tru
 app.add_typer(drafts_app, name="drafts")
 app.add_typer(ledger_app, name="ledger")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False: ERP text ("A-[/]1", "[link=...]") is data and is printed as typed (SPEC §7)
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 @dataclass
@@ -216,7 +218,8 @@ def _progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | 
             task = bar.add_task("sending", total=None)
 
             def tick(item: ItemReport) -> None:
-                bar.update(task, advance=1, description=f"{item.status}: {item.document}")
+                # the description column reads markup: the document is escaped into text
+                bar.update(task, advance=1, description=escape(f"{item.status}: {item.document}"))
 
             yield tick
         return

@@ -13,6 +13,7 @@ from ledger_rows import ledger_rows
 from scenario import shop
 from smtp_server import DROP, SmtpServer, email_section
 
+from proit_notify import cli as cli_module
 from proit_notify.ledger import RunLock
 
 AS_OF = "2026-11-27T08:00"
@@ -596,3 +597,36 @@ def test_erp_text_with_rich_markup_is_shown_as_typed_in_the_dry_run_and_history(
     history = cli("-c", config, "history")
     assert history.exit_code == 0, history.stderr
     assert "A-[/]1" in history.stdout
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_erp_text_with_rich_markup_on_a_terminal_preview_progress_and_tables(
+    erp_backend: Any,
+    write_config: Any,
+    smtp_server: SmtpServer,
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for console in (cli_module.out, cli_module.err):
+        monkeypatch.setattr(console, "_force_terminal", True)  # a person at a terminal
+    s = shop(erp_backend)
+    hostile = "[/][link=https://evil.example]Klick[/link] [bold]"
+    customer = s.customer(name=f"Kunde {hostile}")
+    s.delivery_note(s.order(customer, number=f"A-{hostile}"), PRINTED, number="LS-[/]7")
+    clean = s.delivery_note(s.order(s.customer()), PRINTED)
+    config = write_config(email=email_section(smtp_server))
+
+    dry = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF, "--dry-run", "--preview")
+    assert dry.exit_code == 0, dry.stderr
+    assert "LS-[/]7" in dry.stdout
+    assert "[link=https://evil.example]Klick[/link]" in dry.stdout
+    sent = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert sent.exit_code == 0, sent.stderr
+    assert len(smtp_server.messages) == 2
+    for command in (["history"], ["status", "--as-of", AS_OF], ["drafts", "list"]):
+        shown = cli("-c", config, *command)
+        assert shown.exit_code in (0, 1), shown.stderr
+        assert "internal error" not in shown.stderr
+    assert "LS-[/]7" in cli("-c", config, "history").stdout
+    assert cli("-c", config, "history").stdout.endswith("2 row(s)\n")
+    assert clean
