@@ -6,6 +6,7 @@ allowed) as one :class:`ConfigError`; nothing is sent before the settings are va
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
@@ -124,6 +126,17 @@ FilePath = Annotated[Path, Field(strict=False)]
 ColumnName = Annotated[str, AfterValidator(check_column_name)]
 
 
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address: traffic that never leaves the machine."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class _Model(BaseModel):
     # strict: TOML has real types, so "yes" for a bool or "30" for an int is a mistake.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -206,6 +219,15 @@ class SmsSettings(_Model):
             problems.append("provider 'http' needs an [sms.http] table describing the gateway")
         if self.provider == "http" and not self.url:
             problems.append("provider 'http' needs sms.url (the gateway's address)")
+        if self.url:
+            parts = urlsplit(self.url)
+            if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+                problems.append(
+                    f"url {self.url!r}: plain http would send the credentials unencrypted; "
+                    "use https:// (http:// is allowed only to localhost)"
+                )
+            elif parts.scheme not in {"http", "https"} or not parts.hostname:
+                problems.append(f"url {self.url!r}: not an https:// address")
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -298,6 +320,8 @@ class AccountSettings(_Model):
     connections: int = Field(default=1, ge=1, le=16)
     directory: FilePath | None = None
     ca_file: FilePath | None = None
+    #: send the password over a connection without TLS to a host other than loopback
+    allow_plaintext_auth: bool = False
 
     @model_validator(mode="after")
     def _transport_needs(self) -> AccountSettings:
@@ -305,6 +329,24 @@ class AccountSettings(_Model):
             raise ValueError("transport 'smtp' needs 'host' (the SMTP server's name)")
         if self.transport == "file" and self.directory is None:
             raise ValueError("transport 'file' needs 'directory' (where .eml files are written)")
+        if (
+            self.transport == "smtp"
+            and self.security == "none"
+            and self.username
+            and not is_loopback(self.host)
+            and not self.allow_plaintext_auth
+        ):
+            raise ValueError(
+                f"security = \"none\" with a username would send the password to {self.host} "
+                "unencrypted: use security = \"starttls\" or \"ssl\", or, if the network is "
+                "trusted, set allow_plaintext_auth = true"
+            )
+        if not self.password.isascii() and self.transport == "smtp":
+            # smtplib's AUTH encodes ASCII only (a non-ASCII password crashed the run)
+            raise ValueError(
+                "password: only ASCII characters can be sent by SMTP AUTH here; "
+                "choose a password without umlauts or other non-ASCII characters"
+            )
         return self
 
     @property
@@ -683,4 +725,52 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message ends with "(at line L, column C)"
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    _check_file_mode(path, data)
     return parse_settings(data, path.resolve(), env)
+
+
+#: ODBC keywords whose value is a secret
+_ODBC_SECRET_RE = re.compile(r"(?:^|;)\s*(?:PWD|PASSWORD)\s*=\s*([^;]*)", re.IGNORECASE)
+
+
+def literal_secrets(data: Mapping[str, Any]) -> list[str]:
+    """Keys that hold a secret written into the file (not through ``${ENV}``)."""
+
+    def literal(value: object) -> bool:
+        return isinstance(value, str) and bool(value.strip()) and not _ENV_RE.search(value)
+
+    found = []
+    sms = data.get("sms")
+    if isinstance(sms, dict) and literal(sms.get("password")):
+        found.append("sms.password")
+    email = data.get("email")
+    accounts = email.get("accounts") if isinstance(email, dict) else None
+    if isinstance(accounts, dict):
+        for name, account in accounts.items():
+            if isinstance(account, dict) and literal(account.get("password")):
+                found.append(f"email.accounts.{name}.password")
+    erp = data.get("erp")
+    odbc = erp.get("odbc") if isinstance(erp, dict) else None
+    if isinstance(odbc, str) and any(literal(v) for v in _ODBC_SECRET_RE.findall(odbc)):
+        found.append("erp.odbc: its PWD")
+    return found
+
+
+def _check_file_mode(path: Path, data: Mapping[str, Any]) -> None:
+    """A literal secret in a file others can read is refused, as msmtp and libpq do (POSIX
+    only: Windows has ACLs, not modes)."""
+    if os.name != "posix":
+        return
+    secrets = literal_secrets(data)
+    if not secrets:
+        return
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path} holds a password ({', '.join(secrets)}) and can be read by other users "
+            f"(mode {mode & 0o777:o}): run 'chmod 600 {path}', or take the password out of "
+            "the file with ${NAME} and an environment variable",
+        )

@@ -73,6 +73,7 @@ def write_config(tmp_path: Path, erp_backend: ErpBackend) -> WriteConfig:
         data = merge(base, sections)
         path = tmp_path / "proit-notify.toml"
         path.write_text(tomli_w.dumps(data), encoding="utf-8")
+        path.chmod(0o600)  # the test servers' passwords are written into the file
         return path
 
     return write

@@ -82,6 +82,7 @@ def test_odbc_without_driver_manager_is_one_line_exit_4(tmp_path: Path) -> None:
         '[email.accounts.a]\ntransport = "file"\ndirectory = "out"\nfrom = "a@example.ch"\n',
         encoding="utf-8",
     )
+    config.chmod(0o600)  # a literal PWD: only the owner may read the file
     result = run(["check", "--no-network"], tmp_path, block_odbc=True)
     assert result.returncode == 4
     assert "apt-get install unixodbc" in result.stderr

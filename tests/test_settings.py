@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -417,3 +418,92 @@ class TestInfoTypeOf:
         assert erp.info_type_of("1", "email") == "sms"
         assert erp.info_type_of("none", "email") == "none"
         assert erp.info_type_of("sms", "email") == "email", "sms is now coded as '1'"
+
+
+def _smtp(**account: Any) -> dict[str, Any]:
+    data = minimal()
+    data["email"]["accounts"]["default"] = {
+        "host": "mail.example.ch",
+        "from": "shop@example.ch",
+        **account,
+    }
+    return data
+
+
+def test_a_password_over_a_connection_without_tls_needs_allow_plaintext_auth() -> None:
+    plain = {"security": "none", "username": "shop", "password": "geheim"}
+    problem = only_problem(_smtp(**plain))
+    assert "email.accounts.default" in problem
+    assert "allow_plaintext_auth = true" in problem
+    assert "unencrypted" in problem
+    assert "geheim" not in problem
+    parse_settings(_smtp(**plain, allow_plaintext_auth=True), SOURCE, env={})
+    parse_settings(_smtp(**{**plain, "host": "127.0.0.1"}), SOURCE, env={})  # loopback
+    parse_settings(_smtp(**{**plain, "host": "localhost"}), SOURCE, env={})
+    parse_settings(_smtp(security="none"), SOURCE, env={})  # no login, no password sent
+    parse_settings(_smtp(**{**plain, "security": "starttls"}), SOURCE, env={})
+
+
+def test_a_non_ascii_smtp_password_is_refused_at_load_without_showing_it() -> None:
+    problem = only_problem(_smtp(username="shop", password="Grüezi2026"))
+    assert "ASCII" in problem
+    assert "Grüezi" not in problem
+    assert "ü" not in problem
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://gateway.example.ch/send", True),
+        ("http://127.0.0.1:8080/send", True),
+        ("http://localhost:8080/send", True),
+        ("http://gateway.example.ch/send", False),
+        ("ftp://gateway.example.ch/send", False),
+    ],
+)
+def test_sms_url_must_be_https_unless_to_loopback(url: str, ok: bool) -> None:
+    data = minimal()
+    data["sms"] = {"provider": "aspsms", "username": "u", "password": "p", "url": url}
+    if ok:
+        parse_settings(data, SOURCE, env={})
+    else:
+        assert "https://" in only_problem(data)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX (Windows has ACLs)")
+@pytest.mark.parametrize(
+    ("section", "secret"),
+    [
+        ("sms", {"provider": "aspsms", "username": "u", "password": "geheim"}),
+        ("erp", {"odbc": "DRIVER={X};SERVER=s;UID=u;PWD={ge;heim}"}),
+        ("account", {"password": "geheim"}),
+    ],
+)
+def test_a_literal_secret_in_a_file_others_can_read_is_refused_with_the_chmod(
+    tmp_path: Path, section: str, secret: dict[str, Any]
+) -> None:
+    data = minimal()
+    if section == "account":
+        data["email"]["accounts"]["default"].update(secret)
+    else:
+        data[section] = secret
+    path = tmp_path / "proit-notify.toml"
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    path.chmod(0o644)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    assert caught.value.exit_code == 3
+    assert f"chmod 600 {path}" in str(caught.value)
+    assert "geheim" not in str(caught.value)
+    path.chmod(0o600)
+    load_settings(path, env={})
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_a_secret_from_the_environment_needs_no_chmod(tmp_path: Path) -> None:
+    data = minimal()
+    data["sms"] = {"provider": "aspsms", "username": "u", "password": "${SMS_PW}"}
+    path = tmp_path / "proit-notify.toml"
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    path.chmod(0o644)
+    assert load_settings(path, env={"SMS_PW": "geheim"}).sms.password == "geheim"

@@ -551,3 +551,30 @@ def test_fit_segments_keeps_as_much_as_fits(text: str, max_segments: int) -> Non
         # one more character would not have fitted
         longer = text[: len(kept) + 1].rstrip() + "..."
         assert count_segments(longer) > max_segments or longer.removesuffix("...") == kept
+
+
+def test_a_redirect_is_not_followed_and_the_credentials_stay_home(httpserver: HTTPServer) -> None:
+    elsewhere = HTTPServer(host="127.0.0.1", port=0)
+    elsewhere.start()
+    try:
+        elsewhere.expect_request("/collect").respond_with_data("got you")
+        for status in (301, 302, 307, 308):
+            httpserver.clear()
+            httpserver.expect_request("/SendSimpleTextSMS").respond_with_data(
+                "", status=status, headers={"Location": elsewhere.url_for("/collect")}
+            )
+            httpserver.expect_request("/CheckCredits").respond_with_data(
+                "", status=status, headers={"Location": elsewhere.url_for("/collect")}
+            )
+            channel = make_channel(httpserver.url_for(""), "aspsms")
+            result = clean(channel.send(sms()))
+            assert result.outcome == "failed"
+            assert f"HTTP {status}, a redirect to 127.0.0.1" in result.detail
+            assert "not followed" in result.detail
+            problems = channel.check()
+            channel.close()
+            assert len(problems) == 1
+            assert "not followed" in problems[0]
+        assert elsewhere.log == []  # nothing (no password, no key) reached the second host
+    finally:
+        elsewhere.stop()

@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -131,7 +131,9 @@ class Gateway:
     def call(self, method: str, url: str, **kwargs: Any) -> requests.Response | SendResult:
         """One HTTP request for a send; a connection problem comes back classified."""
         try:
-            return self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
+            response = self.session.request(
+                method, url, timeout=self.settings.timeout, allow_redirects=False, **kwargs
+            )
         except requests.ConnectTimeout:
             return self.result(
                 "deferred", f"timed out connecting after {self.settings.timeout:g} s"
@@ -161,13 +163,30 @@ class Gateway:
             ) from None
         except requests.RequestException as exc:
             return self.result("unknown", f"request broke off: {self._reason(exc)}")
+        redirect = self.redirect(response)
+        return response if redirect is None else self.result("failed", redirect)
+
+    def redirect(self, response: requests.Response) -> str | None:
+        """Why a 3xx answer is not followed: it would carry the credentials elsewhere."""
+        if not 300 <= response.status_code < 400:
+            return None
+        target = urlsplit(response.headers.get("Location", "")).hostname or "another address"
+        return (
+            f"the gateway answered HTTP {response.status_code}, a redirect to {target}; it is "
+            "not followed (it would send the credentials there): set sms.url to the address "
+            "the provider documents"
+        )
 
     def probe(self, method: str, url: str, **kwargs: Any) -> requests.Response | str:
         """One HTTP request for ``check``: the response, or the problem as text."""
         try:
-            return self.session.request(method, url, timeout=self.settings.timeout, **kwargs)
+            response = self.session.request(
+                method, url, timeout=self.settings.timeout, allow_redirects=False, **kwargs
+            )
         except requests.RequestException as exc:
             return self.redact(f"{self.name}: cannot reach the gateway: {self._reason(exc)}")
+        redirect = self.redirect(response)
+        return response if redirect is None else self.redact(f"{self.name}: {redirect}")
 
     def _reason(self, exc: requests.RequestException) -> str:
         # exception texts of requests carry the full URL (query strings with the password for
