@@ -31,11 +31,11 @@ from .assembly import (
 from .channels import Channel, Outgoing, SendResult
 from .checks import run_checks
 from .clock import Clock
-from .db import redact
 from .errors import ConfigError, NotifyError, UsageError
 from .jobs import registry
 from .ledger import STATUSES, Ledger
 from .monitor import CommandRun, sample_alert, send_alert, status
+from .redaction import one_line, redact
 from .report import ItemReport, JobReport
 from .runner import RunOptions, job_options
 from .runs import RunLog
@@ -77,6 +77,21 @@ class State:
 state = State()
 
 
+def _print_json(data: object) -> None:
+    """One JSON document on stdout (for scripts: no colours), without secrets."""
+    print(redact(json.dumps(data, ensure_ascii=False)))
+
+
+class _SafeLine(logging.Filter):
+    """Every log line without secrets, and with ERP data's control characters escaped, so a
+    recipient "a\\r\\nERROR ..." cannot forge a line of its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = one_line(redact(record.getMessage()))
+        record.args = None
+        return True
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"proit-notify {__version__}")
@@ -113,6 +128,7 @@ def main_options(
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(_SafeLine())
     # our logger only: the root logger belongs to the libraries (and to the host program)
     for old in list(log.handlers):
         log.removeHandler(old)
@@ -235,9 +251,7 @@ def _show(report: JobReport, options: RunOptions) -> None:
     for note in report.notes:
         err.print(redact(note), markup=False)
     if state.json:
-        out.print_json(data=report.as_json()) if out.is_terminal else print(
-            json.dumps(report.as_json(), ensure_ascii=False)
-        )
+        _print_json(report.as_json())
         return
     if options.preview:
         for item in report.items:
@@ -362,7 +376,7 @@ def demo(
 
 def _show_demo(report: JobReport) -> None:
     if state.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False))
+        _print_json(report.as_json())
         return
     title = f"{report.job}: first {min(10, len(report.items))} of {len(report.items)}"
     out.print(output.table(output.DEMO_COLUMNS, output.demo_rows(report, 10), title))
@@ -448,7 +462,7 @@ def history(
         ledger.close()
     tz = settings.service.tz
     if state.json:
-        print(json.dumps([output.entry_json(e, tz) for e in rows], ensure_ascii=False))
+        _print_json([output.entry_json(e, tz) for e in rows])
         return
     _print_rows(output.HISTORY_COLUMNS, output.history_rows(rows, tz))
     out.print(f"{len(rows)} row(s)")
@@ -468,7 +482,7 @@ def status_command(as_of: AsOf = None) -> None:
         ledger.close()
     waiting = found.waiting
     if state.json:
-        print(json.dumps(found.as_json(), ensure_ascii=False))
+        _print_json(found.as_json())
         raise typer.Exit(1 if waiting else 0)
     # the verdict first: a monitoring agent (Nagios, PRTG) shows the first line
     if waiting:
@@ -538,7 +552,7 @@ def drafts_list(as_of: AsOf = None) -> None:
         retired = s.runner.retire_drafts()
         found = drafts.list_drafts(s.ledger)
     if state.json:
-        print(json.dumps([d.as_json() for d in found], ensure_ascii=False))
+        _print_json([d.as_json() for d in found])
         return
     for d, reason in retired:
         err.print(f"{d.key} ({d.channel}): {reason}; it will not be sent", markup=False)
@@ -556,7 +570,7 @@ def drafts_show(key: Annotated[str, typer.Argument(help="The draft's key")]) -> 
     finally:
         ledger.close()
     if state.json:
-        print(json.dumps([d.as_json() for d in found], ensure_ascii=False))
+        _print_json([d.as_json() for d in found])
         return
     for d in found:
         out.rule(f"{d.key} → {d.channel} {d.entry.recipient}")

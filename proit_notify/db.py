@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
@@ -21,22 +20,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import ErpError, MissingObjectError
+from .redaction import odbc_pairs, redact
 from .settings import ErpSettings
-
-_SECRET_RE = re.compile(r"((?:PWD|PASSWORD)\s*=\s*)(\{[^}]*\}|[^;]*)", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Hide passwords of an ODBC connection string (SPEC §7: secrets never appear)."""
-    return _SECRET_RE.sub(r"\1***", text)
 
 
 def odbc_target(conn_str: str) -> str:
     """A short, password-free description of an ODBC connection for messages."""
-    parts = {}
-    for item in conn_str.split(";"):
-        key, _, value = item.partition("=")
-        parts[key.strip().upper()] = value.strip()
+    parts = {key.upper(): value for key, value in odbc_pairs(conn_str)}
     driver = parts.get("DRIVER", "?")
     where = parts.get("SERVER") or parts.get("DATABASE") or parts.get("DSN") or ""
     port = parts.get("PORT")

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from .channels import Channel, Outgoing
 from .clock import Clock, from_utc_text, to_utc_text
-from .db import redact
 from .errors import NotifyError, UnreachableError
 from .jobs import registry
 from .ledger import Ledger
+from .redaction import redact
 from .report import ItemReport, JobReport
 from .runs import NO_JOB, RunLog, RunRecord
 from .settings import Settings

@@ -16,6 +16,7 @@ from rich.text import Text
 from .drafts import Draft
 from .ledger import Entry
 from .monitor import Status
+from .redaction import redact
 from .report import JobReport
 
 Row = tuple[str, ...]
@@ -44,7 +45,7 @@ def table(columns: Sequence[str], rows: Iterable[Row], title: str | None = None)
     for column in columns:
         shown.add_column(column, overflow="fold")
     for row in rows:
-        shown.add_row(*(Text(cell) for cell in row))
+        shown.add_row(*(Text(redact(cell)) for cell in row))
     return shown
 
 

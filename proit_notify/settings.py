@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .redaction import odbc_pairs, register
 
 CONFIG_ENV = "PROIT_NOTIFY_CONFIG"
 DEFAULT_CONFIG_NAME = "proit-notify.toml"
@@ -530,6 +531,16 @@ class Settings(_Model):
     #: where the settings were read from (relative paths are resolved against its folder)
     source: FilePath = Field(default=Path(DEFAULT_CONFIG_NAME), exclude=True)
 
+    def secrets(self) -> list[tuple[str, str | None]]:
+        """Every secret of these settings with its user name (for :mod:`redaction`)."""
+        found: list[tuple[str, str | None]] = [
+            (a.password, a.username) for a in self.email.accounts.values()
+        ]
+        found.append((self.sms.password, self.sms.username))
+        if self.erp.odbc:
+            found += [(v, None) for v in odbc_secrets(self.erp.odbc)]
+        return found
+
     @property
     def alert_account(self) -> str:
         return self.alerts.account or self.email.default_account
@@ -704,7 +715,13 @@ def parse_settings(
             f"{source}: {len(problems)} problem(s) in the settings; nothing was sent",
             tuple(problems),
         )
+    register(settings.secrets())
     return settings
+
+
+def odbc_secrets(conn_str: str) -> list[str]:
+    """The password values of an ODBC connection string."""
+    return [v for k, v in odbc_pairs(conn_str) if k.upper() in {"PWD", "PASSWORD"}]
 
 
 def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
@@ -729,10 +746,6 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     return parse_settings(data, path.resolve(), env)
 
 
-#: ODBC keywords whose value is a secret
-_ODBC_SECRET_RE = re.compile(r"(?:^|;)\s*(?:PWD|PASSWORD)\s*=\s*([^;]*)", re.IGNORECASE)
-
-
 def literal_secrets(data: Mapping[str, Any]) -> list[str]:
     """Keys that hold a secret written into the file (not through ``${ENV}``)."""
 
@@ -751,7 +764,7 @@ def literal_secrets(data: Mapping[str, Any]) -> list[str]:
                 found.append(f"email.accounts.{name}.password")
     erp = data.get("erp")
     odbc = erp.get("odbc") if isinstance(erp, dict) else None
-    if isinstance(odbc, str) and any(literal(v) for v in _ODBC_SECRET_RE.findall(odbc)):
+    if isinstance(odbc, str) and any(literal(v) for v in odbc_secrets(odbc)):
         found.append("erp.odbc: its PWD")
     return found
 

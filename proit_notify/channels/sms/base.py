@@ -18,12 +18,13 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
 
 from ...errors import UnreachableError
+from ...redaction import forms_of, redact
 from ...settings import SmsSettings
 from .. import Outcome, SendResult
 
@@ -84,13 +85,14 @@ class Gateway:
         return base + path
 
     def redact(self, text: str) -> str:
-        """``text`` without the password, in clear or URL-encoded form."""
+        """``text`` without the password in any form (:mod:`proit_notify.redaction`)."""
         password = self.settings.password
         if not password:
             return text
-        for form in {password, quote_plus(password), quote(password, safe="")}:
+        forms = forms_of(password, self.settings.username) | {password}
+        for form in sorted(forms, key=len, reverse=True):
             text = text.replace(form, "***")
-        return text
+        return redact(text)
 
     def result(self, outcome: Outcome, detail: str) -> SendResult:
         return SendResult(outcome, self.redact(f"{self.name}: {detail}"))
