@@ -7,7 +7,9 @@ that share a ledger in the ERP database (``ledger.erp = true``).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -129,6 +131,7 @@ class Ledger:
     def open_sqlite(cls, path: Path, table: str, retry: RetrySettings) -> Ledger:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _private(path)
             db = connect_sqlite(path, create=True)
         except (OSError, ErpError) as exc:
             raise LedgerError(
@@ -510,6 +513,19 @@ class Ledger:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _private(path: Path) -> None:
+    """The ledger holds names, addresses and draft texts: only its owner may read it
+    (POSIX; SQLite gives its -wal and -shm files the same mode). An older file is
+    tightened too."""
+    if os.name != "posix":
+        return
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    elif path.stat().st_mode & 0o077:
+        with contextlib.suppress(OSError):  # not ours to change: leave it as it is
+            path.chmod(0o600)
 
 
 def _entry(row: dict[str, Any]) -> Entry:

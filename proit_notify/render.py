@@ -25,7 +25,7 @@ from babel.numbers import format_currency, format_decimal
 from jinja2 import pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from .countries import country_code
@@ -346,7 +346,7 @@ class Renderer:
         loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(SHIPPED_DIR))]
         if templates_dir is not None:
             loaders.insert(0, jinja2.FileSystemLoader(str(templates_dir)))
-        self.env = SandboxedEnvironment(
+        self.env = ImmutableSandboxedEnvironment(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(

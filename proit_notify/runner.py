@@ -429,6 +429,12 @@ class Runner:
             return _item(n, target, target.problem_status, target.problem)
         assert rendered is not None
         if options.dry_run:
+            channel = self.channels.get(target.channel)
+            if target.channel != "none" and channel is not None:
+                # what send() would refuse without a server (a forged header) shows now
+                refused = channel.refuse(_outgoing(n, target, target.channel, rendered))
+                if refused is not None:
+                    return _item(n, target, "failed", refused)
             return _item(n, target, "planned", "", rendered if options.preview else None)
         return self._keep_draft(n, target, rendered, options, now)
 
@@ -509,17 +515,7 @@ class Runner:
                 info=info,
                 was=None if existing is None else existing.status,
                 preview=message if options.preview else None,
-                message=Outgoing(
-                    key=note.key,
-                    channel=channel,
-                    to=target.to,
-                    to_name=target.to_name,
-                    subject=message.subject,
-                    text=message.text,
-                    html=message.html,
-                    account=target.account if channel == "email" else None,
-                    document=note.document,
-                ),
+                message=_outgoing(note, target, channel, message),
             )
 
         def checked() -> Handover | ItemReport | None:
@@ -744,6 +740,21 @@ class Runner:
         return self.renderer.email(
             n.template, language=n.party.language, country=n.party.country, context=context
         )
+
+
+def _outgoing(n: Notification, target: Target, channel: ChannelName, message: Rendered) -> Outgoing:
+    """What a channel gets for notification ``n`` on ``target``."""
+    return Outgoing(
+        key=n.key,
+        channel=channel,
+        to=target.to,
+        to_name=target.to_name,
+        subject=message.subject,
+        text=message.text,
+        html=message.html,
+        account=target.account if channel == "email" else None,
+        document=n.document,
+    )
 
 
 def _item(

@@ -166,6 +166,17 @@ def test_sandbox_blocks_attribute_escapes(tmp_path: Path, source: str) -> None:
     assert "<class" not in str(info.value)  # nothing of the interpreter leaks out
 
 
+def test_a_template_cannot_change_the_values_it_is_given(tmp_path: Path) -> None:
+    # the context is shared by every channel of a notification: a template that appends to
+    # the items would change the next message (and the ledger's info)
+    override(tmp_path, "de/shipping.sms.txt", "{{ items.append(items[0]) }}{{ items|length }}")
+    context = dict(SAMPLE_CONTEXTS["shipping"])
+    before = list(context["items"])  # type: ignore[call-overload]
+    with pytest.raises(TemplateError):
+        renderer(tmp_path).sms("shipping", language="de", country="CH", context=context)
+    assert context["items"] == before
+
+
 def test_missing_file_everywhere_is_a_template_error(tmp_path: Path) -> None:
     r = renderer(tmp_path)
     with pytest.raises(TemplateError, match="unknown job"):

@@ -32,6 +32,9 @@ class Gate:
     def check(self) -> list[str]:
         return []
 
+    def refuse(self, message: Outgoing) -> str | None:
+        return None
+
     def close(self) -> None: ...
 
 

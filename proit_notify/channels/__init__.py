@@ -64,6 +64,11 @@ class Channel(Protocol):
         """Log in / reach the server without sending; the problems found (empty = fine)."""
         ...
 
+    def refuse(self, message: Outgoing) -> str | None:
+        """Why ``send`` would refuse this message without asking a server (a forged header,
+        an invalid address), or None: a dry run shows it as failed."""
+        ...
+
     def close(self) -> None:
         """Close open connections at the end of a batch."""
         ...

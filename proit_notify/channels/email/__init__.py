@@ -74,6 +74,11 @@ class EmailChannel:
             return write_eml(account, message.key, msg, recipient)
         return self._send_smtp(account, msg, recipient)
 
+    def refuse(self, message: Outgoing) -> str | None:
+        account = self._account(message.account)
+        built = build(account.settings, account.message_id_domain, message)
+        return built.detail if isinstance(built, SendResult) else None
+
     def prepare(self, account: str | None) -> None:
         """Reach and log in to the account's server once per batch (its connection then
         serves the first message); a file account's directory must be writable."""

@@ -96,5 +96,9 @@ class SmsChannel:
         """Log in to the gateway without sending (balance call where there is one)."""
         return self.provider.check()
 
+    def refuse(self, message: Outgoing) -> str | None:
+        """Nothing: an SMS is plain text, its number was checked when it was chosen."""
+        return None
+
     def close(self) -> None:
         self.session.close()
