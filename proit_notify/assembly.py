@@ -54,11 +54,7 @@ def open_ledger(settings: Settings, *, dry_run: bool = False) -> Ledger:
     ledger in memory instead of creating the file.
     """
     if dry_run and not settings.ledger.erp and not settings.ledger_path.exists():
-        ledger = Ledger(
-            connect_sqlite(Path(":memory:"), create=True), settings.ledger.table, settings.retry
-        )
-        ledger.ensure_schema()
-        return ledger
+        return _empty_ledger(settings)
     if settings.ledger.erp:
         try:
             db = connect(settings.erp)  # its own connection: ledger commits must not end reads
@@ -73,9 +69,37 @@ def open_ledger(settings: Settings, *, dry_run: bool = False) -> Ledger:
                 "ledger in ledger.sqlite."
             )
         ledger = Ledger(db, settings.ledger.table, settings.retry)
-        ledger.ensure_schema()
-        return ledger
+        if not dry_run:
+            ledger.ensure_schema()
+            return ledger
+        # a dry run writes nothing, in the ERP neither: without the table it reads nothing
+        try:
+            exists = db.has_table(settings.ledger.table)
+        except ErpError as exc:
+            db.close()
+            raise LedgerError(
+                f"cannot look for the ledger table in the ERP database: {exc}"
+            ) from None
+        if exists:
+            return ledger
+        db.close()
+        empty = _empty_ledger(settings)
+        empty.note = (
+            f"the ledger table {settings.ledger.table} does not exist yet in the ERP database: "
+            "the first real run creates it (the login needs the right to), or a DBA creates "
+            "it with 'proit-notify ledger ddl'; this dry run read an empty ledger"
+        )
+        return empty
     return Ledger.open_sqlite(settings.ledger_path, settings.ledger.table, settings.retry)
+
+
+def _empty_ledger(settings: Settings) -> Ledger:
+    """An empty ledger in memory, for a dry run that must not create one."""
+    ledger = Ledger(
+        connect_sqlite(Path(":memory:"), create=True), settings.ledger.table, settings.retry
+    )
+    ledger.ensure_schema()
+    return ledger
 
 
 def open_erp(settings: Settings) -> Erp:

@@ -31,9 +31,11 @@ from .assembly import (
 from .channels import Channel, Outgoing, SendResult
 from .checks import run_checks
 from .clock import Clock
+from .db import Dialect, connect
 from .errors import ConfigError, NotifyError, UsageError
 from .jobs import registry
 from .ledger import STATUSES, Ledger
+from .ledger import ddl as ledger_statements
 from .monitor import CommandRun, sample_alert, send_alert, status
 from .redaction import one_line, redact
 from .report import ItemReport, JobReport
@@ -539,6 +541,30 @@ def ledger_resolve(
     out.print(f"{key} ({', '.join(channels)}): {verdict}")
 
 
+@ledger_app.command("ddl")
+def ledger_ddl() -> None:
+    """Print the statements that create the ledger tables in the connected database (for a
+    DBA: the tool's login then needs only SELECT, INSERT, UPDATE and DELETE on them)."""
+    settings = state.settings()
+    if settings.ledger.erp:
+        db = connect(settings.erp)
+        try:
+            dialect = db.dialect
+        finally:
+            db.close()
+    else:
+        dialect = Dialect.SQLITE
+    table = settings.ledger.table
+    for statement in ledger_statements(table, dialect):
+        print(f"{statement};")
+    if dialect is Dialect.MSSQL:
+        print("GO")
+    print(
+        f"-- then: GRANT SELECT, INSERT, UPDATE, DELETE ON {table} and {table}_runs "
+        "TO the login of erp.odbc"
+    )
+
+
 # --- drafts ------------------------------------------------------------------------------
 
 DraftKeys = Annotated[list[str], typer.Argument(help="Ledger keys, e.g. delivery_date:42:1")]
@@ -739,12 +765,31 @@ def _fail(exc: NotifyError) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
+def _safe_streams() -> None:
+    """Output never crashes on a code page (SPEC §7): redirected output (the Task
+    Scheduler, ``> log.txt``, cp1252 on Windows) is written as UTF-8; a console that cannot
+    show a character gets a replacement instead of an exception."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None or encoding == "utf8":
+            continue
+        try:
+            if stream.isatty():
+                reconfigure(errors="replace")
+            else:
+                reconfigure(encoding="utf-8", errors="replace")
+        except (OSError, ValueError):
+            pass  # a stream that cannot be changed: left as it is
+
+
 def main() -> None:
     """Console entry point: every error becomes one message and its exit code (SPEC §7).
 
     Typer runs in standalone mode: it reports usage errors itself (exit 2) and turns
     ``typer.Exit`` into the exit code; everything else that escapes a command lands here.
     """
+    _safe_streams()
     try:
         app()
     except NotifyError as exc:

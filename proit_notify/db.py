@@ -213,6 +213,41 @@ class Database:
             cursor.close()
         return sorted(names, key=str.lower)
 
+    def has_table(self, table: str) -> bool:
+        """Whether the table exists (``schema.table`` or a bare name, any case)."""
+        schema, _, name = table.rpartition(".")
+        if isinstance(self.conn, sqlite3.Connection):
+            row = self.one(
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' "
+                "AND lower(name) = lower(?)",
+                [name],
+            )
+            return bool(row and int(row["n"]))
+        cursor = self.conn.cursor()
+        try:
+            # SQLTables: the driver's catalog, right for every dialect (a pattern: '_' is a
+            # wildcard there, so the exact name is compared below)
+            rows = list(cursor.tables(table=name, **self._scope(schema)))
+        except Exception as exc:
+            raise self._error(exc, "SQLTables") from exc
+        finally:
+            cursor.close()
+        return any(
+            (row.table_name or "").lower() == name.lower()
+            and (row.table_type or "").upper() == "TABLE"
+            and (not schema or (self._schema_of(row) or "").lower() == schema.lower())
+            for row in rows
+        )
+
+    def _scope(self, schema: str) -> dict[str, str]:
+        """ODBC catalog arguments for ``schema.``: MySQL/MariaDB call a database a catalog."""
+        if not schema:
+            return {}
+        return {"catalog": schema} if self.dialect is Dialect.MYSQL else {"schema": schema}
+
+    def _schema_of(self, row: Any) -> str | None:
+        return str(row.table_cat) if self.dialect is Dialect.MYSQL else row.table_schem
+
     def columns(self, table: str) -> list[tuple[str, str]]:
         """(name, type) of each column of ``table``."""
         if isinstance(self.conn, sqlite3.Connection):
@@ -224,7 +259,7 @@ class Database:
         try:
             found = [
                 (row.column_name, row.type_name)
-                for row in cursor.columns(table=name, schema=schema or None)
+                for row in cursor.columns(table=name, **self._scope(schema))
             ]
         except Exception as exc:
             raise self._error(exc, "SQLColumns") from exc

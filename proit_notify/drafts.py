@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -212,7 +213,8 @@ def editable(subject: str, text: str, channel: str) -> str:
 
 def edited_message(original: Rendered, channel: str, content: str) -> Rendered:
     """The message after an edit; a usage error for a file that cannot be sent."""
-    content = content.replace("\r\n", "\n")
+    # an editor on Windows may add a BOM and CR/LF line ends
+    content = content.removeprefix("\ufeff").replace("\r\n", "\n")
     if channel == "sms":
         text = content.strip()
         if not text:
@@ -244,7 +246,11 @@ def editor_command() -> list[str]:
     windows = os.name == "nt"
     parts = shlex.split(command, posix=not windows)
     # Windows keeps the quotes of "C:\Program Files\...\editor.exe" in the token
-    return [p[1:-1] if windows and len(p) > 1 and p[0] == p[-1] == '"' else p for p in parts]
+    parts = [p[1:-1] if windows and len(p) > 1 and p[0] == p[-1] == '"' else p for p in parts]
+    # "code" is code.cmd on Windows: without a shell only its full path can be started
+    if parts:
+        parts[0] = shutil.which(parts[0]) or parts[0]
+    return parts
 
 
 def open_editor(content: str) -> str | None:
@@ -252,7 +258,8 @@ def open_editor(content: str) -> str | None:
     handle, name = tempfile.mkstemp(prefix="proit-notify-", suffix=".txt")
     path = Path(name)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+        # the platform's line ends: Notepad of older Windows shows an LF-only file as one line
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(content)
         before = path.stat().st_mtime_ns
         command = editor_command()
@@ -267,7 +274,7 @@ def open_editor(content: str) -> str | None:
             ) from None
         if finished.returncode != 0:
             raise NotifyError(f"the editor {command[0]!r} ended with code {finished.returncode}")
-        edited = path.read_text(encoding="utf-8")
+        edited = path.read_text(encoding="utf-8-sig")
         # a changed text counts as saved even when the clock did not tick in between
         if path.stat().st_mtime_ns == before and edited == content:
             return None

@@ -96,20 +96,36 @@ _COLUMNS = (
 
 
 def _ddl(table: str, dialect: Dialect) -> list[str]:
-    text = "NVARCHAR(MAX)" if dialect is Dialect.MSSQL else "TEXT"
-    exists = "" if dialect is Dialect.MSSQL else "IF NOT EXISTS "
+    """CREATE TABLE, then CREATE INDEX (named from the table's last part: an index name
+    cannot be schema-qualified). NVARCHAR on SQL Server: pyodbc binds text as NVARCHAR,
+    and an NVARCHAR parameter against a VARCHAR key turns an index seek into a scan."""
+    mssql = dialect is Dialect.MSSQL
+    text = "NVARCHAR(MAX)" if mssql else "TEXT"
+    vc = "NVARCHAR" if mssql else "VARCHAR"
+    exists = "" if mssql else "IF NOT EXISTS "
     q = dialect.quote
     return [
         f"CREATE TABLE {exists}{q(table)} ("
-        "key_ VARCHAR(190) NOT NULL, channel VARCHAR(10) NOT NULL, job VARCHAR(40) NOT NULL, "
-        "document VARCHAR(400) NOT NULL, recipient VARCHAR(320) NOT NULL, "
-        "account VARCHAR(100) NOT NULL, status VARCHAR(10) NOT NULL, "
-        f"detail {text}, attempts INTEGER NOT NULL, created_at VARCHAR(19) NOT NULL, "
-        "updated_at VARCHAR(19) NOT NULL, sent_at VARCHAR(19), next_attempt_at VARCHAR(19), "
-        f"host VARCHAR(200) NOT NULL, info {text}, "
+        f"key_ {vc}(190) NOT NULL, channel {vc}(10) NOT NULL, job {vc}(40) NOT NULL, "
+        f"document {vc}(400) NOT NULL, recipient {vc}(320) NOT NULL, "
+        f"account {vc}(100) NOT NULL, status {vc}(10) NOT NULL, "
+        f"detail {text}, attempts INTEGER NOT NULL, created_at {vc}(19) NOT NULL, "
+        f"updated_at {vc}(19) NOT NULL, sent_at {vc}(19), next_attempt_at {vc}(19), "
+        f"host {vc}(200) NOT NULL, info {text}, "
         "PRIMARY KEY (key_, channel))",
-        f"CREATE INDEX {exists}{q(table + '_job')} ON {q(table)} (job, status, sent_at)",
+        f"CREATE INDEX {exists}{q(index_name(table, 'job'))} ON {q(table)} "
+        "(job, status, sent_at)",
     ]
+
+
+def index_name(table: str, suffix: str) -> str:
+    """``<table's last part>_<suffix>``: valid in every dialect."""
+    return f"{table.rpartition('.')[2]}_{suffix}"
+
+
+def ddl(table: str, dialect: Dialect) -> list[str]:
+    """Every statement that sets up the ledger and the run records (``ledger ddl``)."""
+    return [*_ddl(table, dialect), *runs_ddl(f"{table}_runs", dialect)]
 
 
 class Ledger:
@@ -124,6 +140,8 @@ class Ledger:
         self.host = socket.gethostname()
         self._q = db.dialect.quote(table)
         self._local = local  # a SQLite file of ours (in WAL mode), not the ERP's database
+        #: for the person reading a dry run's output (the ledger table does not exist yet)
+        self.note: str | None = None
         #: the run records, in the same database (SPEC §6)
         self.runs = RunLog(db, f"{table}_runs")
 
@@ -151,31 +169,49 @@ class Ledger:
 
     # --- schema -----------------------------------------------------------------------
     def ensure_schema(self) -> None:
-        """Create the ledger table and the run records' table if they do not exist yet."""
-        try:
-            existing = (
-                {t.lower() for t in self.db.tables()} if self.db.dialect is Dialect.MSSQL else set()
-            )
-            for table, statements in (
-                (self.table, _ddl(self.table, self.db.dialect)),
-                (self.runs.table, runs_ddl(self.runs.table, self.db.dialect)),
-            ):
-                if table.lower() in existing:
+        """Create the ledger table and the run records' table unless they exist.
+
+        Safe when several hosts start at once on a database without them: each statement
+        is committed on its own, and a CREATE that fails because another host just made
+        the object is a race lost quietly (the object is there: it is used).
+        """
+        for table, statements in (
+            (self.table, _ddl(self.table, self.db.dialect)),
+            (self.runs.table, runs_ddl(self.runs.table, self.db.dialect)),
+        ):
+            try:
+                if self.db.has_table(table):
                     continue
-                for statement in statements:
-                    try:
-                        self.db.execute(statement)
-                    except ErpError:
-                        # MySQL/MariaDB < 10.5 know no CREATE INDEX IF NOT EXISTS; the table
-                        # statement already succeeded, so an existing index is fine
-                        if "INDEX" not in statement:
-                            raise
-                        self.db.rollback()
+            except ErpError as exc:
+                raise LedgerError(
+                    f"cannot look for the ledger table {table} on {self.db.where}: {exc}"
+                ) from None
+            create, *indexes = statements
+            self._create(table, create, required=True)
+            for statement in indexes:
+                self._create(table, statement, required=False)
+
+    def _create(self, table: str, statement: str, *, required: bool) -> None:
+        try:
+            self.db.execute(statement)
             self.db.commit()
+            return
         except ErpError as exc:
-            raise LedgerError(
-                f"cannot create the ledger table {self.table} on {self.db.where}: {exc}"
-            ) from None
+            self.db.rollback()
+            failure = exc
+        # MySQL/MariaDB < 10.5 know no CREATE INDEX IF NOT EXISTS, and a concurrent first
+        # run of another host may have created the table (or its index) a moment ago
+        if not required:
+            return  # an index that exists already, or that another host is creating
+        try:
+            if self.db.has_table(table):
+                return
+        except ErpError:
+            pass
+        raise LedgerError(
+            f"cannot create the ledger table {table} on {self.db.where}: {failure}. "
+            "A DBA can create it with the statements of 'proit-notify ledger ddl'."
+        ) from None
 
     # --- reading ----------------------------------------------------------------------
     def _rows(self, where: str, params: Sequence[object]) -> Iterator[Entry]:

@@ -218,6 +218,8 @@ class Runner:
         self.check_templates()
         if not options.dry_run:
             self.recover(report)
+        elif self.ledger.note:
+            report.notes.append(self.ledger.note)
         self._note_gap(job, report)
         self._loop(report, lambda p: self._plan_and_send(job, options, p))
         return report

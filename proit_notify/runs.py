@@ -17,7 +17,7 @@ from datetime import datetime
 
 from .clock import from_utc_text, to_utc_text
 from .db import Database, Dialect
-from .errors import ErpError, LedgerError
+from .errors import ErpError, LedgerError, MissingObjectError
 
 #: the job of the row of a command that failed before any job ran
 NO_JOB = "-"
@@ -27,17 +27,19 @@ COUNTS = ("sent", "failed", "skipped", "deferred", "unknown", "draft")
 
 def ddl(table: str, dialect: Dialect) -> list[str]:
     """The run records' table (created with the ledger's)."""
-    text = "NVARCHAR(MAX)" if dialect is Dialect.MSSQL else "TEXT"
-    exists = "" if dialect is Dialect.MSSQL else "IF NOT EXISTS "
+    mssql = dialect is Dialect.MSSQL
+    text = "NVARCHAR(MAX)" if mssql else "TEXT"
+    vc = "NVARCHAR" if mssql else "VARCHAR"
+    exists = "" if mssql else "IF NOT EXISTS "
     counts = ", ".join(f"n_{name} INTEGER NOT NULL" for name in COUNTS)
     return [
         f"CREATE TABLE {exists}{dialect.quote(table)} ("
-        "run_id VARCHAR(32) NOT NULL, job VARCHAR(40) NOT NULL, command VARCHAR(40) NOT NULL, "
-        "host VARCHAR(200) NOT NULL, started_at VARCHAR(19) NOT NULL, ended_at VARCHAR(19), "
+        f"run_id {vc}(32) NOT NULL, job {vc}(40) NOT NULL, command {vc}(40) NOT NULL, "
+        f"host {vc}(200) NOT NULL, started_at {vc}(19) NOT NULL, ended_at {vc}(19), "
         f"{counts}, exit_code INTEGER, detail {text}, alert {text}, "
         "PRIMARY KEY (run_id, job))",
-        f"CREATE INDEX {exists}{dialect.quote(table + '_started')} ON {dialect.quote(table)} "
-        "(job, started_at)",
+        f"CREATE INDEX {exists}{dialect.quote(table.rpartition('.')[2] + '_started')} "
+        f"ON {dialect.quote(table)} (job, started_at)",
     ]
 
 
@@ -141,6 +143,8 @@ class RunLog:
                 if first:
                     break
             return rows
+        except MissingObjectError:
+            return []  # an older ledger without run records (a dry run does not create it)
         except ErpError as exc:
             raise LedgerError(f"reading the run records ({self.table}) failed: {exc}") from None
 

@@ -736,7 +736,8 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     except OSError as exc:
         raise ConfigError(f"cannot read settings file {path}: {exc.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: Notepad and PowerShell 5's Out-File start the file with a BOM
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:

@@ -199,3 +199,112 @@ def test_run_records_live_beside_the_shared_ledger_and_status_reads_them(
         ("shipping-confirmations", "kasse-2", 1, 0),
     ]
     assert not (tmp_path / "ledger.sqlite").exists()
+
+
+def _drop(backend: Any, *tables: str) -> None:
+    for table in tables:
+        backend.admin.execute(f"DROP TABLE IF EXISTS {backend.dialect.quote(table)}")
+    backend.admin.commit()
+
+
+@pytest.mark.parametrize("erp_backend", ["postgresql", "mariadb"], indirect=True)
+def test_a_dry_run_creates_no_table_in_the_erp_and_says_so(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    table = "notify_dry_ledger"
+    _drop(erp_backend, table, f"{table}_runs")
+    s = shop(erp_backend)
+    s.delivery_note(s.order(s.customer()), datetime(2026, 11, 26, 9))
+    config = write_config(
+        email=email_section(smtp_server), ledger={"erp": True, "sqlite": None, "table": table}
+    )
+    dry = cli("-c", config, "run-all", "--dry-run", "--as-of", AS_OF)
+    assert dry.exit_code == 0, dry.stderr
+    assert f"the ledger table {table} does not exist yet" in dry.stderr
+    assert "1 would be sent" in dry.stdout
+    status = cli("-c", config, "status", "--as-of", AS_OF)
+    assert status.exit_code == 1  # nothing ran yet
+    db = connect(load_settings(config).erp)
+    try:
+        assert not db.has_table(table)
+        assert not db.has_table(f"{table}_runs")
+    finally:
+        db.close()
+    assert smtp_server.messages == []
+
+
+@pytest.mark.parametrize(
+    ("erp_backend", "schema"),
+    [("postgresql", "public"), ("mariadb", "test")],
+    indirect=["erp_backend"],
+)
+def test_a_schema_qualified_ledger_table_is_created_once_and_used(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli, schema: str
+) -> None:
+    table = f"{schema}.notify_schema_ledger"
+    _drop(erp_backend, table, f"{table}_runs")
+    try:
+        s = shop(erp_backend)
+        s.delivery_note(s.order(s.customer()), datetime(2026, 11, 26, 9))
+        config = write_config(
+            email=email_section(smtp_server), ledger={"erp": True, "sqlite": None, "table": table}
+        )
+        first = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+        assert first.exit_code == 0, first.stderr
+        second = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+        assert second.exit_code == 0, second.stderr
+        assert "0 sent" in second.stdout
+        assert len(smtp_server.messages) == 1
+        assert cli("-c", config, "status", "--as-of", AS_OF).exit_code == 0
+        ddl = cli("-c", config, "ledger", "ddl")
+        assert ddl.exit_code == 0
+        assert "notify_schema_ledger_job" in ddl.stdout
+        assert f"{schema}.notify_schema_ledger_job" not in ddl.stdout.replace('"', "").replace(
+            "`", ""
+        )
+    finally:
+        _drop(erp_backend, table, f"{table}_runs")
+
+
+@pytest.mark.parametrize("erp_backend", ["postgresql", "mariadb"], indirect=True)
+def test_two_hosts_starting_at_once_on_a_database_without_the_table_both_work(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    table = "notify_race_ledger"
+    s = shop(erp_backend)
+    for i in range(4):
+        s.delivery_note(s.order(s.customer(email=f"race{i}@example.ch")), datetime(2026, 11, 26))
+    config = write_config(
+        email=email_section(smtp_server), ledger={"erp": True, "sqlite": None, "table": table}
+    )
+    code = "from proit_notify.cli import main; main()"
+    try:
+        for attempt in range(6):
+            _drop(erp_backend, table, f"{table}_runs")
+            before = len(smtp_server.messages)
+            runs = []
+            for host in ("a", "b"):
+                host_config = tmp_path / f"{host}.toml"
+                host_config.write_text(
+                    config.read_text(encoding="utf-8").replace(
+                        "[ledger]", f'[ledger]\nlock_file = "{(tmp_path / host).as_posix()}.lock"'
+                    ),
+                    encoding="utf-8",
+                )
+                host_config.chmod(0o600)
+                args = ["-c", str(host_config), "shipping-confirmations", "--as-of", AS_OF]
+                runs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", code, *args],
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    )
+                )
+            for run in runs:
+                _out, err = run.communicate(timeout=120)
+                assert run.returncode == 0, (attempt, err)
+            received = sorted(r for m in smtp_server.messages[before:] for r in m.rcpt_tos)
+            assert received == [f"race{i}@example.ch" for i in range(4)], attempt
+    finally:
+        _drop(erp_backend, table, f"{table}_runs")

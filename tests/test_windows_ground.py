@@ -1,0 +1,112 @@
+"""What Windows hands us, reproduced here: BOM files, cp1252 redirected output, editors.
+
+The real Task Scheduler and a real Windows console cannot run on Linux; these tests give
+the tool the same bytes (PYTHONIOENCODING=cp1252 is what a redirected stdout of a task
+gets) and check that nothing crashes and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_runner import Cli, cli
+from erp_backends import ErpBackend
+from scenario import shop
+from smtp_server import SmtpServer, email_section, smtp_server
+
+from proit_notify.drafts import edited_message, editor_command
+from proit_notify.render import Rendered
+from proit_notify.settings import load_settings
+
+__all__ = ["cli", "smtp_server"]  # fixtures
+
+AS_OF = "2026-11-27T08:00"
+NAMES = ["Kővári Zoltán", "Wiśniewski Łukasz", "Ελένη"]  # outside cp1252
+
+
+def legacy(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    """The CLI with output redirected in cp1252, as under the Task Scheduler."""
+    env = dict(os.environ, PYTHONIOENCODING="cp1252", COLUMNS="120")
+    code = "from proit_notify.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_settings_file_with_a_utf8_bom_loads(tmp_path: Path) -> None:
+    path = tmp_path / "proit-notify.toml"
+    text = (
+        '[erp]\nsqlite = "erp.db"\n[email.accounts.default]\ntransport = "file"\n'
+        'directory = "outbox"\nfrom = "Müller <shop@example.ch>"\n'
+    )
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert load_settings(path, env={}).email.accounts["default"].from_.startswith("Müller")
+
+
+def test_an_edited_draft_with_a_bom_and_crlf_is_read_as_typed() -> None:
+    original = Rendered(subject="Liefertermin", text="Guten Tag\n", html=None)
+    edited = edited_message(original, "email", "\ufeffSubject: Neu\r\n\r\nGrüezi\r\n")
+    assert (edited.subject, edited.text) == ("Neu", "Grüezi\n")
+    sms = edited_message(original, "sms", "\ufeffGrüezi, Ihr Termin\r\n")
+    assert sms.text == "Grüezi, Ihr Termin"
+
+
+def test_the_editor_is_started_by_its_full_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows' "code" is code.cmd, which only its full path starts without a shell
+    script = tmp_path / "my-editor"
+    script.write_text("#!/bin/sh\n", encoding="utf-8")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", "my-editor --wait")
+    assert editor_command() == [str(script), "--wait"]
+
+
+def test_cp1252_output_with_names_outside_it_never_crashes(
+    erp_backend: ErpBackend, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    for i, name in enumerate(NAMES):
+        order = s.order(
+            s.customer(name=name), number=f"Ł-{i}", delivered=False, delivery_date=date(2026, 12, 5)
+        )
+        s.delivery_note(order, datetime(2026, 11, 26, 9))
+    config = write_config(
+        email=email_section(smtp_server),
+        delivery_date={"edit_before_send": True, "notify_existing": True},
+    )
+    cwd = config.parent
+    c = str(config)
+    preview = legacy(["-c", c, "run-all", "--as-of", AS_OF, "--dry-run", "--preview"], cwd)
+    assert preview.returncode == 0, preview.stderr.decode("utf-8", "replace")
+    text = preview.stdout.decode("utf-8")  # redirected output is UTF-8, whatever the code page
+    for name in NAMES:
+        assert name in text
+    assert "→" in text
+    run = legacy(["-c", c, "run-all", "--as-of", AS_OF], cwd)
+    assert run.returncode == 0, run.stderr.decode("utf-8", "replace")
+    assert len(smtp_server.messages) == 3
+    history = legacy(["-c", c, "history"], cwd)
+    assert history.returncode == 0
+    assert "Auftrag Ł-1" in history.stdout.decode("utf-8")
+    drafts = legacy(["-c", c, "--json", "drafts", "list"], cwd)
+    assert drafts.returncode == 0
+    listed = json.loads(drafts.stdout.decode("utf-8"))
+    assert len(listed) == 3
+    shown = legacy(["-c", c, "drafts", "show", listed[0]["key"]], cwd)
+    assert shown.returncode == 0, shown.stderr.decode("utf-8", "replace")
+    assert "→" in shown.stdout.decode("utf-8")
