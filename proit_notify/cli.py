@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -73,10 +74,49 @@ class State:
     json: bool = False
 
     def settings(self) -> Settings:
-        return load_settings(resolve_config_path(self.config))
+        settings = load_settings(resolve_config_path(self.config))
+        _log_to_file(settings.service.log_file)
+        return settings
 
 
 state = State()
+
+
+#: service.log_file rotation (SPEC §2)
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 5
+#: what only the log file gets: the summaries and notes that stdout/stderr show
+record = logging.getLogger("proit_notify.record")
+record.propagate = False
+record.addHandler(logging.NullHandler())  # without a log file: nowhere (not stderr)
+
+
+def _log_to_file(path: Path | None) -> None:
+    """Append our log lines, and the summaries, to ``service.log_file``."""
+    for logger in (log, record):
+        for old in [h for h in logger.handlers if isinstance(h, RotatingFileHandler)]:
+            logger.removeHandler(old)
+            old.close()
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(
+            path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8", delay=True
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"service.log_file {path}: cannot be written ({exc.strerror}); check the path "
+            "and the rights of the account the task runs as"
+        ) from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(_SafeLine())
+    handler.setLevel(logging.DEBUG if state.verbose else logging.INFO)
+    for logger in (log, record):
+        logger.addHandler(handler)
+    record.setLevel(logging.INFO)
+    if log.level > logging.INFO:  # -q: stderr stays quiet, the file still gets everything
+        log.setLevel(logging.INFO)
 
 
 def _print_json(data: object) -> None:
@@ -131,6 +171,7 @@ def main_options(
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(_SafeLine())
+    handler.setLevel(level)
     # our logger only: the root logger belongs to the libraries (and to the host program)
     for old in list(log.handlers):
         log.removeHandler(old)
@@ -227,31 +268,43 @@ def _exit_code(reports: list[JobReport]) -> int:
 
 @contextmanager
 def _progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | None]:
-    """A progress line on a terminal; plain log lines under cron; nothing around an editor."""
-    if state.json or state.quiet or editing:
+    """A progress line on a terminal; plain log lines under cron; nothing around an editor.
+    Every item is also a line of ``service.log_file``, whatever is shown."""
+
+    def line(logger: logging.Logger) -> Callable[[ItemReport], None]:
+        def write(item: ItemReport) -> None:
+            reason = f" ({item.reason})" if item.reason else ""
+            args = (item.status, item.key, item.channel, item.recipient, reason)
+            logger.info("%s %s %s %s%s", *args)
+
+        return write
+
+    if editing:
         yield None
         return
+    if state.json or state.quiet:
+        yield line(record)  # the log file only
+        return
     if err.is_terminal:
+        to_file = line(record)
         with Progress(console=err, transient=True) as bar:
             task = bar.add_task("sending", total=None)
 
             def tick(item: ItemReport) -> None:
                 # the description column reads markup: the document is escaped into text
                 bar.update(task, advance=1, description=escape(f"{item.status}: {item.document}"))
+                to_file(item)
 
             yield tick
         return
-
-    def line(item: ItemReport) -> None:
-        reason = f" ({item.reason})" if item.reason else ""
-        log.info("%s %s %s %s%s", item.status, item.key, item.channel, item.recipient, reason)
-
-    yield line
+    yield line(log)
 
 
 def _show(report: JobReport, options: RunOptions) -> None:
     for note in report.notes:
         err.print(redact(note), markup=False)
+        record.info(note)
+    record.info(report.summary())
     if state.json:
         _print_json(report.as_json())
         return
@@ -758,6 +811,7 @@ def _send_test(
 
 def _fail(exc: NotifyError) -> NoReturn:
     err.print(f"error: {redact(str(exc))}", markup=False)
+    record.error("error (exit %d): %s", exc.exit_code, exc)
     if state.verbose and exc.__cause__ is not None:
         # what the driver or server said, and where: for a bug report, still without secrets
         err.print("caused by:", markup=False)

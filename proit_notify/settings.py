@@ -153,6 +153,9 @@ class ServiceSettings(_Model):
     language: str = "de"
     #: local hours in which jobs may send, "07:00-20:00"; outside them a run sends nothing
     send_window: str | None = None
+    #: log lines are appended here too (rotated at 10 MB, 5 kept): the Task Scheduler keeps
+    #: no output
+    log_file: FilePath | None = None
 
     @field_validator("send_window")
     @classmethod
@@ -564,6 +567,7 @@ class Settings(_Model):
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PATH_KEYS = {
+    ("service", "log_file"),
     ("erp", "sqlite"),
     ("ledger", "sqlite"),
     ("ledger", "lock_file"),

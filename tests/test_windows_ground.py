@@ -110,3 +110,40 @@ def test_cp1252_output_with_names_outside_it_never_crashes(
     shown = legacy(["-c", c, "drafts", "show", listed[0]["key"]], cwd)
     assert shown.returncode == 0, shown.stderr.decode("utf-8", "replace")
     assert "→" in shown.stdout.decode("utf-8")
+
+
+def test_the_log_file_keeps_every_line_and_the_summary_and_rotates(
+    erp_backend: ErpBackend,
+    write_config: Any,
+    smtp_server: SmtpServer,
+    cli: Cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from proit_notify import cli as cli_module
+
+    s = shop(erp_backend)
+    s.delivery_note(s.order(s.customer(email="weg@example.ch")), datetime(2026, 11, 26, 9))
+    s.delivery_note(s.order(s.customer(name="Kővári")), datetime(2026, 11, 26, 9))
+    smtp_server.handler.rcpt_answers["weg@example.ch"] = "550 5.1.1 no such user"
+    log_file = tmp_path / "logs" / "proit-notify.log"
+    config = write_config(
+        email=email_section(smtp_server), service={"log_file": "logs/proit-notify.log"}
+    )
+    # -q: nothing but errors on stderr (nobody reads it); the file still gets every line
+    result = cli("-q", "-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    assert result.exit_code == 1
+    text = log_file.read_text(encoding="utf-8")
+    assert "INFO failed shipping:" in text
+    assert "550 5.1.1 no such user" in text
+    assert "INFO sent shipping:" in text
+    assert "shipping-confirmations: 1 sent, 1 failed, 0 skipped, 0 deferred, 0 unknown" in text
+    broken = cli("-c", config, "history", "--status", "nonsense")
+    assert broken.exit_code == 2
+    assert "nonsense" in log_file.read_text(encoding="utf-8")
+
+    monkeypatch.setattr(cli_module, "LOG_MAX_BYTES", 300)
+    for _ in range(20):
+        cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+    rotated = sorted(p.name for p in log_file.parent.iterdir())
+    assert rotated == ["proit-notify.log", *(f"proit-notify.log.{i}" for i in range(1, 6))]
