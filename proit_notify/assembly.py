@@ -57,7 +57,8 @@ def open_ledger(settings: Settings, *, dry_run: bool = False) -> Ledger:
         return _empty_ledger(settings)
     if settings.ledger.erp:
         try:
-            db = connect(settings.erp)  # its own connection: ledger commits must not end reads
+            # its own connection: ledger commits must not end reads
+            db = connect(settings.erp, settings.service.tz)
         except ErpError as exc:
             raise LedgerError(f"cannot open the ledger in the ERP database: {exc}") from None
         if db.dialect is Dialect.SQLITE:
@@ -103,7 +104,7 @@ def _empty_ledger(settings: Settings) -> Ledger:
 
 
 def open_erp(settings: Settings) -> Erp:
-    return Erp(connect(settings.erp), settings.erp, settings.sms.phone_field)
+    return Erp(connect(settings.erp, settings.service.tz), settings.erp, settings.sms.phone_field)
 
 
 @dataclass

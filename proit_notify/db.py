@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
+import struct
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -77,6 +78,22 @@ class DbApiConnection(Protocol):
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
     def close(self) -> None: ...
+
+
+#: pyodbc binds longer text as ntext on SQL Server (see Database._sizes)
+LONG_TEXT = 2000
+#: SQL_SS_TIMESTAMPOFFSET: SQL Server's datetimeoffset, which pyodbc cannot read by itself
+SQL_SS_TIMESTAMPOFFSET = -155
+
+
+def datetimeoffset(raw: bytes, tz: tzinfo | None = None) -> datetime:
+    """A ``datetimeoffset`` value as the driver hands it over (SQL_SS_TIMESTAMPOFFSET_STRUCT:
+    year, month, day, hour, minute, second, nanoseconds, offset hours and minutes), as the
+    naive local time in ``tz`` (the ERP's dates are local times, SPEC §4)."""
+    year, month, day, hour, minute, second, nanos, off_h, off_m = struct.unpack("<6hI2h", raw)
+    offset = timezone(timedelta(hours=off_h, minutes=off_m))
+    moment = datetime(year, month, day, hour, minute, second, nanos // 1000, offset)
+    return moment.astimezone(tz).replace(tzinfo=None) if tz else moment.replace(tzinfo=None)
 
 
 class Database:
@@ -149,6 +166,7 @@ class Database:
         """Insert a row; False when a unique key already holds it (someone else claimed it)."""
         cursor = self.conn.cursor()
         try:
+            self._sizes(cursor, params)
             cursor.execute(sql, self.params(params))
         except self._integrity_errors:
             self.rollback()
@@ -179,10 +197,23 @@ class Database:
     def _execute(self, sql: str, params: Sequence[object]) -> Any:
         try:
             cursor = self.conn.cursor()
+            self._sizes(cursor, params)
             cursor.execute(sql, self.params(params))
         except Exception as exc:
             raise self._error(exc, sql) from exc
         return cursor
+
+    def _sizes(self, cursor: Any, params: Sequence[object]) -> None:
+        """SQL Server: text over 2,000 characters goes as NVARCHAR(MAX). pyodbc would bind it
+        as the legacy ntext, which _SC and _UTF8 collations refuse (error 4189)."""
+        if self.dialect is not Dialect.MSSQL:
+            return
+        if not any(isinstance(v, str) and len(v) > LONG_TEXT for v in params):
+            return
+        long_text = (_pyodbc().SQL_WVARCHAR, 0, 0)  # size 0: NVARCHAR(MAX)
+        cursor.setinputsizes(
+            [long_text if isinstance(v, str) and len(v) > LONG_TEXT else None for v in params]
+        )
 
     def _error(self, exc: BaseException, sql: str) -> ErpError | MissingObjectError:
         first = " ".join(sql.split())[:160]
@@ -305,7 +336,11 @@ def connect_sqlite(path: Path, fetch_size: int = 1000, create: bool = False) -> 
 
 
 def connect_odbc(
-    conn_str: str, login_timeout: int = 15, query_timeout: int = 0, fetch_size: int = 1000
+    conn_str: str,
+    login_timeout: int = 15,
+    query_timeout: int = 0,
+    fetch_size: int = 1000,
+    tz: tzinfo | None = None,
 ) -> Database:
     """Connect through pyodbc; errors name the driver and host, never the password."""
     pyodbc = _pyodbc()
@@ -315,6 +350,17 @@ def connect_odbc(
     except pyodbc.Error as exc:
         state = exc.args[0] if exc.args else ""
         detail = redact(str(exc.args[1] if len(exc.args) > 1 else exc))
+        if state == "28000":
+            raise ErpError(
+                f"the ERP database ({target}) refused the login: {detail}. Check UID and PWD "
+                "in erp.odbc (with Trusted_Connection=yes: the Windows account the task runs "
+                "as needs a login on the server)"
+            ) from exc
+        if state in {"08001", "HYT00", "08S01"}:
+            raise ErpError(
+                f"cannot reach the ERP database ({target}): {detail}. Check SERVER and the "
+                "port in erp.odbc, that the server runs and that no firewall blocks it"
+            ) from exc
         if _driver_missing(state, detail):
             installed = ", ".join(pyodbc.drivers()) or "none"
             raise ErpError(
@@ -336,6 +382,15 @@ def connect_odbc(
             if dialect is Dialect.POSTGRESQL:
                 conn.cursor().execute(f"SET statement_timeout = {int(query_timeout) * 1000}")
                 conn.commit()
+    if dialect is Dialect.MSSQL:
+        # rowcount must count: a conditional UPDATE's 0 means "someone else took it", and
+        # under a server default of SET NOCOUNT ON every count would be -1
+        cursor = conn.cursor()
+        cursor.execute("SET NOCOUNT OFF")
+        cursor.close()
+        conn.add_output_converter(
+            SQL_SS_TIMESTAMPOFFSET, functools.partial(datetimeoffset, tz=tz)
+        )
     if dialect is Dialect.MYSQL:
         # MariaDB/MySQL ODBC hands out UTF-8 bytes for CHAR data: decode them as such
         conn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
@@ -377,11 +432,11 @@ def _driver_missing(state: str, detail: str) -> bool:
     return state == "IM002" or "can't open lib" in text or "data source name not found" in text
 
 
-def connect(settings: ErpSettings) -> Database:
-    """Open the ERP database the settings name."""
+def connect(settings: ErpSettings, tz: tzinfo | None = None) -> Database:
+    """Open the ERP database the settings name (``tz``: ``service.timezone``)."""
     if settings.sqlite is not None:
         return connect_sqlite(settings.sqlite, settings.fetch_size)
     assert settings.odbc is not None  # the settings model guarantees one of the two
     return connect_odbc(
-        settings.odbc, settings.login_timeout, settings.query_timeout, settings.fetch_size
+        settings.odbc, settings.login_timeout, settings.query_timeout, settings.fetch_size, tz
     )

@@ -159,3 +159,59 @@ def test_odbc_without_the_driver_manager_keeps_the_import_error_as_cause(
         connect_odbc("DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PWD=geheim")
     assert "ODBC is not available" in str(caught.value)
     assert isinstance(caught.value.__cause__, ImportError)
+
+
+def test_a_refused_login_is_named_as_such_with_the_keys_to_fix() -> None:
+    require_odbc_driver("MariaDB Unicode")
+    conn = "DRIVER={MariaDB Unicode};SERVER=127.0.0.1;PORT=3306;UID=nosuchuser;PWD=wrong123"
+    with pytest.raises(ErpError) as caught:
+        connect_odbc(conn, login_timeout=5)
+    text = str(caught.value)
+    assert "refused the login" in text
+    assert "UID and PWD" in text
+    assert "wrong123" not in text
+
+
+def test_datetimeoffset_values_become_local_times() -> None:
+    import struct
+    from zoneinfo import ZoneInfo
+
+    from proit_notify.db import datetimeoffset
+
+    # 2026-11-27 07:30:15.1234567 +00:00, as SQL Server's driver hands it over
+    raw = struct.pack("<6hI2h", 2026, 11, 27, 7, 30, 15, 123456700, 0, 0)
+    local = datetimeoffset(raw, ZoneInfo("Europe/Zurich"))
+    assert local.isoformat() == "2026-11-27T08:30:15.123456"
+    # an offset of -05:30 (negative hours and minutes)
+    raw = struct.pack("<6hI2h", 2026, 7, 1, 12, 0, 0, 0, -5, -30)
+    assert datetimeoffset(raw, ZoneInfo("Europe/Zurich")).isoformat() == "2026-07-01T19:30:00"
+
+
+def test_long_text_is_bound_as_nvarchar_max_on_sql_server_only() -> None:
+    import pyodbc
+
+    from proit_notify.db import Database, Dialect
+
+    class Cursor:
+        sizes: list[object] | None = None
+        rowcount = 1
+
+        def setinputsizes(self, sizes: list[object]) -> None:
+            Cursor.sizes = sizes
+
+        def execute(self, sql: str, params: list[object]) -> None: ...
+
+        def close(self) -> None: ...
+
+    class Conn:
+        def cursor(self) -> Cursor:
+            return Cursor()
+
+    mssql = Database(Conn(), Dialect.MSSQL, "test")  # type: ignore[arg-type]
+    mssql.execute("UPDATE t SET a = ? WHERE b = ?", ["x" * 2001, "k"])
+    assert Cursor.sizes == [(pyodbc.SQL_WVARCHAR, 0, 0), None]
+    Cursor.sizes = None
+    mssql.execute("UPDATE t SET a = ? WHERE b = ?", ["x" * 2000, "k"])
+    assert Cursor.sizes is None
+    Database(Conn(), Dialect.POSTGRESQL, "test").execute("UPDATE t SET a = ?", ["x" * 5000])  # type: ignore[arg-type]
+    assert Cursor.sizes is None

@@ -278,6 +278,9 @@ def test_two_hosts_starting_at_once_on_a_database_without_the_table_both_work(
         email=email_section(smtp_server), ledger={"erp": True, "sqlite": None, "table": table}
     )
     code = "from proit_notify.cli import main; main()"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(HOSTNAME_PATCH, encoding="utf-8")
     try:
         for attempt in range(6):
             _drop(erp_backend, table, f"{table}_runs")
@@ -293,9 +296,16 @@ def test_two_hosts_starting_at_once_on_a_database_without_the_table_both_work(
                 )
                 host_config.chmod(0o600)
                 args = ["-c", str(host_config), "shipping-confirmations", "--as-of", AS_OF]
+                # two machines: each its own host name (a host's own 'sending' rows are
+                # what a crash of that host leaves)
+                env = dict(os.environ, TEST_HOSTNAME=f"host-{host}")
+                env["PYTHONPATH"] = os.pathsep.join(
+                    filter(None, [str(site), env.get("PYTHONPATH")])
+                )
                 runs.append(
                     subprocess.Popen(
                         [sys.executable, "-c", code, *args],
+                        env=env,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE,
                         text=True,
