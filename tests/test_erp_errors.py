@@ -215,3 +215,29 @@ def test_long_text_is_bound_as_nvarchar_max_on_sql_server_only() -> None:
     assert Cursor.sizes is None
     Database(Conn(), Dialect.POSTGRESQL, "test").execute("UPDATE t SET a = ?", ["x" * 5000])  # type: ignore[arg-type]
     assert Cursor.sizes is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-27 08:00:00.1234567", "2026-11-27T08:00:00.123456"),  # datetime2(7) as text
+        ("2026-11-27 08:00:00", "2026-11-27T08:00:00"),
+        ("2026-11-27", "2026-11-27T00:00:00"),
+    ],
+)
+def test_sql_server_timestamps_as_pyodbc_returns_them(value: str, expected: str) -> None:
+    from proit_notify.erp import to_datetime
+
+    found = to_datetime(value)
+    assert found is not None
+    assert found.isoformat() == expected
+
+
+def test_sql_server_bit_money_and_date_text_as_pyodbc_returns_them() -> None:
+    from decimal import Decimal
+
+    from proit_notify.erp import to_date, to_decimal, to_flag
+
+    assert (to_flag(True), to_flag(False), to_flag(None)) == (True, False, None)
+    assert to_decimal(Decimal("1234.5000")) == Decimal("1234.5")  # money: 4 places
+    assert str(to_date("2026-11-27 00:00:00.0000000")) == "2026-11-27"
