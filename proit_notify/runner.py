@@ -11,7 +11,9 @@ What is in flight, and when to stop (README "Ledger"):
 - A message is claimed only when a connection of its account is free
   (:class:`~proit_notify.sending.Dispatcher` lanes), right after the account was reached
   and the job re-checked the notification; so a crash leaves at most ``connections``
-  ``sending`` rows per account, each one handed to the server.
+  ``sending`` rows per account, each one handed to the server. A message whose account
+  has no free connection is parked, unclaimed, and the batch goes on with the next one:
+  a stalled account never holds back another account's messages.
 - Circuit breaker: an account whose server lost a message after its body (``unknown``), or
   gave :data:`BREAKER_LIMIT` temporary failures in a row, gets nothing more in this command
   run; its remaining notifications are reported ``deferred`` without a ledger row.
@@ -23,6 +25,7 @@ What is in flight, and when to stop (README "Ledger"):
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -166,11 +169,13 @@ class _LaneState:
 
 @dataclass
 class _Pass:
-    """One pass of the loop: its report, dispatcher and the lanes it stopped."""
+    """One pass of the loop: its report, dispatcher, the lanes it stopped, and the
+    hand-overs parked until their account has a free connection (unclaimed)."""
 
     report: JobReport
     sender: Dispatcher[ItemReport]
     lanes: set[Lane] = field(default_factory=set)
+    parked: deque[tuple[Handover, Recheck]] = field(default_factory=deque)
 
 
 class Runner:
@@ -316,6 +321,7 @@ class Runner:
         p = _Pass(report, Dispatcher(self._capacity()))
         try:
             body(p)
+            self._unpark(p, until_empty=True)
             for item in p.sender.drain():
                 self._add(report, item)
         finally:
@@ -535,11 +541,47 @@ class Runner:
     # --- the one hand-over ---------------------------------------------------------------
 
     def _hand_over(self, p: _Pass, h: Handover, recheck: Recheck) -> ItemReport | None:
-        """Wait for a free connection of the account, reach it, re-check, claim, hand over.
+        """Hand over now when the account has a free connection; else park it, unclaimed,
+        and go on with the next notification: a busy or stalled account never makes
+        another account's messages wait (README "What is in flight").
 
-        Returns an item when the message did not go out now, None when it is in flight
-        (its outcome comes back through the dispatcher), or ``_NO_LONGER_DUE``.
+        Returns an item when the message did not go out now, None when it is in flight or
+        parked (its outcome comes back later), or ``_NO_LONGER_DUE``.
         """
+        self._unpark(p)
+        state = self._lanes.get(h.lane)
+        # a stopped or blocked account answers at once (deferred, unclaimed): never parked
+        held = state is not None and (state.blocked is not None or state.stopped is not None)
+        queued = any(x.lane == h.lane for x, _ in p.parked)
+        if not held and (queued or not p.sender.has_room(h.lane)):
+            p.parked.append((h, recheck))  # its turn comes when the account has room
+            return None
+        return self._hand_over_now(p, h, recheck)
+
+    def _unpark(self, p: _Pass, *, until_empty: bool = False) -> None:
+        """Hand over the parked messages whose account has room now, in their order;
+        ``until_empty``: wait for room until none is left (the end of a pass)."""
+        while p.parked:
+            waiting: set[Lane] = set()
+            progressed = False
+            for entry in list(p.parked):
+                h, recheck = entry
+                if h.lane in waiting or not p.sender.has_room(h.lane):
+                    waiting.add(h.lane)  # keeps the order within an account
+                    continue
+                p.parked.remove(entry)
+                item = self._hand_over_now(p, h, recheck)
+                if item is not None and item is not _NO_LONGER_DUE:
+                    self._add(p.report, item)
+                progressed = True
+            if not until_empty or not p.parked:
+                return
+            if not progressed:
+                for finished in p.sender.wait_any():
+                    self._add(p.report, finished)
+
+    def _hand_over_now(self, p: _Pass, h: Handover, recheck: Recheck) -> ItemReport | None:
+        """Wait for a free connection of the account, reach it, re-check, claim, hand over."""
         lane = h.lane
         state = self._lanes.setdefault(lane, _LaneState())
         later = "still a draft" if h.was == "draft" else "not claimed"

@@ -51,6 +51,20 @@ class Dispatcher(Generic[T]):
             self._pools[lane] = pool
         self._flights.append((lane, pool.submit(channel.send, message), done))
 
+    def has_room(self, lane: Lane) -> bool:
+        return self.in_flight(lane) < self.capacity(lane)
+
+    def wait_any(self) -> Iterator[T]:
+        """Wait until some message in flight finished; yields the finished outcomes."""
+        if not self._flights:
+            return
+        wait([future for _, future, _ in self._flights], return_when=FIRST_COMPLETED)
+        finished = [flight for flight in self._flights if flight[1].done()]
+        for flight in finished:
+            self._flights.remove(flight)
+        for _, future, finish in finished:
+            yield finish(future)
+
     def ready(self) -> Iterator[T]:
         """The outcomes finished so far, in the order sent (never waits)."""
         while self._flights and self._flights[0][1].done():
@@ -61,13 +75,8 @@ class Dispatcher(Generic[T]):
         """Wait until ``lane`` has a free thread; yields every outcome that finished
         meanwhile, of any lane (so a message accepted by a fast account is recorded while a
         slow account is waited for, and a crash then leaves it ``sent``, not ``unknown``)."""
-        while self.in_flight(lane) >= self.capacity(lane):
-            wait([future for _, future, _ in self._flights], return_when=FIRST_COMPLETED)
-            finished = [flight for flight in self._flights if flight[1].done()]
-            for flight in finished:
-                self._flights.remove(flight)
-            for _, future, finish in finished:
-                yield finish(future)
+        while not self.has_room(lane):
+            yield from self.wait_any()
 
     def drain(self, *, quiet: bool = False) -> Iterator[T]:
         """Wait for every message in flight. ``quiet``: while another error is leaving

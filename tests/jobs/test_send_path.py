@@ -71,12 +71,13 @@ def fault_server() -> Any:
     server.stop()
 
 
-def notes(s: Shop, count: int, prefix: str = "k", **order: Any) -> list[str]:
-    """``count`` printed delivery notes, one customer each; their addresses in send order."""
+def notes(s: Shop, count: int, prefix: str = "k", minute: int = 0, **order: Any) -> list[str]:
+    """``count`` printed delivery notes, one customer each, printed a minute apart from
+    15:``minute``; their addresses in send order."""
     addresses = []
     for i in range(count):
         address = f"{prefix}{i}@example.ch"
-        when = f"2026-11-26 15:{i:02d}:00"
+        when = f"2026-11-26 15:{minute + i:02d}:00"
         from datetime import datetime
 
         s.delivery_note(s.order(s.customer(email=address), **order), datetime.fromisoformat(when))
@@ -292,13 +293,15 @@ def _kill_when_a_body_arrived(process: subprocess.Popen[bytes], handler: FaultHa
 
 
 @pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("stalled_first", [False, True], ids=["interleaved", "stalled-first"])
 def test_killed_while_one_of_two_accounts_stalls_every_claimed_row_reached_a_server(
     erp_backend: Any, write_config: Any, fault_server: SmtpServer, smtp_server: SmtpServer,
-    cli: Cli,
+    cli: Cli, stalled_first: bool,
 ) -> None:  # fmt: skip
     s = shop(erp_backend)
     web = notes(s, 3, prefix="web", shop="SHOP-CH")  # through the stalling webshop server
-    plain = notes(s, 3, prefix="plain")  # through the default account
+    # stalled-first: all webshop notes come first in the batch, the default's after them
+    plain = notes(s, 3, prefix="plain", minute=10 if stalled_first else 0)
     stalling = fault_server.handler
     assert isinstance(stalling, FaultHandler)
     for address in web:
@@ -320,6 +323,8 @@ def test_killed_while_one_of_two_accounts_stalls_every_claimed_row_reached_a_ser
     assert len([r for r in sending if r.account == "default"]) <= 1
     assert {r.recipient for r in rows} <= arrived  # nothing claimed that did not reach a server
     assert "plain0@example.ch" in rcpts(smtp_server.messages)  # default did not wait for webshop
+    if stalled_first:  # the webshop's next messages waited, unclaimed; the default's went
+        assert sorted(rcpts(smtp_server.messages)) == plain
 
     # no job run in between: the person sees the row as unknown and decides it
     unknown = cli("-c", config, "history", "--status", "unknown")
