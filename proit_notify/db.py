@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import ErpError, MissingObjectError
+from .errors import DeadlockError, ErpError, MissingObjectError
 from .redaction import odbc_pairs, redact
 from .settings import ErpSettings
 
@@ -215,11 +215,16 @@ class Database:
             [long_text if isinstance(v, str) and len(v) > LONG_TEXT else None for v in params]
         )
 
-    def _error(self, exc: BaseException, sql: str) -> ErpError | MissingObjectError:
+    def _error(
+        self, exc: BaseException, sql: str
+    ) -> ErpError | MissingObjectError | DeadlockError:
         first = " ".join(sql.split())[:160]
         text = f"database error on {self.where}: {redact(str(exc))}\n  while running: {first}"
         if is_missing_object(exc):
             return MissingObjectError(text)
+        state = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+        if state == "40001" or "deadlock" in str(exc).lower():
+            return DeadlockError(text)
         return ErpError(text)
 
     # schema -----------------------------------------------------------------------------

@@ -82,6 +82,33 @@ class Erp:
         except MissingObjectError as exc:
             raise _mapping_error(exc) from exc
 
+    def pages(
+        self, template: str, params: Sequence[object], key: str, size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The rows of a job's selection, ordered by ``key`` (a unique column of its select
+        list), in pages of ``size`` (``erp.fetch_size``).
+
+        Each page is one complete statement, read to the end and its transaction ended
+        before its rows are handed out: no ERP cursor stays open while messages go out, so
+        the ERP's writers are never blocked by a run waiting on a mail server (locking READ
+        COMMITTED on SQL Server, SQLite's file lock), and the round trips are one per page.
+        """
+        size = size or self.settings.fetch_size
+        inner = self.mapping.sql(template)
+        last: object = None
+        while True:
+            sql = page_sql(inner, self.db.dialect, key, size, after=last is not None)
+            bound = [*params] if last is None else [*params, last]
+            try:
+                rows = list(self.db.stream(sql, bound))
+            except MissingObjectError as exc:
+                raise _mapping_error(exc) from exc
+            self.db.rollback()  # end the read transaction (and its locks) of this page
+            yield from rows
+            if len(rows) < size:
+                return
+            last = rows[-1][key]
+
     def lookup(self, template: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
         """A small query, fully read, on a second connection when the driver needs one.
 
@@ -140,6 +167,14 @@ class Erp:
                     self.db.rollback()
         self.db.rollback()  # end the read transaction: an open one blocks the ERP's writers
         return problems
+
+
+def page_sql(inner: str, dialect: Dialect, key: str, size: int, *, after: bool) -> str:
+    """One page of ``inner`` ordered by ``key``; ``after``: rows with a key above ``?``."""
+    column = f"page_.{dialect.quote(key)}"
+    top, limit = (f"TOP ({size}) ", "") if dialect is Dialect.MSSQL else ("", f" LIMIT {size}")
+    where = f" WHERE {column} > ?" if after else ""
+    return f"SELECT {top}* FROM ({inner}) page_{where} ORDER BY {column}{limit}"
 
 
 def _mapping_error(exc: MissingObjectError) -> MissingObjectError:

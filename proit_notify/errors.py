@@ -50,6 +50,11 @@ class ErpError(UnreachableError):
     """The ERP database failed: connection, driver, or a query (exit 4)."""
 
 
+class DeadlockError(ErpError):
+    """The database made this statement a deadlock victim (SQLSTATE 40001): it was rolled
+    back, and doing it again is safe."""
+
+
 class LedgerError(UnreachableError):
     """The ledger cannot be opened or written (exit 4)."""
 

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ import filelock
 from .channels import SendResult
 from .clock import from_utc_text, to_utc_text
 from .db import Database, Dialect, connect_sqlite
-from .errors import ErpError, LedgerError, LockedError, UsageError
+from .errors import DeadlockError, ErpError, LedgerError, LockedError, UsageError
 from .runs import RunLog
 from .runs import ddl as runs_ddl
 from .settings import RetrySettings
@@ -37,6 +38,8 @@ STATUSES: tuple[Status, ...] = (
     "skipped",
     "draft",
 )
+#: tries of a claim that the database made a deadlock victim
+DEADLOCK_RETRIES = 3
 #: the detail of a ``sending`` row whose run ended without recording an outcome
 STALE = (
     "a run ended while sending (crash or kill); check whether it arrived, "
@@ -325,8 +328,45 @@ class Ledger:
         """Insert a new row (committed). False when the row exists: someone has it already.
 
         A ``deferred`` row whose back-off has passed is taken over instead (still atomic:
-        the UPDATE only matches while the row is deferred).
+        the UPDATE only matches while the row is deferred). Two hosts claiming at once can
+        make the database pick one as a deadlock victim (InnoDB does with concurrent inserts
+        of one key): its claim was rolled back, so it is simply tried again.
         """
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                return self._claim_once(
+                    key=key,
+                    channel=channel,
+                    job=job,
+                    document=document,
+                    recipient=recipient,
+                    account=account,
+                    now=now,
+                    info=info,
+                    status=status,
+                    detail=detail,
+                )
+            except DeadlockError as exc:
+                self.db.rollback()
+                if attempt == DEADLOCK_RETRIES - 1:
+                    raise LedgerError(f"ledger write failed for {key}: {exc}") from None
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _claim_once(
+        self,
+        *,
+        key: str,
+        channel: str,
+        job: str,
+        document: str,
+        recipient: str,
+        account: str,
+        now: datetime,
+        info: dict[str, Any] | None,
+        status: Status,
+        detail: str,
+    ) -> bool:
         stamp = to_utc_text(now)
         info_text = json.dumps(info or {}, default=str, ensure_ascii=False)
         try:
@@ -375,6 +415,8 @@ class Ledger:
             )
             self.db.commit()
             return taken == 1
+        except DeadlockError:
+            raise
         except ErpError as exc:
             raise LedgerError(f"ledger write failed for {key}: {exc}") from None
 

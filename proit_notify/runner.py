@@ -94,8 +94,10 @@ class ErpSources:
         self._erp = erp
         self._ledger = ledger
 
-    def query(self, template: str, params: Sequence[object] = ()) -> Iterator[dict[str, Any]]:
-        return self._erp.query(template, params)
+    def query(
+        self, template: str, params: Sequence[object], key: str
+    ) -> Iterator[dict[str, Any]]:
+        return self._erp.pages(template, params, key)
 
     def lookup(self, template: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
         return self._erp.lookup(template, params)

@@ -21,7 +21,7 @@ import sqlglot.errors
 
 from proit_notify.channels import SendResult
 from proit_notify.db import Database, Dialect
-from proit_notify.erp import Mapping
+from proit_notify.erp import Mapping, page_sql
 from proit_notify.errors import UsageError
 from proit_notify.jobs import delivery_dates, prepayment, review, shipping
 from proit_notify.ledger import Ledger, ddl
@@ -178,6 +178,12 @@ def test_every_job_query_rendered_for_sql_server_is_t_sql(mapping: str) -> None:
         Mapping(MAPPINGS[mapping], Dialect.MSSQL, phone_field="Natel").sql(t) for t in templates
     ]
     assert all("{" not in r.replace("{ sql", "") for r in rendered)
+    # the jobs' selections are read in pages (Erp.pages): those statements too
+    rendered += [
+        page_sql(r, Dialect.MSSQL, "order_id", 1000, after=after)
+        for r in rendered[:3]
+        for after in (False, True)
+    ]
     bad = {r[:200]: p for r in rendered if (p := _problems(r))}
     assert bad == {}
 

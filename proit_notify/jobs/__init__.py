@@ -60,13 +60,16 @@ class Notification:
 class Sources(Protocol):
     """What a job may read: the ERP (logical SQL) and the ledger.
 
-    ``query`` streams a large selection; ``lookup`` runs a small query (items of one note,
-    a re-check) on a second connection, so it may be called while ``query`` is streaming
-    (SQL Server and server-side cursors allow one active result per connection).
+    ``query`` reads a large selection in pages ordered by ``key``, a unique column of its
+    select list (the template has no ORDER BY): each page is read completely before its
+    rows are handed out, so no cursor is open while messages go out. ``lookup`` runs a
+    small query (items of one note, a re-check) on a second connection.
     ``ledger_entries`` gives every channel's row of exactly these keys.
     """
 
-    def query(self, template: str, params: Sequence[object] = ()) -> Iterator[dict[str, Any]]: ...
+    def query(
+        self, template: str, params: Sequence[object], key: str
+    ) -> Iterator[dict[str, Any]]: ...
     def lookup(self, template: str, params: Sequence[object] = ()) -> list[dict[str, Any]]: ...
     def ledger_prefix(self, prefix: str) -> list[Entry]: ...
     def ledger_sent_between(self, job: str, start: datetime, end: datetime) -> list[Entry]: ...

@@ -62,7 +62,6 @@ CANDIDATES = (
     + " WHERE o.delivery_date IS NOT NULL AND o.delivery_date >= ? "
     + "AND (o.order_date IS NULL OR o.order_date < ?) AND "
     + _OPEN_LINE
-    + " ORDER BY o.id"
 )
 STILL_DUE = (
     "SELECT o.delivery_date, CASE WHEN " + _OPEN_LINE + " THEN 1 ELSE 0 END AS open_lines "
@@ -147,7 +146,7 @@ class DeliveryDates:
             JOB, BASELINE
         )
         taken = 0
-        for row in src.query(CANDIDATES, [today, today + timedelta(days=1)]):
+        for row in src.query(CANDIDATES, [today, today + timedelta(days=1)], key="order_id"):
             current = to_date(row["delivery_date"])
             if current is None:
                 continue

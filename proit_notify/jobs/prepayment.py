@@ -68,8 +68,7 @@ _FROM = (
 # few (they are paid or cancelled), so the whole open set is read each run.
 DUE_INVOICES = (
     f"SELECT {_INVOICE_COLUMNS}, {PARTY_COLUMNS} FROM {_FROM} WHERE {OPEN} "
-    "AND i.invoice_date < ? AND i.invoice_date <= ? "
-    "ORDER BY i.invoice_date, i.id"
+    "AND i.invoice_date < ? AND i.invoice_date <= ?"
 )
 RECHECK = "SELECT i.is_prepayment, i.cancelled, i.open_amount FROM {invoices} i WHERE i.id = ?"
 
@@ -141,7 +140,7 @@ class PrepaymentReminders:
             return  # 0 = no reminders (SPEC §2)
         params = [last_invoice_day(settings, clock) + timedelta(days=1), clock.now]
         oldest_due = clock.oldest_due_day(p.max_age_days)
-        for row in src.query(DUE_INVOICES, params):
+        for row in src.query(DUE_INVOICES, params, key="invoice_id"):
             prefix = key_prefix(row["invoice_id"])
             series = Series.of(src.ledger_prefix(prefix), prefix)
             waiting = series.deferred()

@@ -138,7 +138,8 @@ class ReviewRequests:
 
         candidates = self.candidate_query(settings, clock)
         if candidates is not None:
-            for batch in _batches(judged(src.query(*candidates))):
+            sql, bound = candidates
+            for batch in _batches(judged(src.query(sql, bound, key="order_id"))):
                 yield from self._due(src, settings, clock, window, batch)
         # confirmations sent inside the window; ids as the ledger kept them (the driver's type)
         confirmed: dict[str, object] = {}

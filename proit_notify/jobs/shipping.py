@@ -27,9 +27,8 @@ SELECT = (
     + " FROM {delivery_notes} dn JOIN {orders} o ON o.id = dn.order_id "
     + PARTY_JOINS
 )
-BY_PRINT_TIME = (
-    SELECT + " WHERE dn.printed_at >= ? AND dn.printed_at <= ? ORDER BY dn.printed_at, dn.id"
-)
+#: read in pages ordered by note_id (Sources.query)
+BY_PRINT_TIME = SELECT + " WHERE dn.printed_at >= ? AND dn.printed_at <= ?"
 STILL_PRINTED = "SELECT dn.printed_at FROM {delivery_notes} dn WHERE dn.id = ?"
 
 
@@ -51,7 +50,7 @@ class ShippingConfirmations:
         if not settings.shipping.on_delivery_note_print:
             return  # the batch sends nothing; only --delivery-note does (SPEC §4)
         start, end = clock.event_window(0, settings.shipping.max_age_days)
-        for row in src.query(BY_PRINT_TIME, [start, end]):
+        for row in src.query(BY_PRINT_TIME, [start, end], key="note_id"):
             yield self._notification(src, settings, row)
 
     def _named(self, src: Sources, settings: Settings) -> Iterator[Notification]:
