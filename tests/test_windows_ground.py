@@ -147,3 +147,21 @@ def test_the_log_file_keeps_every_line_and_the_summary_and_rotates(
         cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
     rotated = sorted(p.name for p in log_file.parent.iterdir())
     assert rotated == ["proit-notify.log", *(f"proit-notify.log.{i}" for i in range(1, 6))]
+
+
+def test_windows_editor_commands_keep_quoted_paths_and_find_cmd_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # os.name as on Windows (only our parsing reads it here); "code" is found as code.cmd
+    monkeypatch.setattr(os, "name", "nt")
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", r'"C:\Program Files\Notepad++\notepad++.exe" -multiInst')
+    assert editor_command() == [r"C:\Program Files\Notepad++\notepad++.exe", "-multiInst"]
+    monkeypatch.delenv("EDITOR")
+    assert editor_command() == ["notepad"]
+    cmd = tmp_path / "code"  # stands for code.cmd: shutil.which resolves it on PATH
+    cmd.write_text("", encoding="utf-8")
+    cmd.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("EDITOR", "code --wait")
+    assert editor_command() == [str(cmd), "--wait"]
