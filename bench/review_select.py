@@ -280,7 +280,8 @@ def run(kind: str, orders: int, repeat: int, years: int = YEARS) -> None:
         def selection() -> int:
             candidates = job.candidate_query(settings, clock)
             assert candidates is not None  # both events are enabled
-            return sum(1 for _ in sources.query(*candidates))
+            sql, params = candidates
+            return sum(1 for _ in sources.query(sql, params, key="order_id"))
 
         def bare() -> int:
             cursor = raw.conn.cursor()
