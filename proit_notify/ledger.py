@@ -12,7 +12,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -116,8 +116,7 @@ def _ddl(table: str, dialect: Dialect) -> list[str]:
         f"updated_at {vc}(19) NOT NULL, sent_at {vc}(19), next_attempt_at {vc}(19), "
         f"host {vc}(200) NOT NULL, info {text}, "
         "PRIMARY KEY (key_, channel))",
-        f"CREATE INDEX {exists}{q(index_name(table, 'job'))} ON {q(table)} "
-        "(job, status, sent_at)",
+        f"CREATE INDEX {exists}{q(index_name(table, 'job'))} ON {q(table)} (job, status, sent_at)",
     ]
 
 
@@ -332,93 +331,74 @@ class Ledger:
         make the database pick one as a deadlock victim (InnoDB does with concurrent inserts
         of one key): its claim was rolled back, so it is simply tried again.
         """
+
+        def once() -> bool:
+            stamp = to_utc_text(now)
+            info_text = json.dumps(info or {}, default=str, ensure_ascii=False)
+            try:
+                inserted = self.db.insert_unique(
+                    f"INSERT INTO {self._q} ({', '.join(_COLUMNS)}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        key,
+                        channel,
+                        job,
+                        document[:400],
+                        recipient[:320],
+                        account[:100],
+                        status,
+                        detail,
+                        1 if status == "sending" else 0,
+                        stamp,
+                        stamp,
+                        stamp if status == "sent" else None,
+                        None,
+                        self.host,
+                        info_text,
+                    ],
+                )
+                if inserted:
+                    self.db.commit()
+                    return True
+                if status != "sending":
+                    return False
+                taken = self.db.execute(
+                    f"UPDATE {self._q} SET status = 'sending', attempts = attempts + 1, "
+                    "updated_at = ?, host = ?, recipient = ?, account = ?, document = ?, info = ? "
+                    "WHERE key_ = ? AND channel = ? AND status = 'deferred' "
+                    "AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
+                    [
+                        stamp,
+                        self.host,
+                        recipient[:320],
+                        account[:100],
+                        document[:400],
+                        info_text,
+                        key,
+                        channel,
+                        stamp,
+                    ],
+                )
+                self.db.commit()
+                return taken == 1
+            except DeadlockError:
+                raise
+            except ErpError as exc:
+                raise LedgerError(f"ledger write failed for {key}: {exc}") from None
+
+        return self._retrying(key, once)
+
+    def _retrying(self, key: str, write: Callable[[], bool]) -> bool:
+        """``write``, again after a deadlock (the database rolled it back)."""
         for attempt in range(DEADLOCK_RETRIES):
             try:
-                return self._claim_once(
-                    key=key,
-                    channel=channel,
-                    job=job,
-                    document=document,
-                    recipient=recipient,
-                    account=account,
-                    now=now,
-                    info=info,
-                    status=status,
-                    detail=detail,
-                )
+                return write()
             except DeadlockError as exc:
                 self.db.rollback()
                 if attempt == DEADLOCK_RETRIES - 1:
                     raise LedgerError(f"ledger write failed for {key}: {exc}") from None
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
-
-    def _claim_once(
-        self,
-        *,
-        key: str,
-        channel: str,
-        job: str,
-        document: str,
-        recipient: str,
-        account: str,
-        now: datetime,
-        info: dict[str, Any] | None,
-        status: Status,
-        detail: str,
-    ) -> bool:
-        stamp = to_utc_text(now)
-        info_text = json.dumps(info or {}, default=str, ensure_ascii=False)
-        try:
-            inserted = self.db.insert_unique(
-                f"INSERT INTO {self._q} ({', '.join(_COLUMNS)}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    key,
-                    channel,
-                    job,
-                    document[:400],
-                    recipient[:320],
-                    account[:100],
-                    status,
-                    detail,
-                    1 if status == "sending" else 0,
-                    stamp,
-                    stamp,
-                    stamp if status == "sent" else None,
-                    None,
-                    self.host,
-                    info_text,
-                ],
-            )
-            if inserted:
-                self.db.commit()
-                return True
-            if status != "sending":
-                return False
-            taken = self.db.execute(
-                f"UPDATE {self._q} SET status = 'sending', attempts = attempts + 1, "
-                "updated_at = ?, host = ?, recipient = ?, account = ?, document = ?, info = ? "
-                "WHERE key_ = ? AND channel = ? AND status = 'deferred' "
-                "AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
-                [
-                    stamp,
-                    self.host,
-                    recipient[:320],
-                    account[:100],
-                    document[:400],
-                    info_text,
-                    key,
-                    channel,
-                    stamp,
-                ],
-            )
-            self.db.commit()
-            return taken == 1
-        except DeadlockError:
-            raise
-        except ErpError as exc:
-            raise LedgerError(f"ledger write failed for {key}: {exc}") from None
 
     def record(self, key: str, channel: str, result: SendResult, now: datetime) -> Status:
         """Store a channel's outcome for a claimed row (committed); returns the new status.
@@ -562,8 +542,9 @@ class Ledger:
         recovered = [
             replace(e, status="unknown", detail=STALE, updated_at=now)
             for e in stale
-            if self.transition(e.key, e.channel, from_status="sending", to="unknown", now=now,
-                               detail=STALE)
+            if self.transition(
+                e.key, e.channel, from_status="sending", to="unknown", now=now, detail=STALE
+            )
         ]
         return recovered
 
