@@ -241,3 +241,42 @@ def test_sql_server_bit_money_and_date_text_as_pyodbc_returns_them() -> None:
     assert (to_flag(True), to_flag(False), to_flag(None)) == (True, False, None)
     assert to_decimal(Decimal("1234.5000")) == Decimal("1234.5")  # money: 4 places
     assert str(to_date("2026-11-27 00:00:00.0000000")) == "2026-11-27"
+
+
+def test_a_sql_server_connection_counts_rows_and_reads_datetimeoffset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The SQL Server branch of connect_odbc, with pyodbc's connect replaced (no server
+    here): rowcount must count (SET NOCOUNT OFF) and datetimeoffset gets a converter."""
+    import pyodbc
+
+    from proit_notify import db as db_module
+
+    executed: list[str] = []
+    converters: dict[int, Any] = {}
+
+    class Cursor:
+        def execute(self, sql: str) -> None:
+            executed.append(sql)
+
+        def close(self) -> None: ...
+
+    class Conn:
+        timeout = 0
+
+        def getinfo(self, what: int) -> str:
+            assert what == pyodbc.SQL_DBMS_NAME
+            return "Microsoft SQL Server"
+
+        def cursor(self) -> Cursor:
+            return Cursor()
+
+        def add_output_converter(self, sqltype: int, func: Any) -> None:
+            converters[sqltype] = func
+
+    monkeypatch.setattr(pyodbc, "connect", lambda *a, **k: Conn())
+    conn = "DRIVER={ODBC Driver 18 for SQL Server};SERVER=erp01;UID=u;PWD=x"
+    database = db_module.connect_odbc(conn, query_timeout=30)
+    assert database.dialect is db_module.Dialect.MSSQL
+    assert executed == ["SET NOCOUNT OFF"]
+    assert list(converters) == [db_module.SQL_SS_TIMESTAMPOFFSET]
