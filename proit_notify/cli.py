@@ -755,8 +755,8 @@ def _send_test_alert(settings: Settings) -> None:
         )
     finally:
         channel.close()
-    out.print(f"test alert via account {settings.alert_account}: {outcome}", markup=False)
-    raise typer.Exit(1 if "not sent" in outcome else 0)
+    out.print(f"test alert via account {settings.alert_account}: {outcome.text}", markup=False)
+    raise typer.Exit(0 if outcome.delivered else 1)
 
 
 def _send_test(

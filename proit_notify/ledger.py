@@ -272,6 +272,16 @@ class Ledger:
         except ErpError as exc:
             raise LedgerError(f"ledger read failed: {exc}") from None
 
+    def oldest(self, status: Status) -> datetime | None:
+        """When the oldest row with ``status`` was created."""
+        try:
+            row = self.db.one(
+                f"SELECT MIN(created_at) AS oldest_at FROM {self._q} WHERE status = ?", [status]
+            )
+        except ErpError as exc:
+            raise LedgerError(f"ledger read failed: {exc}") from None
+        return from_utc_text(str(row["oldest_at"])) if row and row["oldest_at"] else None
+
     def count_sent(self, account: str, since: datetime) -> int:
         """Messages an account has sent since ``since`` (for ``max_per_day``)."""
         try:

@@ -194,9 +194,7 @@ class Throttle:
         )
 
     def remember(self, problems: Sequence[str], now: datetime) -> None:
-        kept = {
-            k: v for k, v in self._load().items() if now - from_utc_text(v) < ALERT_INTERVAL
-        }
+        kept = {k: v for k, v in self._load().items() if now - from_utc_text(v) < ALERT_INTERVAL}
         kept.update({_digest(p): to_utc_text(now) for p in problems})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name)
@@ -209,18 +207,28 @@ def _digest(problem: str) -> str:
     return hashlib.sha256(problem.encode()).hexdigest()[:24]
 
 
-def send_alert(alert: Alert, settings: Settings, channel: Channel, run_id: str) -> str:
-    """Mail the alert to every address; what happened, for the log and the run record."""
-    outcomes = []
+@dataclass(frozen=True)
+class AlertOutcome:
+    """What became of an alert: the line for the log and the run record, and whether it
+    reached every address."""
+
+    text: str
+    delivered: bool
+
+
+def send_alert(alert: Alert, settings: Settings, channel: Channel, run_id: str) -> AlertOutcome:
+    """Mail the alert to every address."""
+    said, delivered = [], True
     for message in alert.messages(settings, run_id):
         try:
             channel.prepare(message.account)
             result = channel.send(message)
-            said = "sent" if result.ok else f"not sent ({result.outcome}: {result.detail})"
+            what = "sent" if result.ok else f"not sent ({result.outcome}: {result.detail})"
+            delivered = delivered and result.ok
         except UnreachableError as exc:
-            said = f"not sent ({exc})"
-        outcomes.append(f"{message.to}: {said}")
-    return "; ".join(outcomes)
+            what, delivered = f"not sent ({exc})", False
+        said.append(f"{message.to}: {what}")
+    return AlertOutcome("; ".join(said), delivered)
 
 
 @dataclass
@@ -255,21 +263,22 @@ class CommandRun:
                 log.error("could not record this run: %s", redact(str(exc)))
                 ledger = None
         outcome = self._alert(exit_code, detail if error else None, channel, now)
-        if outcome is not None:
-            if ledger is not None:
-                try:
-                    ledger.runs.set_alert(self.run_id, outcome)
-                except NotifyError as exc:
-                    log.error("could not record the alert: %s", redact(str(exc)))
-            if "not sent" in outcome:
-                log.error("alert: %s", redact(outcome))
-            else:
-                log.info("alert: %s", outcome)
-        return outcome
+        if outcome is None:
+            return None
+        if ledger is not None:
+            try:
+                ledger.runs.set_alert(self.run_id, outcome.text)
+            except NotifyError as exc:
+                log.error("could not record the alert: %s", redact(str(exc)))
+        if outcome.delivered:
+            log.info("alert: %s", outcome.text)
+        else:
+            log.error("alert: %s", redact(outcome.text))
+        return outcome.text
 
     def _alert(
         self, exit_code: int, error: str | None, channel: Channel, now: datetime
-    ) -> str | None:
+    ) -> AlertOutcome | None:
         alerts = self.settings.alerts
         if not alerts.enabled:
             return None
@@ -280,9 +289,11 @@ class CommandRun:
             return None
         throttle = Throttle(alert_state_path(self.settings))
         if throttle.all_recent(alert.problems, now):
-            return "not mailed again: the same problems were mailed less than an hour ago"
+            return AlertOutcome(
+                "not mailed again: the same problems were mailed less than an hour ago", True
+            )
         outcome = send_alert(alert, self.settings, channel, self.run_id)
-        if "not sent" not in outcome:
+        if outcome.delivered:
             throttle.remember(alert.problems, now)
         return outcome
 
@@ -318,7 +329,6 @@ class JobStatus:
 class Status:
     """What ``proit-notify status`` reports (exit 1 when :attr:`waiting` is not empty)."""
 
-    now: datetime
     jobs: tuple[JobStatus, ...]
     unknown: int
     drafts: int
@@ -403,7 +413,6 @@ def status(ledger: Ledger, now: datetime) -> Status:
         for job in registry.JOBS
     )
     tally = ledger.tally()
-    drafts = ledger.history(status="draft")
     failure = latest.get(NO_JOB)
     if failure is not None and failure.exit_code == 5:
         failure = None  # another run held the lock: that run's own record counts
@@ -413,11 +422,10 @@ def status(ledger: Ledger, now: datetime) -> Status:
     alerts = [r for r in latest.values() if r.alert]
     last_alert = max(alerts, key=lambda r: r.started_at).alert if alerts else ""
     return Status(
-        now=now,
         jobs=jobs,
         unknown=tally.get("unknown", 0),
-        drafts=len(drafts),
-        oldest_draft=min((d.created_at for d in drafts), default=None),
+        drafts=tally.get("draft", 0),
+        oldest_draft=ledger.oldest("draft"),
         failed_24h=ledger.tally(since=now - timedelta(hours=24)).get("failed", 0),
         deferred=tally.get("deferred", 0),
         last_alert=last_alert,

@@ -84,9 +84,11 @@ def redact(text: str) -> str:
     return _ODBC_SECRET_RE.sub(rf"\1{MASK}", text)
 
 
-_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: C0 and C1 controls (CR, LF, NUL, TAB, ESC, NEL ...), DEL and the Unicode line and
+#: paragraph separators: what breaks a log line or a header (also used by the mail builder)
+CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def one_line(text: str) -> str:
     """Control characters (CR, LF, ESC, ...) shown escaped: ERP data cannot forge a line."""
-    return _CONTROL_RE.sub(lambda m: repr(m.group())[1:-1], text)
+    return CONTROL_RE.sub(lambda m: repr(m.group())[1:-1], text)

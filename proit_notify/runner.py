@@ -234,7 +234,8 @@ class Runner:
     def _note_gap(self, job: Job, report: JobReport) -> None:
         """A pause longer than the job's catch-up window: what aged out gets a line (and an
         alert), since it has no ledger row (README "Catch-up and pauses")."""
-        window = spec(job.name).window
+        job_spec = spec(job.name)
+        window = job_spec.window
         if window is None:
             return
         max_age = window(self.settings)
@@ -245,7 +246,7 @@ class Runner:
         oldest = self.clock.oldest_due_day(max_age)
         if (oldest - last_day).days <= 1:
             return
-        key = f"{spec(job.name).ledger_name}.max_age_days"
+        key = f"{job_spec.ledger_name}.max_age_days"
         text = (
             f"{job.name} did not run from {last_day:%d.%m.%Y} until today, longer than {key} "
             f"({max_age} days): what fell due from {last_day + timedelta(days=1):%d.%m.%Y} to "

@@ -102,6 +102,7 @@ def ledger_statements(table: str) -> list[str]:
     ledger.count_sent("default", NOW)
     ledger.tally()
     ledger.tally(since=NOW)
+    ledger.oldest("draft")
     ledger.started("delivery_date", "baseline")
     ledger.history(job="shipping", status="sent", key="shipping:1", since=NOW)
     runs = ledger.runs

@@ -23,6 +23,7 @@ from email.utils import formatdate
 
 from email_validator import EmailNotValidError, validate_email
 
+from ...redaction import CONTROL_RE
 from ...settings import AccountSettings
 from .. import Outgoing, SendResult
 
@@ -32,9 +33,6 @@ POLICY = SMTP_POLICY.clone(cte_type="7bit")
 POLICY_UTF8 = POLICY.clone(utf8=True)  # what send_message uses for SMTPUTF8 addresses
 
 _HEADER_NAME_RE = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII but ':'
-#: C0 and C1 controls (CR, LF, NUL, TAB, ESC, NEL ...), DEL and the Unicode line and
-#: paragraph separators: none belongs in a header value
-_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: an RFC 2047 encoded word: the email package decodes it when it parses a header value,
 #: so its payload must be as clean as the text around it
 _ENCODED_WORD_RE = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
@@ -46,7 +44,7 @@ MAX_NAME = 200
 
 def header_problem(what: str, value: str) -> str | None:
     """Why ``value`` cannot go into a header (None: it can), also inside encoded words."""
-    found = _CONTROL_RE.search(value)
+    found = CONTROL_RE.search(value)
     if found and found.group() in "\r\n\x85\u2028\u2029":
         return f"{what} contains a line break (CR/LF): refused"
     if found:
@@ -56,7 +54,7 @@ def header_problem(what: str, value: str) -> str | None:
             decoded = str(make_header(decode_header(word)))
         except (HeaderParseError, UnicodeError, LookupError, ValueError):
             return f"{what} contains a malformed encoded word {word[:40]!r}: refused"
-        hidden = _CONTROL_RE.search(decoded)
+        hidden = CONTROL_RE.search(decoded)
         if hidden:
             return (
                 f"{what} contains an encoded word (=?...?=) that hides the control "
