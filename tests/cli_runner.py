@@ -9,9 +9,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,3 +67,21 @@ def day_runner(
         return server.messages[before:]
 
     return run
+
+
+def cli_process(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """The CLI in a process of its own (a real exit, real stdout bytes); ``env`` is added
+    to this environment, whose $PROIT_NOTIFY_CONFIG is dropped."""
+    full = dict(os.environ, COLUMNS="120", **(env or {}))
+    full.pop("PROIT_NOTIFY_CONFIG", None)
+    code = "from proit_notify.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )

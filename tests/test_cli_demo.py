@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from cli_runner import cli_process
 
 BLOCK_PYODBC = """
 import sys
@@ -21,22 +22,15 @@ sys.meta_path.insert(0, _NoOdbc())
 
 
 def run(args: list[str], cwd: Path, block_odbc: bool = False) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, COLUMNS="120")
-    env.pop("PROIT_NOTIFY_CONFIG", None)
+    env = {}
     if block_odbc:
         site = cwd / "site"
         site.mkdir(exist_ok=True)
         (site / "sitecustomize.py").write_text(BLOCK_PYODBC, encoding="utf-8")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
-    code = "from proit_notify.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    done = cli_process(args, cwd, env)
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
     )
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_runner import Cli, cli
+from cli_runner import Cli, cli, cli_process
 from erp_backends import ErpBackend
 from scenario import shop
 from smtp_server import SmtpServer, email_section, smtp_server
@@ -33,16 +32,7 @@ NAMES = ["Kővári Zoltán", "Wiśniewski Łukasz", "Ελένη"]  # outside cp1
 
 def legacy(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
     """The CLI with output redirected in cp1252, as under the Task Scheduler."""
-    env = dict(os.environ, PYTHONIOENCODING="cp1252", COLUMNS="120")
-    code = "from proit_notify.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    return cli_process(args, cwd, {"PYTHONIOENCODING": "cp1252"})
 
 
 def test_a_settings_file_with_a_utf8_bom_loads(tmp_path: Path) -> None:
