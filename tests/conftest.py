@@ -12,6 +12,9 @@ from erp_backends import BACKENDS, ErpBackend, ServerPool, open_backend
 
 WriteConfig = Callable[..., Path]
 
+#: every statement the suite sends, checked as T-SQL at the end (see the module)
+pytest_plugins = ["sql_record"]
+
 
 @pytest.fixture(scope="session")
 def erp_server_pool() -> Iterator[ServerPool]:
