@@ -197,7 +197,7 @@ def _config(folder: Path, port: int, connections: int, run: str) -> Path:
 def ours(config: Path, as_of: str) -> tuple[float, int]:
     """``proit-notify shipping-confirmations`` as a user runs it; (seconds, sent)."""
     exe = shutil.which("proit-notify") or sys.exit("proit-notify is not installed")
-    command = [exe, "shipping-confirmations", "--config", str(config), "--as-of", as_of]
+    command = [exe, "--config", str(config), "shipping-confirmations", "--as-of", as_of]
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     took = time.perf_counter() - start

@@ -12,37 +12,26 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import Progress
 
-from . import __version__, drafts, output
-from .assembly import (
-    make_alert_channel,
-    make_channels,
-    open_erp,
-    open_ledger,
-    recover_if_idle,
-    session,
-)
-from .channels import Channel, Outgoing, SendResult
-from .checks import run_checks
-from .clock import Clock
-from .db import Dialect, connect
+from . import __version__
 from .errors import ConfigError, NotifyError, UsageError
-from .jobs import registry
-from .ledger import STATUSES, Ledger
-from .ledger import ddl as ledger_statements
-from .monitor import CommandRun, sample_alert, send_alert, status
 from .redaction import one_line, redact
-from .report import ItemReport, JobReport
-from .runner import RunOptions, job_options
-from .runs import RunLog
-from .settings import Settings, load_settings, resolve_config_path
+from .statuses import STATUSES
+
+if TYPE_CHECKING:
+    from . import output
+    from .channels import Channel, SendResult
+    from .clock import Clock
+    from .ledger import Ledger
+    from .monitor import CommandRun
+    from .report import ItemReport, JobReport
+    from .runner import RunOptions
+    from .settings import Settings
 
 log = logging.getLogger("proit_notify")
 
@@ -74,6 +63,8 @@ class State:
     json: bool = False
 
     def settings(self) -> Settings:
+        from .settings import load_settings, resolve_config_path
+
         settings = load_settings(resolve_config_path(self.config))
         _log_to_file(settings.service.log_file)
         return settings
@@ -162,6 +153,8 @@ def main_options(
     ] = False,
 ) -> None:
     """Email and SMS notifications for the ProIT Handel ERP."""
+    from rich.logging import RichHandler
+
     state.config, state.verbose, state.quiet, state.json = config, verbose, quiet, json_output
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler: logging.Handler
@@ -194,11 +187,18 @@ Preview = Annotated[bool, typer.Option("--preview", help="Print the rendered mes
 
 
 def _clock(settings: Settings, as_of: str | None) -> Clock:
+    from .clock import Clock
+
     tz = settings.service.tz
     return Clock.parse(as_of, tz) if as_of else Clock.real(tz)
 
 
 def _run_jobs(names: list[str], options: RunOptions, as_of: str | None) -> None:
+    from .assembly import session
+    from .jobs import registry
+    from .monitor import CommandRun
+    from .runner import job_options
+
     settings = state.settings()
     clock = _clock(settings, as_of)
     reports: list[JobReport] = []
@@ -240,6 +240,8 @@ def _run_jobs(names: list[str], options: RunOptions, as_of: str | None) -> None:
 
 def _finish(record: CommandRun, code: int, error: NotifyError | None) -> None:
     """The run's record and alert, on a connection of their own (the run's may be gone)."""
+    from .assembly import make_alert_channel, open_ledger
+
     try:
         ledger: Ledger | None = open_ledger(record.settings)
     except NotifyError as exc:
@@ -270,6 +272,7 @@ def _exit_code(reports: list[JobReport]) -> int:
 def _progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | None]:
     """A progress line on a terminal; plain log lines under cron; nothing around an editor.
     Every item is also a line of ``service.log_file``, whatever is shown."""
+    from rich.progress import Progress
 
     def line(logger: logging.Logger) -> Callable[[ItemReport], None]:
         def write(item: ItemReport) -> None:
@@ -301,6 +304,8 @@ def _progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | 
 
 
 def _show(report: JobReport, options: RunOptions) -> None:
+    from . import output
+
     for note in report.notes:
         err.print(redact(note), markup=False)
         record.info(note)
@@ -333,6 +338,8 @@ def shipping_confirmations(
     preview: Preview = False,
 ) -> None:
     """Send a shipping confirmation for each printed delivery note."""
+    from .runner import RunOptions
+
     options = RunOptions(dry_run, limit, preview, tuple(delivery_note or ()))
     _run_jobs(["shipping-confirmations"], options, as_of)
 
@@ -341,6 +348,8 @@ def _job_command(name: str, doc: str) -> None:
     def command(
         dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, preview: Preview = False
     ) -> None:
+        from .runner import RunOptions
+
         _run_jobs([name], RunOptions(dry_run, limit, preview), as_of)
 
     command.__doc__ = doc
@@ -370,6 +379,9 @@ def delivery_dates(
     preview: Preview = False,
 ) -> None:
     """Tell customers the promised delivery date of their order."""
+    from . import drafts
+    from .runner import RunOptions
+
     if edit and not _interactive():
         raise UsageError(
             "--edit needs a terminal to open the editor in; under cron or in a script set "
@@ -384,6 +396,9 @@ def run_all(
     dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, preview: Preview = False
 ) -> None:
     """Run every job, in the order shipping, review, prepayment, delivery dates."""
+    from .jobs import registry
+    from .runner import RunOptions
+
     _run_jobs(list(registry.COMMANDS), RunOptions(dry_run, limit, preview), as_of)
 
 
@@ -400,7 +415,12 @@ def demo(
     ] = False,
 ) -> None:
     """Make the embedded demo ERP and its settings, and preview every job."""
+    from .assembly import session
+    from .clock import Clock
     from .demo import create_demo
+    from .jobs import registry
+    from .runner import RunOptions
+    from .settings import load_settings
 
     summary = create_demo(directory, today=date.today(), force=force)
     out.print(
@@ -430,6 +450,8 @@ def demo(
 
 
 def _show_demo(report: JobReport) -> None:
+    from . import output
+
     if state.json:
         _print_json(report.as_json())
         return
@@ -459,6 +481,8 @@ def check(
     ] = False,
 ) -> None:
     """Check settings, ERP mapping, templates, ledger and (unless --no-network) mail/SMS logins."""
+    from .checks import run_checks
+
     problems: list[str] = []
     for line in run_checks(state.settings(), network=not no_network):
         out.print(f"{line.label}: {line.verdict}", markup=False)
@@ -473,6 +497,8 @@ def schema(
     table: Annotated[str | None, typer.Argument(help="Show this table's columns.")] = None,
 ) -> None:
     """List the ERP's tables, or one table's columns, to write the [erp] mapping."""
+    from .assembly import open_erp
+
     settings = state.settings()
     erp = open_erp(settings)
     try:
@@ -504,6 +530,11 @@ def history(
     since: Annotated[str | None, typer.Option("--since", help="A date, e.g. 2026-11-01")] = None,
 ) -> None:
     """List ledger rows."""
+    from . import output
+    from .assembly import open_ledger, recover_if_idle
+    from .clock import Clock
+    from .jobs import registry
+
     settings = state.settings()
     if status is not None and status not in STATUSES:
         raise UsageError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
@@ -526,6 +557,10 @@ def history(
 @app.command("status")
 def status_command(as_of: AsOf = None) -> None:
     """Last run per job and what waits for a person (exit 1 when something does)."""
+    from . import output
+    from .assembly import open_ledger, recover_if_idle
+    from .monitor import status
+
     settings = state.settings()
     clock = _clock(settings, as_of)
     # dry_run: a status call on a new installation reads an empty ledger, creates none
@@ -564,6 +599,8 @@ def status_command(as_of: AsOf = None) -> None:
 
 def _print_rows(columns: tuple[str, ...], rows: list[output.Row]) -> None:
     """A table on a terminal; one tab-separated line per row for grep and scripts."""
+    from . import output
+
     if out.is_terminal:
         out.print(output.table(columns, rows))
     else:
@@ -583,6 +620,9 @@ def ledger_resolve(
     ] = None,
 ) -> None:
     """Decide a notification whose outcome is unknown."""
+    from .assembly import session
+    from .clock import Clock
+
     if sent == resend:
         raise UsageError("say either --sent or --resend")
     settings = state.settings()
@@ -598,6 +638,9 @@ def ledger_resolve(
 def ledger_ddl() -> None:
     """Print the statements that create the ledger tables in the connected database (for a
     DBA: the tool's login then needs only SELECT, INSERT, UPDATE and DELETE on them)."""
+    from .db import Dialect, connect
+    from .ledger import ddl as ledger_statements
+
     settings = state.settings()
     if settings.ledger.erp:
         db = connect(settings.erp)
@@ -626,6 +669,9 @@ DraftKeys = Annotated[list[str], typer.Argument(help="Ledger keys, e.g. delivery
 @drafts_app.command("list")
 def drafts_list(as_of: AsOf = None) -> None:
     """List the notices waiting for review; drafts no longer due are retired first."""
+    from . import drafts, output
+    from .assembly import session
+
     settings = state.settings()
     with session(settings, _clock(settings, as_of), lock=False, channels={}) as s:
         retired = s.runner.retire_drafts()
@@ -643,6 +689,9 @@ def drafts_list(as_of: AsOf = None) -> None:
 @drafts_app.command("show")
 def drafts_show(key: Annotated[str, typer.Argument(help="The draft's key")]) -> None:
     """Print a draft as it would be sent."""
+    from . import drafts
+    from .assembly import open_ledger
+
     ledger = open_ledger(state.settings())
     try:
         found = drafts.drafts_of(ledger, key)
@@ -660,6 +709,10 @@ def drafts_show(key: Annotated[str, typer.Argument(help="The draft's key")]) -> 
 @drafts_app.command("edit")
 def drafts_edit(key: Annotated[str, typer.Argument(help="The draft's key")]) -> None:
     """Edit a draft in $VISUAL/$EDITOR; the saved subject and text are what is sent."""
+    from . import drafts
+    from .assembly import open_ledger
+    from .clock import Clock
+
     settings = state.settings()
     ledger = open_ledger(settings)
     try:
@@ -680,6 +733,10 @@ def drafts_send(
     as_of: AsOf = None,
 ) -> None:
     """Send drafts (each re-checked first: a changed date or a delivered order is not sent)."""
+    from . import drafts
+    from .assembly import session
+    from .runner import RunOptions
+
     if bool(keys) == all_drafts:
         raise UsageError("give the keys of the drafts to send, or --all")
     settings = state.settings()
@@ -697,6 +754,10 @@ def drafts_send(
 @drafts_app.command("discard")
 def drafts_discard(keys: DraftKeys) -> None:
     """Never send these drafts (not drafted again for the same delivery date)."""
+    from . import drafts
+    from .assembly import open_ledger
+    from .clock import Clock
+
     settings = state.settings()
     now = Clock.real(settings.service.tz).utc
     ledger = open_ledger(settings)
@@ -728,6 +789,8 @@ def send_test_message(
     ] = False,
 ) -> None:
     """Send one test message, outside the ledger."""
+    from .assembly import make_channels
+
     if (email is None) + (sms is None) + (not alert) != 2:
         raise UsageError("give exactly one of --email ADDRESS, --sms NUMBER or --alert")
     settings = state.settings()
@@ -745,6 +808,10 @@ def send_test_message(
 
 
 def _send_test_alert(settings: Settings) -> None:
+    from .assembly import make_alert_channel
+    from .monitor import sample_alert, send_alert
+    from .runs import RunLog
+
     if not settings.alerts.to:
         raise ConfigError("alerts.to is empty: add the addresses under [alerts] in the settings")
     channel = make_alert_channel(settings)
@@ -767,6 +834,8 @@ def _send_test(
     account: str | None,
 ) -> tuple[str, SendResult]:
     """One test message: (whom it went to, what the server or gateway said)."""
+    from .channels import Outgoing
+
     now = datetime.now(settings.service.tz).strftime("%Y-%m-%d %H:%M")
     if email is not None:
         name = account or settings.email.default_account

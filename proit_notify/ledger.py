@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import filelock
 
@@ -27,17 +27,9 @@ from .errors import DeadlockError, ErpError, LedgerError, LockedError, UsageErro
 from .runs import RunLog
 from .runs import ddl as runs_ddl
 from .settings import RetrySettings
+from .statuses import STATUSES as STATUSES  # re-exported: the ledger speaks of them
+from .statuses import Status as Status
 
-Status = Literal["sending", "sent", "deferred", "failed", "unknown", "skipped", "draft"]
-STATUSES: tuple[Status, ...] = (
-    "sending",
-    "sent",
-    "deferred",
-    "failed",
-    "unknown",
-    "skipped",
-    "draft",
-)
 #: tries of a claim that the database made a deadlock victim
 DEADLOCK_RETRIES = 3
 #: the detail of a ``sending`` row whose run ended without recording an outcome

@@ -48,6 +48,8 @@ from .targets import Target, targets
 
 #: temporary failures (4xx, timeouts before DATA) in a row after which an account is stopped
 BREAKER_LIMIT = 3
+#: rendered messages that wait, unclaimed, for a free connection of their account
+PARK_LIMIT = 100
 
 #: shows a person a rendered message for review (``delivery-dates --edit``): returns the
 #: edited message, or None to keep it as a draft instead of sending it now
@@ -94,9 +96,7 @@ class ErpSources:
         self._erp = erp
         self._ledger = ledger
 
-    def query(
-        self, template: str, params: Sequence[object], key: str
-    ) -> Iterator[dict[str, Any]]:
+    def query(self, template: str, params: Sequence[object], key: str) -> Iterator[dict[str, Any]]:
         return self._erp.pages(template, params, key)
 
     def lookup(self, template: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
@@ -177,7 +177,8 @@ class _Pass:
     report: JobReport
     sender: Dispatcher[ItemReport]
     lanes: set[Lane] = field(default_factory=set)
-    parked: deque[tuple[Handover, Recheck]] = field(default_factory=deque)
+    #: per account, in the order planned (a dict keeps the accounts in first-parked order)
+    parked: dict[Lane, deque[tuple[Handover, Recheck]]] = field(default_factory=dict)
 
 
 class Runner:
@@ -545,8 +546,10 @@ class Runner:
 
     def _hand_over(self, p: _Pass, h: Handover, recheck: Recheck) -> ItemReport | None:
         """Hand over now when the account has a free connection; else park it, unclaimed,
-        and go on with the next notification: a busy or stalled account never makes
-        another account's messages wait (README "What is in flight").
+        and go on with the next notification: a busy or stalled account does not make
+        another account's messages wait (README "What is in flight"). At most
+        :data:`PARK_LIMIT` messages wait per account: then the run waits for that account
+        (memory stays bounded however many notifications a stalled account has).
 
         Returns an item when the message did not go out now, None when it is in flight or
         parked (its outcome comes back later), or ``_NO_LONGER_DUE``.
@@ -555,9 +558,12 @@ class Runner:
         state = self._lanes.get(h.lane)
         # a stopped or blocked account answers at once (deferred, unclaimed): never parked
         held = state is not None and (state.blocked is not None or state.stopped is not None)
-        queued = any(x.lane == h.lane for x, _ in p.parked)
-        if not held and (queued or not p.sender.has_room(h.lane)):
-            p.parked.append((h, recheck))  # its turn comes when the account has room
+        if not held and (h.lane in p.parked or not p.sender.has_room(h.lane)):
+            while len(p.parked.get(h.lane, ())) >= PARK_LIMIT:
+                for finished in p.sender.wait_any():
+                    self._add(p.report, finished)
+                self._unpark(p)
+            p.parked.setdefault(h.lane, deque()).append((h, recheck))
             return None
         return self._hand_over_now(p, h, recheck)
 
@@ -565,23 +571,19 @@ class Runner:
         """Hand over the parked messages whose account has room now, in their order;
         ``until_empty``: wait for room until none is left (the end of a pass)."""
         while p.parked:
-            waiting: set[Lane] = set()
-            progressed = False
-            for entry in list(p.parked):
-                h, recheck = entry
-                if h.lane in waiting or not p.sender.has_room(h.lane):
-                    waiting.add(h.lane)  # keeps the order within an account
-                    continue
-                p.parked.remove(entry)
-                item = self._hand_over_now(p, h, recheck)
-                if item is not None and item is not _NO_LONGER_DUE:
-                    self._add(p.report, item)
-                progressed = True
+            for lane, queue in list(p.parked.items()):
+                while queue and p.sender.has_room(lane):
+                    h, recheck = queue.popleft()
+                    item = self._hand_over_now(p, h, recheck)
+                    if item is not None and item is not _NO_LONGER_DUE:
+                        self._add(p.report, item)
+                if not queue:
+                    del p.parked[lane]
             if not until_empty or not p.parked:
                 return
-            if not progressed:
-                for finished in p.sender.wait_any():
-                    self._add(p.report, finished)
+            # every account left parked has all its connections busy: wait for one
+            for finished in p.sender.wait_any():
+                self._add(p.report, finished)
 
     def _hand_over_now(self, p: _Pass, h: Handover, recheck: Recheck) -> ItemReport | None:
         """Wait for a free connection of the account, reach it, re-check, claim, hand over."""
@@ -621,6 +623,9 @@ class Runner:
         limited = self.over_daily_limit(h.channel, h.account, f"{later}, {tomorrow}")
         if limited:
             return h.item("deferred", limited)
+        # the channel's CPU work (the email's bytes) here, in the runner's thread: the
+        # sending thread then only waits on the socket and never holds the GIL for long
+        message = channel.encode(h.message)
         now = self.clock.utc
         if h.was == "draft":
             claimed = self.ledger.transition(
@@ -643,7 +648,7 @@ class Runner:
         def done(future: Future[SendResult]) -> ItemReport:
             return self._outcome(p, h, state, future)
 
-        p.sender.submit(lane, channel, h.message, done)
+        p.sender.submit(lane, channel, message, done)
         return None
 
     def _outcome(

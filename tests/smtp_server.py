@@ -166,6 +166,7 @@ class SmtpServer:
         tls: TestCa | None = None,
         implicit_tls: bool = False,
         auth: bool = False,
+        smtputf8: bool = True,  # what aiosmtpd offers by default
     ) -> None:
         self.handler = handler
         self.port = free_port()
@@ -173,6 +174,7 @@ class SmtpServer:
         self.implicit_tls = implicit_tls
         self._kwargs: dict[str, Any] = {"hostname": HOST, "port": self.port}
         self._kwargs["server_hostname"] = "localhost"  # no getfqdn() per connection
+        self._kwargs["enable_SMTPUTF8"] = smtputf8
         if tls is not None and implicit_tls:
             self._kwargs["ssl_context"] = tls.server_context()
         elif tls is not None:

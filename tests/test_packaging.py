@@ -8,6 +8,8 @@ wheel, a module left out. Only an editable install (``pip install -e``) may live
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from importlib.metadata import distribution
 from pathlib import Path
 
@@ -40,3 +42,18 @@ def test_the_installed_package_ships_templates_and_type_marker() -> None:
     assert (PACKAGE / "py.typed").is_file()
     assert (PACKAGE / "jobs" / "registry.py").is_file()
     assert (PACKAGE / "channels" / "sms" / "aspsms.py").is_file()
+
+
+def test_the_cli_module_imports_nothing_heavy() -> None:
+    # --version and --help answer at once (issue "Speed"): settings (pydantic), templates
+    # (jinja2, babel), addresses and the ERP are imported by the commands that use them
+    code = (
+        "import sys, proit_notify.cli; "
+        "print(sorted(m for m in ('pydantic', 'jinja2', 'babel', 'email_validator', "
+        "'phonenumbers', 'sqlite3', 'proit_notify.settings', 'proit_notify.runner') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
+    )
+    assert result.stdout.strip() == "[]"

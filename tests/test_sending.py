@@ -32,6 +32,9 @@ class Gate:
     def check(self) -> list[str]:
         return []
 
+    def encode(self, message: Outgoing) -> Outgoing:
+        return message
+
     def refuse(self, message: Outgoing) -> str | None:
         return None
 

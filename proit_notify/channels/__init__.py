@@ -28,6 +28,9 @@ class Outgoing:
     account: str | None = None  # email account name (None for SMS)
     document: str = ""  # what it is about, for logs: "Lieferschein 4711 (Auftrag 1234)"
     headers: tuple[tuple[str, str], ...] = field(default=())
+    #: what the channel made of it in the runner's thread (:meth:`Channel.encode`): its own
+    #: type (the email's bytes), or a failed result; None until encoded
+    encoded: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,12 @@ class Channel(Protocol):
     """Sends one message at a time; keeps connections open across a batch."""
 
     name: ChannelName
+
+    def encode(self, message: Outgoing) -> Outgoing:
+        """The message with the channel's CPU work done (the email's bytes): the runner
+        calls it in its own thread before the hand-over, so a sending thread only talks
+        to the server. ``send`` also takes a message that was not encoded."""
+        ...
 
     def send(self, message: Outgoing) -> SendResult:
         """Hand over one message. Never raises for a per-message problem: classify it.

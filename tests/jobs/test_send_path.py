@@ -428,3 +428,47 @@ def test_free_port_helper_really_is_free() -> None:
     port = free_port()
     with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
         probe.connect((HOST, port))
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_a_slow_account_keeps_at_most_park_limit_messages_rendered_and_waiting(
+    erp_backend: Any,
+    write_config: Any,
+    fault_server: SmtpServer,
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from proit_notify import runner
+
+    addresses = notes(shop(erp_backend), 12)
+    handler = fault_server.handler
+    assert isinstance(handler, FaultHandler)
+    for address in addresses:
+        handler.rcpt_stall[address] = 0.05  # a slow relay: the runner renders faster
+    monkeypatch.setattr(runner, "PARK_LIMIT", 2)
+    rendered: list[str] = []
+    render = runner.Runner.render
+
+    def counting(self: runner.Runner, n: Any, target: Any) -> Any:
+        rendered.append(n.key)
+        return render(self, n, target)
+
+    monkeypatch.setattr(runner.Runner, "render", counting)
+    ahead: list[int] = []  # at each RCPT: rendered so far minus messages that reached it
+    receive = handler.handle_RCPT
+
+    async def rcpt(server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        ahead.append(len(rendered) - len(ahead))
+        return await receive(server, session, envelope, address, options)
+
+    monkeypatch.setattr(handler, "handle_RCPT", rcpt)
+    config = write_config(email=email_section(fault_server))
+
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert result.exit_code == 0, result.stderr
+    assert rcpts(fault_server.messages) == addresses  # all of them, in their order
+    assert len(ahead) == 12
+    # one on the wire, PARK_LIMIT parked, one being handed over: never the whole batch
+    assert max(ahead) <= 1 + 2 + 1
+    assert rows_by_status(config) == {"sent": 12}

@@ -15,13 +15,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from email.message import EmailMessage
+from dataclasses import replace
 from email.utils import getaddresses, parseaddr
 
 from ...errors import ConfigError, UnreachableError
 from ...settings import AccountSettings
 from .. import ChannelName, Outgoing, SendResult
-from .message import POLICY, POLICY_UTF8, CheckedAddress, build, check_address, message_id
+from .message import (
+    POLICY,
+    POLICY_UTF8,
+    CheckedAddress,
+    Wire,
+    build,
+    check_address,
+    message_id,
+)
 from .outbox import check_directory, write_eml
 from .smtp import Account, Stale, abandon, connect, quit_, transaction
 
@@ -62,22 +70,33 @@ class EmailChannel:
         if problems:
             raise ConfigError("email accounts are invalid", tuple(problems))
 
+    def encode(self, message: Outgoing) -> Outgoing:
+        """The message with its bytes built (in the runner's thread: ``send``, in a
+        sending thread, then only talks to the server)."""
+        return replace(message, encoded=self._build(message))
+
     def send(self, message: Outgoing) -> SendResult:
-        """Build, then deliver one message; per-message problems come back as a result."""
+        """Build (unless :meth:`encode` did), then deliver one message; per-message
+        problems come back as a result."""
         account = self._account(message.account)
-        built = build(account.settings, account.message_id_domain, message)
+        built = message.encoded
+        if not isinstance(built, Wire | SendResult):
+            built = self._build(message)
         if isinstance(built, SendResult):
             return built
-        msg, recipient = built
         if account.settings.transport == "file":
             self._throttle(account)
-            return write_eml(account, message.key, msg, recipient)
-        return self._send_smtp(account, msg, recipient)
+            return write_eml(account, message.key, built)
+        return self._send_smtp(account, built)
 
     def refuse(self, message: Outgoing) -> str | None:
-        account = self._account(message.account)
-        built = build(account.settings, account.message_id_domain, message)
+        built = self._build(message)
         return built.detail if isinstance(built, SendResult) else None
+
+    def _build(self, message: Outgoing) -> Wire | SendResult:
+        account = self._account(message.account)
+        envelope = (account.envelope_from, *account.bcc)
+        return build(account.settings, account.message_id_domain, message, envelope)
 
     def prepare(self, account: str | None) -> None:
         """Reach and log in to the account's server once per batch (its connection then
@@ -139,7 +158,7 @@ class EmailChannel:
                     now = time.monotonic()
             account.last_send = now
 
-    def _send_smtp(self, account: Account, msg: EmailMessage, recipient: str) -> SendResult:
+    def _send_smtp(self, account: Account, wire: Wire) -> SendResult:
         with account.slots:  # at most `connections` conversations with the server at once
             smtp = account.take()
             reused = smtp is not None
@@ -147,7 +166,7 @@ class EmailChannel:
                 smtp = connect(account)  # UnreachableError: nothing was handed over
             self._throttle(account)
             try:
-                result = transaction(account, smtp, msg, recipient)
+                result = transaction(account, smtp, wire)
             except Stale as stale:
                 abandon(smtp)
                 if not reused:
@@ -155,7 +174,7 @@ class EmailChannel:
                 # The server closed the idle connection between two messages: reconnect once.
                 smtp = connect(account)
                 try:
-                    result = transaction(account, smtp, msg, recipient)
+                    result = transaction(account, smtp, wire)
                 except Stale as stale_again:
                     abandon(smtp)
                     return SendResult("deferred", str(stale_again))

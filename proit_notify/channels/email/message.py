@@ -1,21 +1,33 @@
 """Building the email: headers, text and HTML parts, the Message-ID, address checks.
 
-Nothing here talks to a server: :func:`build` turns an :class:`Outgoing` into the
-``EmailMessage`` and its envelope recipient, or into a ``failed`` result saying why not
-(a line break in a header value, an invalid address, what the email package refuses).
+Nothing here talks to a server: :func:`build` turns an :class:`Outgoing` into a
+:class:`Wire` (the bytes the server gets and the envelope recipient), or into a ``failed``
+result saying why not (a line break in a header value, an invalid address, what the email
+package refuses).
+
+The bytes are assembled from parts the email package encodes: each header folded by the
+policy ``smtplib.send_message`` would flatten with (RFC 2047 words, or UTF-8 under
+SMTPUTF8), each body part quoted-printable or base64 (``binascii``), whichever the email
+package would pick, with CRLF line ends and no Bcc header. That is the same message
+``EmailMessage`` + ``send_message`` make, at a fifth of the CPU (``bench/README.md``), and
+it is made in the runner's thread, so a sending thread only talks to the socket. The whole
+header block is parsed back before it may go (:func:`verify_headers`).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hashlib
+import random
 import re
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
+from email.parser import BytesHeaderParser, HeaderParser
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import EmailPolicy
 from email.policy import default as default_policy
@@ -63,18 +75,28 @@ def header_problem(what: str, value: str) -> str | None:
     return None
 
 
-def verify_headers(msg: EmailMessage, recipient: str) -> str | None:
-    """Check the header block as it goes on the wire: every line well-formed, nothing but
-    the headers we set, the recipient the only one. None when it is right.
+@dataclass(frozen=True)
+class Wire:
+    """A message as the server gets it: the bytes (CRLF, no Bcc header) and its envelope."""
+
+    data: bytes
+    recipient: str  # the envelope recipient (IDNA domain; a non-ASCII local part as is)
+    #: MAIL options: SMTPUTF8 and BODY=8BITMIME when an address needs them (send_message's)
+    options: tuple[str, ...] = ()
+
+
+def verify_headers(
+    block: list[tuple[str, bytes]], recipient: str, *, utf8: bool = False
+) -> str | None:
+    """Check the header block as it goes on the wire (each header's name and folded bytes):
+    every line well-formed, nothing but the headers we set, the recipient the only one.
+    None when it is right.
 
     Python releases before 3.11.10 / 3.12.5 do not check what they fold; this does, on
     every Python the project admits.
     """
-    policy = flatten_policy(recipient)
     names: list[str] = []
-    block = b""
-    for name, value in msg.raw_items():
-        folded = policy.fold_binary(name, value)
+    for name, folded in block:
         text = folded.decode("utf-8", "surrogateescape")
         lines = text.split("\r\n")
         if lines[-1] != "" or any("\r" in line or "\n" in line for line in lines):
@@ -88,8 +110,11 @@ def verify_headers(msg: EmailMessage, recipient: str) -> str | None:
         if any(len(line) > MAX_LINE for line in lines):
             return f"header {name} has a word longer than {MAX_LINE} characters: refused"
         names.append(name.lower())
-        block += folded
-    parsed = BytesHeaderParser(policy=default_policy).parsebytes(block + b"\r\n")
+    head = b"".join(folded for _, folded in block) + b"\r\n"
+    if utf8:  # SMTPUTF8: the header block is UTF-8, as a receiver that offers it reads it
+        parsed = HeaderParser(policy=default_policy).parsestr(head.decode("utf-8"))
+    else:
+        parsed = BytesHeaderParser(policy=default_policy).parsebytes(head)
     if sorted(k.lower() for k in parsed) != sorted(names):
         extra = sorted(set(k.lower() for k in parsed) - set(names)) or sorted(names)
         return f"the header block would not parse back as built ({', '.join(extra)}): refused"
@@ -101,9 +126,16 @@ def verify_headers(msg: EmailMessage, recipient: str) -> str | None:
 
 
 def build(
-    settings: AccountSettings, message_id_domain: str, message: Outgoing
-) -> tuple[EmailMessage, str] | SendResult:
-    """The message and its envelope recipient, or a "failed" result saying why not."""
+    settings: AccountSettings,
+    message_id_domain: str,
+    message: Outgoing,
+    envelope: tuple[str, ...] = (),
+) -> Wire | SendResult:
+    """The message as the server gets it, or a "failed" result saying why not.
+
+    ``envelope``: the other envelope addresses (sender, Bcc): one that is not ASCII makes
+    the message SMTPUTF8, as ``send_message`` would.
+    """
     for what, value in (
         ("recipient address", message.to),
         ("recipient name", message.to_name or ""),
@@ -120,34 +152,109 @@ def build(
     if checked.envelope is None:
         return SendResult("failed", checked.problem or "no email address")
     recipient = checked.envelope
+    policy = flatten_policy(recipient, *envelope)
+    local, _, domain = recipient.rpartition("@")
+    name = message.to_name or ""
+    if len(name) > MAX_NAME:
+        name = name[: MAX_NAME - 1] + "…"
     try:
-        msg = EmailMessage(policy=POLICY)
-        msg["From"] = settings.from_
-        name = message.to_name or ""
-        if len(name) > MAX_NAME:
-            name = name[: MAX_NAME - 1] + "…"
-        msg["To"] = Address(display_name=name, addr_spec=recipient)
-        msg["Subject"] = message.subject
-        msg["Date"] = formatdate(localtime=True)
-        msg["Message-ID"] = message_id(message.key, message.channel, message_id_domain)
+        headers: list[tuple[str, object]] = [
+            ("From", settings.from_),
+            # by its parts: Address(addr_spec=) refuses a non-ASCII local part, which
+            # email_validator admitted and SMTPUTF8 carries
+            ("To", Address(display_name=name, username=local, domain=domain)),
+            ("Subject", message.subject),
+            ("Date", formatdate(localtime=True)),
+            ("Message-ID", message_id(message.key, message.channel, message_id_domain)),
+        ]
         if settings.reply_to:
-            msg["Reply-To"] = settings.reply_to
-        if settings.bcc:
-            msg["Bcc"] = settings.bcc
+            headers.append(("Reply-To", settings.reply_to))
         for header_name, value in message.headers:
             # an extra header replaces ours of the same name (e.g. a shop's Reply-To)
-            del msg[header_name]
-            msg[header_name] = value
-        msg.set_content(message.text)
-        if message.html is not None:
-            msg.add_alternative(message.html, subtype="html")
-    except (ValueError, TypeError, IndexError) as exc:
+            headers = [h for h in headers if h[0].lower() != header_name.lower()]
+            headers.append((header_name, value))
+        block = [(n, _fold(policy, n, v)) for n, v in headers]
+        body = _body(message.text, message.html)
+    except (ValueError, TypeError, IndexError, UnicodeError) as exc:
         # the email package refuses what it cannot encode (also a CR/LF we missed)
         return SendResult("failed", f"cannot build the message: {exc}")
-    problem = verify_headers(msg, recipient)
+    block += body[0]
+    problem = verify_headers(block, recipient, utf8=bool(policy.utf8))
     if problem is not None:
         return SendResult("failed", problem)
-    return msg, recipient
+    data = b"".join(folded for _, folded in block) + b"\r\n" + body[1]
+    options = ("SMTPUTF8", "BODY=8BITMIME") if policy.utf8 else ()
+    return Wire(data, recipient, options)
+
+
+#: headers whose value this module makes (formatdate, message_id): short printable ASCII
+_OURS = frozenset({"Date", "Message-ID"})
+
+
+def _fold(policy: EmailPolicy[EmailMessage], name: str, value: object) -> bytes:
+    """One header as the policy folds it on the wire; the constant ones (From, Reply-To)
+    are folded once per batch, our own ASCII ones need no folding."""
+    if name in _OURS and isinstance(value, str) and value.isascii() and len(value) < 70:
+        return f"{name}: {value}\r\n".encode("ascii")
+    if isinstance(value, str):
+        return _fold_text(policy, name, value)
+    return policy.fold_binary(name, policy.header_factory(name, value))
+
+
+@functools.lru_cache(maxsize=256)
+def _fold_text(policy: EmailPolicy[EmailMessage], name: str, value: str) -> bytes:
+    return policy.fold_binary(name, policy.header_factory(name, value))
+
+
+def _body(text: str, html: str | None) -> tuple[list[tuple[str, bytes]], bytes]:
+    """The MIME headers and the body: text/plain, or multipart/alternative with HTML."""
+    if html is None:
+        headers, content = _part(text, "plain")
+        return [("MIME-Version", b"MIME-Version: 1.0\r\n"), *headers], content
+    parts = [_part(text, "plain"), _part(html, "html")]
+    boundary = _boundary()
+    while any(boundary.encode() in content for _, content in parts):
+        boundary = _boundary()  # a 7bit part holds it: the email package picks another too
+    # the CRLF before a delimiter belongs to the delimiter (RFC 2046), not to the part
+    delimiter = b"--" + boundary.encode() + b"\r\n"
+    body = b"\r\n".join(
+        delimiter + b"".join(h for _, h in head) + b"\r\n" + c for head, c in parts
+    )
+    mime = [
+        ("MIME-Version", b"MIME-Version: 1.0\r\n"),
+        (
+            "Content-Type",
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode(),
+        ),
+    ]
+    return mime, body + b"\r\n--" + boundary.encode() + b"--\r\n"
+
+
+def _boundary() -> str:
+    """The email package's form of boundary; random, not secret (the check above makes it
+    unique in the message), so no system call per message."""
+    return "=" * 15 + str(random.randrange(10**19)).zfill(19) + "=="  # noqa: S311
+
+
+def _part(content: str, subtype: str) -> tuple[list[tuple[str, bytes]], bytes]:
+    """One text part: 7bit when it is ASCII with short lines, else quoted-printable or
+    base64, whichever is shorter (the email package's choice for 7bit transports)."""
+    lines = content.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    raw = "\n".join(lines).encode("utf-8") + b"\n"
+    longest = max((len(line) for line in lines), default=0)
+    if raw.isascii() and longest <= (POLICY.max_line_length or 78):
+        cte, encoded = "7bit", raw
+    else:
+        qp = binascii.b2a_qp(raw, istext=True)
+        b64 = base64.encodebytes(raw)
+        cte, encoded = ("base64", b64) if len(qp) > len(b64) else ("quoted-printable", qp)
+    headers = [
+        ("Content-Type", f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode()),
+        ("Content-Transfer-Encoding", f"Content-Transfer-Encoding: {cte}\r\n".encode()),
+    ]
+    return headers, encoded.replace(b"\n", b"\r\n")
 
 
 def message_id(key: str, channel: str, domain: str) -> str:

@@ -5,23 +5,22 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from email.message import EmailMessage
 from pathlib import Path
 
 from ...errors import UnreachableError
 from .. import SendResult
-from .message import flatten_policy
+from .message import Wire
 from .smtp import Account
 
 _FILE_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def write_eml(account: Account, key: str, msg: EmailMessage, recipient: str) -> SendResult:
+def write_eml(account: Account, key: str, wire: Wire) -> SendResult:
+    """The file holds what a server would receive (no Bcc header)."""
     directory = account.settings.directory
     assert directory is not None  # settings guarantee it for transport "file"
     path = directory / f"{_FILE_NAME_UNSAFE_RE.sub('_', key)}.eml"
-    del msg["Bcc"]  # the file holds what a server would receive
-    data = msg.as_bytes(policy=flatten_policy(account.envelope_from, recipient))
+    data = wire.data
     try:
         directory.mkdir(parents=True, exist_ok=True)
         # temp file + replace: a reader never sees half a message

@@ -14,12 +14,12 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any
 
 from ...errors import UnreachableError
 from ...settings import AccountSettings
 from .. import Outcome, SendResult
+from .message import Wire
 
 
 class Stale(Exception):
@@ -102,17 +102,26 @@ def _reply(code: int, text: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}".strip()
 
 
-def transaction(
-    account: Account, smtp: _TrackingSMTP, msg: EmailMessage, recipient: str
-) -> SendResult:
+def transaction(account: Account, smtp: _TrackingSMTP, wire: Wire) -> SendResult:
     """One MAIL/RCPT/DATA exchange on an open connection, classified."""
     smtp.data_started = False
     smtp.data_reply = (0, b"")
+    recipient = wire.recipient
+    if "SMTPUTF8" in wire.options and not smtp.has_extn("smtputf8"):
+        # what send_message refuses too: the address cannot be written without SMTPUTF8
+        return SendResult(
+            "failed",
+            f"{recipient}: the address needs SMTPUTF8, which {account.where} does not offer",
+        )
     try:
-        # send_message flattens the message (Bcc removed, SMTPUTF8 when needed) and
-        # runs MAIL, RCPT, DATA; _TrackingSMTP.data tells us how far it got.
-        refused = smtp.send_message(
-            msg, from_addr=account.envelope_from, to_addrs=[recipient, *account.bcc]
+        # the message was flattened as send_message would (message.build: Bcc left out,
+        # SMTPUTF8 when needed); sendmail runs MAIL, RCPT, DATA, and _TrackingSMTP.data
+        # tells us how far it got
+        refused = smtp.sendmail(
+            account.envelope_from,
+            [recipient, *account.bcc],
+            wire.data,
+            mail_options=list(wire.options),
         )
     except smtplib.SMTPRecipientsRefused as exc:
         code, text = exc.recipients.get(recipient, next(iter(exc.recipients.values())))
