@@ -121,7 +121,7 @@ def generate_sqlite(path: Path, orders: int, years: int = YEARS) -> None:
     ts = "strftime('%Y-%m-%d %H:%M:%S', ?, '+' || CAST({x} AS INTEGER) || ' seconds')"
     conn.execute(
         seq + "INSERT INTO customers SELECT i, 'Kunde ' || i, 'kunde' || i || '@example.ch', "
-        "'CH', CASE WHEN i % 8 = 0 THEN 'en' ELSE 'de' END, 'email', NULL FROM n",
+        "'CH', CASE WHEN i % 8 = 0 THEN 'en' ELSE 'de' END, 'email', NULL, 0 FROM n",
         [customers],
     )
     conn.execute(

@@ -30,6 +30,7 @@ def make_renderer(settings: Settings) -> Renderer:
         items_as_table=settings.email.items_as_table,
         default_language=settings.service.language,
         default_country=settings.service.country,
+        language_codes=settings.erp.language_codes,
     )
 
 

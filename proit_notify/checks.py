@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .assembly import make_channels, make_renderer, open_erp, open_ledger
+from .render import Renderer
 from .settings import Settings
 
 #: providers whose API has no balance/credit call, so ``check`` cannot test the login
@@ -38,8 +39,11 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
     finally:
         erp.close()
     yield CheckLine(f"ERP ({erp.db.where})", _counted(erp_problems), tuple(erp_problems))
-    template_problems = make_renderer(settings).check()
+    renderer = make_renderer(settings)
+    template_problems = renderer.check()
     yield CheckLine("templates", _counted(template_problems), tuple(template_problems))
+    if not erp_problems:
+        yield _languages_line(settings, renderer)
     ledger = open_ledger(settings)
     where = f"{ledger.db.where}, table {ledger.table}: ok; lock file {settings.lock_path}"
     ledger.close()
@@ -78,11 +82,41 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
         )
 
 
+def _languages_line(settings: Settings, renderer: Renderer) -> CheckLine:
+    """Which templates the ERP's customers get, and who gets another language's (a value
+    the tool does not read, or a language without templates): the operator adds a code to
+    ``[erp.language_codes]`` or templates to ``templates.dir``."""
+    erp = open_erp(settings)
+    try:
+        counts = erp.language_counts()
+    finally:
+        erp.close()
+    per_language: dict[str, int] = {}
+    others: list[str] = []
+    for value, n in sorted(counts, key=lambda c: -c[1]):
+        used = renderer.language_used(value)
+        per_language[used] = per_language.get(used, 0) + n
+        wanted = renderer.language(value)
+        if wanted != used and value is not None and str(value).strip():
+            why = f"no {wanted} templates" if wanted else "not a language code proit-notify reads"
+            others.append(
+                f"{n} customer(s) with language {str(value).strip()!r} get the "
+                f"{_NAMES.get(used, used)} templates ({why}: see [erp.language_codes])"
+            )
+    summary = ", ".join(f"{lang} {n}" for lang, n in sorted(per_language.items())) or "no customers"
+    return CheckLine(
+        "languages", "; ".join([f"customers by template language: {summary}", *others])
+    )
+
+
+_NAMES = {"de": "German", "fr": "French", "it": "Italian", "en": "English"}
+
+
 def _alerts_line(settings: Settings) -> CheckLine:
     """The alert settings (validated on load): who hears about problems, through what."""
     alerts = settings.alerts
     if alerts.on == "never":
-        return CheckLine("alerts", "off (alerts.on = \"never\"): nobody is told about problems")
+        return CheckLine("alerts", 'off (alerts.on = "never"): nobody is told about problems')
     if not alerts.to:
         return CheckLine(
             "alerts",

@@ -49,6 +49,10 @@ drafts_app = typer.Typer(
 ledger_app = typer.Typer(help="Decide ledger rows by hand.", no_args_is_help=True)
 app.add_typer(drafts_app, name="drafts")
 app.add_typer(ledger_app, name="ledger")
+optout_app = typer.Typer(
+    help="The opt-out list: addresses that get no review requests.", no_args_is_help=True
+)
+app.add_typer(optout_app, name="optout")
 
 # markup=False: ERP text ("A-[/]1", "[link=...]") is data and is printed as typed (SPEC §7)
 out = Console(highlight=False, soft_wrap=True, markup=False)
@@ -438,15 +442,35 @@ def demo(
     state.config = config
     settings = load_settings(config)
     clock = Clock.real(settings.service.tz)
-    options = RunOptions(dry_run=True)
+    options = RunOptions(dry_run=True, preview=True)
+    samples: dict[str, tuple[str, str]] = {}
     with session(settings, clock, lock=False, dry_run=True) as s:
         for name in registry.COMMANDS:
             report = s.runner.run(registry.make_job(name), options)
             _show_demo(report)
+            if name == "shipping-confirmations":
+                samples = _language_samples(report)
+    if samples and not state.json:
+        out.print("\nThe customers' languages (one shipping confirmation each, subject):")
+        for lang, (recipient, subject) in sorted(samples.items()):
+            out.print(f"  {lang}  {recipient}: {subject}")
     out.print(
         f"\nNothing was sent. To send for real (into {summary.outbox}):\n"
         f"  proit-notify -c {config} run-all"
     )
+
+
+def _language_samples(report: JobReport) -> dict[str, tuple[str, str]]:
+    """The first email of each template language (read from its HTML's lang attribute)."""
+    import re
+
+    samples: dict[str, tuple[str, str]] = {}
+    for item in report.items:
+        html = item.preview.html if item.preview is not None else None
+        found = re.search(r'<html lang="([a-z]+)">', html or "")
+        if found and found.group(1) not in samples and item.preview is not None:
+            samples[found.group(1)] = (item.recipient, item.preview.subject)
+    return samples
 
 
 def _show_demo(report: JobReport) -> None:
@@ -632,6 +656,84 @@ def ledger_resolve(
         channels = s.ledger.resolve(key, sent=sent, now=clock.utc, channel=channel)
     verdict = "marked sent" if sent else "released: the next run sends it again"
     out.print(f"{key} ({', '.join(channels)}): {verdict}")
+
+
+Address = Annotated[str, typer.Argument(help="An email address or a phone number")]
+
+
+@optout_app.command("add")
+def optout_add(address: Address) -> None:
+    """Put an address on the opt-out list: it gets no review requests from now on."""
+    from .assembly import open_ledger
+    from .clock import Clock
+
+    settings = state.settings()
+    ledger = open_ledger(settings)
+    try:
+        added = ledger.optout.add(address, Clock.real(settings.service.tz).utc)
+    finally:
+        ledger.close()
+    out.print(
+        f"{address}: {'added to' if added else 'already on'} the opt-out list "
+        "(no review requests; other messages still go out)"
+    )
+
+
+@optout_app.command("remove")
+def optout_remove(address: Address) -> None:
+    """Take an address off the opt-out list (the customer agreed to review requests again)."""
+    from .assembly import open_ledger
+
+    ledger = open_ledger(state.settings())
+    try:
+        removed = ledger.optout.remove(address)
+    finally:
+        ledger.close()
+    if not removed:
+        raise UsageError(f"{address} is not on the opt-out list ('proit-notify optout list')")
+    out.print(f"{address}: removed from the opt-out list")
+
+
+@optout_app.command("list")
+def optout_list(
+    address: Annotated[
+        str | None, typer.Argument(help="Only say whether this address is on the list")
+    ] = None,
+) -> None:
+    """The addresses on the opt-out list (exit 1 when ADDRESS is given and not on it)."""
+    from .assembly import open_ledger
+    from .clock import Clock
+    from .optout import normalize
+
+    settings = state.settings()
+    clock = Clock.real(settings.service.tz)
+    ledger = open_ledger(settings, dry_run=True)  # reading: never creates the ledger
+    try:
+        entries = ledger.optout.entries()
+    finally:
+        ledger.close()
+    if address is not None:
+        entries = [e for e in entries if e.address == normalize(address)]
+    if state.json:
+        _print_json(
+            [
+                {
+                    "address": e.address,
+                    "added_at": clock.local_of(e.added_at).isoformat(),
+                    "host": e.host,
+                }
+                for e in entries
+            ]
+        )
+    else:
+        rows: list[tuple[str, ...]] = [
+            (e.address, f"{clock.local_of(e.added_at):%Y-%m-%d %H:%M}", e.host) for e in entries
+        ]
+        _print_rows(("address", "added", "host"), rows)
+        if address is None and not entries:
+            err.print("the opt-out list is empty")
+    if address is not None and not entries:
+        raise typer.Exit(1)
 
 
 @ledger_app.command("ddl")

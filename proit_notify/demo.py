@@ -59,7 +59,8 @@ CREATE TABLE customers (
     country TEXT,
     language TEXT,
     info_type TEXT,
-    {PHONE_FIELD} TEXT
+    {PHONE_FIELD} TEXT,
+    no_marketing INTEGER
 );
 CREATE TABLE contacts (
     id INTEGER PRIMARY KEY,
@@ -288,7 +289,7 @@ def _generate(today: date, seed: int) -> _Rows:
         email: str | None = f"{local}@{domain}"
         if rng.random() < 0.04:
             email = rng.choice((None, ""))
-        language = "en" if rng.random() < 0.12 else "de"
+        language = _language(rng.random(), country, cid)
         info_type = _weighted(
             rng, {"email": 66, "sms": 9, "email_sms": 10, "none": 5, None: 6, "": 4}
         )
@@ -299,7 +300,11 @@ def _generate(today: date, seed: int) -> _Rows:
             else rng.choice((None, ""))
         )
         countries[cid] = country
-        rows.customers.append((cid, name, email, country, language, info_type, mobile))
+        # every 23rd customer objected to advertising: no review requests (SPEC §5)
+        no_marketing = 1 if cid % 23 == 0 else 0
+        rows.customers.append(
+            (cid, name, email, country, language, info_type, mobile, no_marketing)
+        )
         # a firm names a contact person ("zuhanden"), some private customers too
         if rng.random() < (0.7 if is_firm else 0.08):
             for _ in range(rng.randint(1, 2)):
@@ -314,7 +319,7 @@ def _generate(today: date, seed: int) -> _Rows:
     # two visibly wrong addresses, so the demo shows how failures are reported
     for index, bad in zip((4, 11), INVALID_EMAILS, strict=True):
         c = rows.customers[index]
-        rows.customers[index] = (c[0], c[1], bad, c[3], c[4], "email", c[6])
+        rows.customers[index] = (c[0], c[1], bad, c[3], c[4], "email", c[6], c[7])
 
     # orders, lines, delivery notes, invoices ----------------------------------------------
     note_id = 0
@@ -456,7 +461,7 @@ def _write_erp(path: Path, rows: _Rows) -> None:
         conn.execute("PRAGMA journal_mode = OFF")
         conn.execute("PRAGMA synchronous = OFF")
         conn.executescript(SCHEMA)
-        conn.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", rows.customers)
+        conn.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows.customers)
         conn.executemany("INSERT INTO contacts VALUES (?, ?, ?, ?, ?)", rows.contacts)
         conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows.orders)
         conn.executemany("INSERT INTO order_lines VALUES (?, ?, ?, ?, ?, ?, ?)", rows.order_lines)
@@ -474,6 +479,23 @@ def _write_erp(path: Path, rows: _Rows) -> None:
         conn.close()
 
 
+#: how the demo ERP's users typed the languages over the years (as real ERPs hold them)
+_SPELLINGS = {"fr": ("F", "fr", "Français"), "it": ("I", "Italiano", "it_CH"), "en": ("E", "en")}
+
+
+def _language(draw: float, country: str, cid: int) -> str:
+    """A customer's language, from one random draw: Swiss customers read German, French
+    or Italian (and some English), the others German or English."""
+    if country == "CH":
+        lang = "en" if draw < 0.05 else "fr" if draw < 0.27 else "it" if draw < 0.35 else "de"
+    else:
+        lang = "en" if draw < 0.12 else "de"
+    if lang == "de":
+        return "de" if cid % 4 else "D"
+    spellings = _SPELLINGS[lang]
+    return spellings[cid % len(spellings)]
+
+
 # --- config -----------------------------------------------------------------------------------
 
 
@@ -488,7 +510,8 @@ def demo_config() -> dict[str, Any]:
             "country": "CH",
             "language": "de",
         },
-        "erp": {"sqlite": ERP_NAME},
+        # no_marketing is optional in a mapping; the demo ERP has the column
+        "erp": {"sqlite": ERP_NAME, "columns": {"customers": {"no_marketing": "no_marketing"}}},
         "email": {
             "default_account": "demo",
             "items_as_table": True,
@@ -514,6 +537,7 @@ def demo_config() -> dict[str, Any]:
             "default_status": False,
             "on_delivery_note_print": False,
             "portal_url": "https://bewertungen.demo.example/proit-demo-shop",
+            "list_unsubscribe": "mailto:abmelden@demo.example",
         },
         "prepayment": {"delay_days": 5, "repeat_days": 7, "max_mails": 3},
         # the demo shows every notice; a real first run takes a baseline instead (README)

@@ -20,7 +20,7 @@ from typing import Any
 
 from .db import Database, Dialect, connect
 from .errors import ErpError, MissingObjectError
-from .settings import LOGICAL_SCHEMA, ErpSettings, SqlExpression
+from .settings import LOGICAL_SCHEMA, OPTIONAL_FIELDS, ErpSettings, SqlExpression
 
 # --- the mapping ----------------------------------------------------------------------------
 
@@ -41,12 +41,15 @@ class Mapping:
 
     def fields(self, table: str) -> tuple[str, ...]:
         extra = ("phone",) if table == "customers" else ()
-        return LOGICAL_SCHEMA[table] + extra
+        return LOGICAL_SCHEMA[table] + OPTIONAL_FIELDS.get(table, ()) + extra
 
     def expression(self, table: str, field: str) -> str:
-        """The SQL for one logical field, over the ERP table (unqualified)."""
+        """The SQL for one logical field, over the ERP table (unqualified); an optional
+        field that is not mapped, and the phone without ``sms.phone_field``, are NULL."""
         if table == "customers" and field == "phone":
             return self.dialect.quote(self.phone_field) if self.phone_field else "NULL"
+        if not self.erp.maps(table, field):
+            return "NULL"
         spec = self.erp.column(table, field)
         if isinstance(spec, SqlExpression):
             return f"({spec.sql})"
@@ -137,6 +140,15 @@ class Erp:
             db.rollback()
         return rows
 
+    def language_counts(self) -> list[tuple[object, int]]:
+        """(ERP language value, number of customers) for every value customers have."""
+        rows = self.query(
+            "SELECT c.language AS language, COUNT(*) AS n FROM {customers} c GROUP BY c.language"
+        )
+        counts = [(row["language"], int(row["n"])) for row in rows]
+        self.db.rollback()  # end the read transaction
+        return counts
+
     def close(self) -> None:
         if self._lookup_db is not None and self._lookup_db is not self.db:
             self._lookup_db.close()
@@ -160,6 +172,8 @@ class Erp:
             for field in self.mapping.fields(table):
                 if field == "phone" and self.mapping.phone_field is None:
                     continue
+                if not self.settings.maps(table, field):
+                    continue  # optional and not mapped: NULL, nothing to check
                 expr = self.mapping.expression(table, field)
                 try:
                     list(self.db.stream(f"SELECT {expr} AS x FROM {qtable} WHERE 1 = 0"))

@@ -24,6 +24,8 @@ from .channels import SendResult
 from .clock import from_utc_text, to_utc_text
 from .db import Database, Dialect, connect_sqlite
 from .errors import DeadlockError, ErpError, LedgerError, LockedError, UsageError
+from .optout import OptOutList
+from .optout import ddl as optout_ddl
 from .runs import RunLog
 from .runs import ddl as runs_ddl
 from .settings import RetrySettings
@@ -118,8 +120,13 @@ def index_name(table: str, suffix: str) -> str:
 
 
 def ddl(table: str, dialect: Dialect) -> list[str]:
-    """Every statement that sets up the ledger and the run records (``ledger ddl``)."""
-    return [*_ddl(table, dialect), *runs_ddl(f"{table}_runs", dialect)]
+    """Every statement that sets up the ledger, the run records and the opt-out list
+    (``ledger ddl``)."""
+    return [
+        *_ddl(table, dialect),
+        *runs_ddl(f"{table}_runs", dialect),
+        *optout_ddl(f"{table}_optout", dialect),
+    ]
 
 
 class Ledger:
@@ -138,6 +145,8 @@ class Ledger:
         self.note: str | None = None
         #: the run records, in the same database (SPEC §6)
         self.runs = RunLog(db, f"{table}_runs")
+        #: who objected to review requests (SPEC §5), in the same database
+        self.optout = OptOutList(db, f"{table}_optout", self.host)
 
     @classmethod
     def open_sqlite(cls, path: Path, table: str, retry: RetrySettings) -> Ledger:
@@ -172,6 +181,7 @@ class Ledger:
         for table, statements in (
             (self.table, _ddl(self.table, self.db.dialect)),
             (self.runs.table, runs_ddl(self.runs.table, self.db.dialect)),
+            (self.optout.table, optout_ddl(self.optout.table, self.db.dialect)),
         ):
             try:
                 if self.db.has_table(table):

@@ -30,6 +30,7 @@ from markupsafe import Markup
 
 from .countries import country_code
 from .errors import TemplateError
+from .languages import language_of, region_of
 
 #: the parts of one job's templates: key -> file suffix
 PARTS: dict[str, str] = {
@@ -71,6 +72,8 @@ class Rendered:
 _HEADERS: dict[str, tuple[str, str, str, str, str]] = {
     "de": ("Pos.", "Menge", "Einheit", "Artikel-Nr.", "Bezeichnung"),
     "en": ("Pos.", "Qty", "Unit", "Item no.", "Description"),
+    "fr": ("Pos.", "Quantité", "Unité", "N° d'article", "Désignation"),
+    "it": ("Pos.", "Quantità", "Unità", "N. articolo", "Descrizione"),
 }
 
 
@@ -275,6 +278,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, object]] = {
         **_SAMPLE_COMMON,
         "document": "Auftrag A-1234",
         "portal_url": "https://www.example.ch/bewertung?auftrag=A-1234",
+        "unsubscribe_url": "abmelden@example.ch",
         "delivered_at": date(2026, 11, 26),
     },
     "prepayment": {
@@ -302,16 +306,6 @@ JOBS = tuple(SAMPLE_CONTEXTS)
 # --- renderer ------------------------------------------------------------------------------
 
 
-def _language_code(language: str | None) -> str:
-    """"de-CH", "DE", " de_ch " -> "de"; None -> ""."""
-    return re.split(r"[-_]", (language or "").strip(), maxsplit=1)[0].lower()
-
-
-def _region_code(language: str | None) -> str:
-    parts = re.split(r"[-_]", (language or "").strip(), maxsplit=1)
-    return parts[1].upper() if len(parts) == 2 else ""
-
-
 def _template_line(tb: TracebackType | None, filename: str | None) -> int | None:
     """The template line of the innermost frame of ``filename`` (Jinja rewrites tracebacks)."""
     line = None
@@ -332,6 +326,7 @@ class Renderer:
         items_as_table: bool,
         default_language: str,
         default_country: str,
+        language_codes: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if templates_dir is not None and not templates_dir.is_dir():
             raise TemplateError(
@@ -340,7 +335,9 @@ class Renderer:
             )
         self.templates_dir = templates_dir
         self.items_as_table = items_as_table
-        self.default_language = _language_code(default_language) or FALLBACK_LANGUAGE
+        #: ``[erp.language_codes]``: an ERP's own codes, read before the built-in spellings
+        self.language_codes = dict(language_codes or {})
+        self.default_language = language_of(default_language) or FALLBACK_LANGUAGE
         self.default_country = (default_country or "CH").strip().upper()
         # the override folder first: its files win over the shipped ones of the same path
         loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(SHIPPED_DIR))]
@@ -392,6 +389,14 @@ class Renderer:
         lang = self._pick_language(job, language, ("sms",))
         base = self._base_context(lang, language, country, context)
         return self._render(self._name(lang, job, "sms"), base, part="sms")
+
+    def language(self, value: object) -> str | None:
+        """The language an ERP value stands for ("F", "Français", "fr_CH" -> "fr")."""
+        return language_of(value, self.language_codes)
+
+    def language_used(self, value: object, job: str = "shipping") -> str:
+        """The language whose templates a customer with ERP language ``value`` gets."""
+        return self._pick_language(job, None if value is None else str(value), tuple(PARTS))
 
     def languages(self) -> list[str]:
         """Languages with at least one template (shipped or in ``templates.dir``)."""
@@ -459,7 +464,7 @@ class Renderer:
         """
         if job not in JOBS:
             raise TemplateError(f"unknown job {job!r} (known: {', '.join(JOBS)})")
-        for lang in (_language_code(language), self.default_language, FALLBACK_LANGUAGE):
+        for lang in (self.language(language), self.default_language, FALLBACK_LANGUAGE):
             if lang and all(self._name(lang, job, p) in self._names for p in parts):
                 return lang
         return FALLBACK_LANGUAGE  # missing everywhere: _render reports the missing file
@@ -468,7 +473,7 @@ class Renderer:
         """Babel locale from language + country: de+CH -> de_CH, en+GB -> en_GB, en+CH -> en_CH."""
         candidates = [
             country_code(country),
-            _region_code(language),
+            region_of(language),
             self.default_country,
         ]
         for region in candidates:

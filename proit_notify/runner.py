@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -114,6 +114,9 @@ class ErpSources:
 
     def ledger_started(self, job: str, baseline: str) -> bool:
         return self._ledger.started(job, baseline)
+
+    def opted_out(self, addresses: Iterable[str | None]) -> set[str]:
+        return self._ledger.optout.holding(addresses)
 
 
 @dataclass(frozen=True)
@@ -806,6 +809,7 @@ def _outgoing(n: Notification, target: Target, channel: ChannelName, message: Re
         html=message.html,
         account=target.account if channel == "email" else None,
         document=n.document,
+        headers=n.headers if channel == "email" else (),
     )
 
 

@@ -87,6 +87,9 @@ LOGICAL_SCHEMA: dict[str, tuple[str, ...]] = {
         "cancelled",
     ),
 }
+#: Fields a mapping may name but need not: unmapped, they read as NULL. ``no_marketing``:
+#: 1 = the customer objected to advertising (no review requests), SPEC §3.
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {"customers": ("no_marketing",)}
 
 
 def parse_window(text: str) -> tuple[time, time]:
@@ -95,7 +98,7 @@ def parse_window(text: str) -> tuple[time, time]:
         start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
     except ValueError:
         raise ValueError(
-            f"{text!r} is not a time window; write local hours as \"07:00-20:00\""
+            f'{text!r} is not a time window; write local hours as "07:00-20:00"'
         ) from None
     if start == end:
         raise ValueError(f"{text!r}: start and end are the same; leave the key out for all day")
@@ -255,6 +258,19 @@ class ReviewSettings(_Model):
     on_delivery_note_print: bool = False
     max_age_days: int = Field(default=14, ge=0)
     portal_url: str = ""
+    #: the List-Unsubscribe address of review requests: mailto:... or https://...
+    list_unsubscribe: str = ""
+
+    @field_validator("list_unsubscribe")
+    @classmethod
+    def _unsubscribe(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^(mailto:[^\s@<>]+@[^\s@<>]+|https://[^\s<>]+)$", value):
+            raise ValueError(
+                "use a mailto: or https: address, e.g. "
+                '"mailto:abmelden@example.ch" or "https://www.example.ch/abmelden"'
+            )
+        return value
 
 
 class PrepaymentSettings(_Model):
@@ -341,8 +357,8 @@ class AccountSettings(_Model):
             and not self.allow_plaintext_auth
         ):
             raise ValueError(
-                f"security = \"none\" with a username would send the password to {self.host} "
-                "unencrypted: use security = \"starttls\" or \"ssl\", or, if the network is "
+                f'security = "none" with a username would send the password to {self.host} '
+                'unencrypted: use security = "starttls" or "ssl", or, if the network is '
                 "trusted, set allow_plaintext_auth = true"
             )
         if not self.password.isascii() and self.transport == "smtp":
@@ -437,6 +453,8 @@ class ErpSettings(_Model):
     tables: dict[str, Identifier] = Field(default_factory=dict)
     columns: dict[str, dict[str, ColumnSpec]] = Field(default_factory=dict)
     info_types: dict[InfoType, list[str]] = Field(default_factory=dict)
+    #: language -> the ERP's own codes for it (``fr = ["W"]``), over the built-in reading
+    language_codes: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("tables")
     @classmethod
@@ -461,8 +479,9 @@ class ErpSettings(_Model):
                 problems.append(f"{table}: unknown logical table (known: {known})")
                 continue
             for name in fields:
-                if name not in LOGICAL_SCHEMA[table]:
-                    known = ", ".join(LOGICAL_SCHEMA[table])
+                allowed = LOGICAL_SCHEMA[table] + OPTIONAL_FIELDS.get(table, ())
+                if name not in allowed:
+                    known = ", ".join(allowed)
                     problems.append(f"{table}.{name}: unknown field (known: {known})")
         if problems:
             raise ValueError("\n".join(problems))
@@ -485,6 +504,28 @@ class ErpSettings(_Model):
             raise ValueError("\n".join(problems))
         return value
 
+    @field_validator("language_codes")
+    @classmethod
+    def _languages(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        problems = []
+        seen: dict[str, str] = {}
+        for language, codes in value.items():
+            if not re.fullmatch(r"[a-z]{2}", language):
+                problems.append(
+                    f"{language!r}: a language is a two-letter ISO code in lower case "
+                    '(de, fr, it, en), e.g. fr = ["W"]'
+                )
+            for code in codes:
+                folded = code.strip().casefold()
+                if folded in seen and seen[folded] != language:
+                    problems.append(
+                        f"code {code!r} is listed under {seen[folded]!r} and {language!r}"
+                    )
+                seen[folded] = language
+        if problems:
+            raise ValueError("\n".join(problems))
+        return value
+
     @model_validator(mode="after")
     def _one_connection(self) -> ErpSettings:
         if (self.sqlite is None) == (self.odbc is None):
@@ -498,6 +539,10 @@ class ErpSettings(_Model):
 
     def column(self, table: str, field: str) -> ColumnSpec:
         return self.columns.get(table, {}).get(field, field)
+
+    def maps(self, table: str, field: str) -> bool:
+        """Whether ``field`` is read from the ERP (an optional field only when mapped)."""
+        return field not in OPTIONAL_FIELDS.get(table, ()) or field in self.columns.get(table, {})
 
     def info_type_of(self, code: object, default: InfoType) -> InfoType:
         """Map an ERP info-type code to an info type; empty or unknown -> ``default``.

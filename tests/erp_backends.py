@@ -86,6 +86,8 @@ MARIADB_ODBC = "DRIVER={MariaDB Unicode};Server=127.0.0.1;Port=3306;Database=tes
 
 PHONE_FIELD = "Natel"
 PREPAYMENT_SQL = "CASE WHEN Zahlungsart = 'VK' THEN 1 ELSE 0 END"
+#: the objection to advertising as a code column: J(a) = objected
+NO_MARKETING_SQL = "CASE WHEN Werbesperre = 'J' THEN 1 ELSE 0 END"
 INFO_TYPE_CODES = {"email": "E", "sms": "S", "email_sms": "ES", "none": "K"}
 
 TABLES = {
@@ -109,6 +111,7 @@ _COLUMNS: dict[str, list[tuple[str | None, str, str]]] = {
         ("language", "Sprache", "code"),
         ("info_type", "InfoArt", "code"),
         ("phone", PHONE_FIELD, "text"),
+        ("no_marketing", "Werbesperre", "raw:code"),
     ],
     "contacts": [
         ("id", "KontaktNr", "id"),
@@ -204,7 +207,8 @@ def erp_columns() -> dict[str, dict[str, Any]]:
         for logical, column, _kind in cols:
             if logical is None or logical == "phone":
                 continue
-            mapped[logical] = {"sql": PREPAYMENT_SQL} if logical == "is_prepayment" else column
+            sql = {"is_prepayment": PREPAYMENT_SQL, "no_marketing": NO_MARKETING_SQL}.get(logical)
+            mapped[logical] = {"sql": sql} if sql else column
         columns[table] = mapped
     return columns
 
@@ -244,6 +248,8 @@ def _to_erp_value(table: str, logical: str, value: object) -> object:
         return INFO_TYPE_CODES.get(value, value)
     if logical == "is_prepayment" and value is not None:
         return "VK" if value else "RE"
+    if logical == "no_marketing" and value is not None:
+        return "J" if value else "N"
     if isinstance(value, bool):
         return int(value)  # the ERP's flags are 1/0 integers
     return value

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+from datetime import date, timedelta
 from pathlib import Path
 
 from cli_runner import cli_process
@@ -39,6 +41,11 @@ def test_demo_runs_without_odbc_and_run_all_writes_the_outbox(tmp_path: Path) ->
     assert demo.returncode == 0, demo.stderr
     assert "shipping-confirmations (dry run):" in demo.stdout
     assert "Nothing was sent" in demo.stdout
+    # the demo's Swiss customers read German, French and Italian (and some English)
+    assert "  fr  " in demo.stdout
+    assert "Confirmation d'envoi : bulletin de livraison" in demo.stdout
+    assert "  it  " in demo.stdout
+    assert "Conferma di spedizione: bollettino di consegna" in demo.stdout
     folder = tmp_path / "proit-notify-demo"
     assert not list((folder / "outbox").glob("*.eml"))  # a preview sends nothing
     assert not (folder / "ledger.sqlite").exists()
@@ -49,9 +56,20 @@ def test_demo_runs_without_odbc_and_run_all_writes_the_outbox(tmp_path: Path) ->
     assert "shipping-confirmations:" in first.stdout
     sent = list((folder / "outbox").glob("*.eml"))
     assert len(sent) > 100
+    week = (date.today() + timedelta(days=8)).isoformat()  # the requests fall due after 7 days
+    reviewed = run(["-c", str(config), "review-requests", "--as-of", week], tmp_path)
+    assert reviewed.returncode == 0, reviewed.stderr
+    # every 23rd demo customer objected to advertising: their requests are skipped rows
+    assert re.search(r"review-requests: [1-9]\d* sent, 0 failed, [1-9]\d* skipped", reviewed.stdout)
+    written = list((folder / "outbox").glob("*.eml"))
+    reviews = [p.read_bytes() for p in written if p.name.startswith("review_")]
+    others = [p.read_bytes() for p in written if not p.name.startswith("review_")]
+    assert len(reviews) > 20  # they carry List-Unsubscribe, no other mail does
+    assert all(b"List-Unsubscribe: <mailto:abmelden@demo.example>" in r for r in reviews)
+    assert not any(b"List-Unsubscribe" in o for o in others)
     again = run(["-c", str(config), "run-all"], tmp_path, block_odbc=True)
     assert again.returncode == 0, again.stderr
-    assert len(list((folder / "outbox").glob("*.eml"))) == len(sent)
+    assert len(list((folder / "outbox").glob("*.eml"))) == len(written)
 
 
 def test_demo_refuses_to_overwrite_without_force(tmp_path: Path) -> None:

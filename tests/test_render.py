@@ -38,7 +38,16 @@ DOCUMENT_WORDS = {
     ("en", "review"): ("A-1234",),
     ("en", "prepayment"): ("R-2026-0815",),
     ("en", "delivery_date"): ("A-1234",),
+    ("fr", "shipping"): ("LS-4711", "A-1234"),
+    ("fr", "review"): ("A-1234",),
+    ("fr", "prepayment"): ("R-2026-0815",),
+    ("fr", "delivery_date"): ("A-1234",),
+    ("it", "shipping"): ("LS-4711", "A-1234"),
+    ("it", "review"): ("A-1234",),
+    ("it", "prepayment"): ("R-2026-0815",),
+    ("it", "delivery_date"): ("A-1234",),
 }
+GREETINGS = {"de": "Guten Tag", "en": "Dear", "fr": "Bonjour", "it": "Buongiorno"}
 
 
 def renderer(
@@ -59,7 +68,7 @@ def override(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("language", ["de", "en"])
+@pytest.mark.parametrize("language", ["de", "fr", "it", "en"])
 @pytest.mark.parametrize("job", JOBS)
 def test_each_job_names_its_document_in_every_part(language: str, job: str) -> None:
     r = renderer()
@@ -77,11 +86,14 @@ def test_each_job_names_its_document_in_every_part(language: str, job: str) -> N
     assert msg.html.startswith("<!DOCTYPE html>")
     assert f'<html lang="{language}">' in msg.html
     assert "Jürg Müller" in msg.text
-    greeting = "Guten Tag" if language == "de" else "Dear"
-    assert msg.text.startswith(f"{greeting} Jürg Müller")
-    # SMS: one GSM-7 message for typical data
+    assert msg.text.startswith(f"{GREETINGS[language]} Jürg Müller")
+    # SMS: one GSM-7 message for typical data, in every language (README "SMS")
     assert set(sms) <= GSM7 | GSM7_EXT, set(sms) - GSM7 - GSM7_EXT
     assert len(sms) + sum(ch in GSM7_EXT for ch in sms) <= 160
+    if job == "review":  # advertising: every language says how to object (SPEC §5)
+        assert "abmelden@example.ch" in sms
+        assert "abmelden@example.ch" in msg.text
+        assert "abmelden@example.ch" in msg.html
 
 
 def test_check_passes_on_shipped_templates() -> None:
@@ -91,8 +103,13 @@ def test_check_passes_on_shipped_templates() -> None:
 
 @pytest.mark.parametrize(
     ("language", "expected"),
-    [(None, "Guten Tag"), ("fr", "Guten Tag"), ("", "Guten Tag"), ("de-CH", "Guten Tag"),
-     ("DE", "Guten Tag"), ("en", "Dear"), ("en-GB", "Dear"), (" EN_us ", "Dear")],
+    [(None, "Guten Tag"), ("pt", "Guten Tag"), ("", "Guten Tag"), ("de-CH", "Guten Tag"),
+     ("DE", "Guten Tag"), ("en", "Dear"), ("en-GB", "Dear"), (" EN_us ", "Dear"),
+     # languages as ERPs store them: letters, alpha-3, names, locales (issue 16)
+     ("F", "Bonjour"), ("fra", "Bonjour"), ("Français", "Bonjour"), ("fr_CH", "Bonjour"),
+     ("I", "Buongiorno"), ("Italiano", "Buongiorno"), ("ita", "Buongiorno"),
+     ("D", "Guten Tag"), ("deutsch", "Guten Tag"), ("E", "Dear"), ("eng", "Dear"),
+     ("rm", "Guten Tag"), ("R", "Guten Tag"), ("X", "Guten Tag"), ("??", "Guten Tag")],
 )
 def test_language_picks_folder_with_fallback(language: str | None, expected: str) -> None:
     msg = renderer().email("shipping", language=language, country=None,
@@ -101,29 +118,29 @@ def test_language_picks_folder_with_fallback(language: str | None, expected: str
 
 
 def test_unknown_language_falls_back_to_service_language() -> None:
-    msg = renderer(language="en").email("review", language="fr", country="FR",
+    msg = renderer(language="en").email("review", language="pt", country="PT",
                                         context=SAMPLE_CONTEXTS["review"])
     assert msg.text.startswith("Dear")
 
 
 def test_override_from_templates_dir_wins_other_files_stay_shipped(tmp_path: Path) -> None:
     override(tmp_path, "de/shipping.subject.txt", "Unterwegs: {{ delivery_note_number }}")
-    override(tmp_path, "fr/shipping.txt", "Bonjour {{ recipient_name }}")
-    override(tmp_path, "fr/review.txt", "Bonjour {{ recipient_name }}")
-    override(tmp_path, "fr/review.subject.txt", "Votre commande {{ order_number }}")
-    override(tmp_path, "fr/review.html", "<p>Bonjour {{ recipient_name }}</p>")
+    override(tmp_path, "pt/shipping.txt", "Bonjour {{ recipient_name }}")
+    override(tmp_path, "pt/review.txt", "Bonjour {{ recipient_name }}")
+    override(tmp_path, "pt/review.subject.txt", "Votre commande {{ order_number }}")
+    override(tmp_path, "pt/review.html", "<p>Bonjour {{ recipient_name }}</p>")
     r = renderer(tmp_path)
     ctx = SAMPLE_CONTEXTS["shipping"]
     msg = r.email("shipping", language="de", country="CH", context=ctx)
     assert msg.subject == "Unterwegs: LS-4711"
     assert msg.text.startswith("Guten Tag")  # not overridden: shipped text
     # a language present only in templates.dir is used where all parts of a message exist
-    fr = r.email("review", language="fr", country="FR", context=SAMPLE_CONTEXTS["review"])
+    fr = r.email("review", language="pt", country="PT", context=SAMPLE_CONTEXTS["review"])
     assert fr.subject == "Votre commande A-1234"
     assert fr.text.startswith("Bonjour Jürg Müller")
-    # fr/shipping has no subject and html: the whole mail falls back to German
-    assert r.email("shipping", language="fr", country="FR", context=ctx).text.startswith("Guten")
-    assert r.sms("review", language="fr", country="FR",
+    # pt/shipping has no subject and html: the whole mail falls back to German
+    assert r.email("shipping", language="pt", country="PT", context=ctx).text.startswith("Guten")
+    assert r.sms("review", language="pt", country="PT",
                  context=SAMPLE_CONTEXTS["review"]).startswith("Wie zufrieden")
 
 
@@ -289,7 +306,7 @@ def test_check_finds_override_problems(tmp_path: Path) -> None:
     )
     broken = override(tmp_path, "de/review.sms.txt", "{% if portal_url %}kaputt")
     stray = override(tmp_path, "de/shiping.txt", "Tippfehler im Namen")
-    partial = override(tmp_path, "fr/shipping.txt", "Bonjour {{ recipient_name }}")
+    partial = override(tmp_path, "pt/shipping.txt", "Bonjour {{ recipient_name }}")
     override(tmp_path, "README.md", "notes")  # not template-like: ignored
     override(tmp_path, "de/.shipping.txt.swp", "editor swap file")
     problems = renderer(tmp_path).check()
@@ -298,8 +315,8 @@ def test_check_finds_override_problems(tmp_path: Path) -> None:
     assert "tracking_url" in text
     assert str(broken) in text
     assert str(stray) in text
-    assert str(partial.with_name("shipping.html")) in text  # fr/shipping has only one part
-    assert "fr/review" not in text  # no fr review at all: falls back to the default language
+    assert str(partial.with_name("shipping.html")) in text  # pt/shipping has only one part
+    assert "pt/review" not in text  # no pt review at all: falls back to the default language
     assert len(problems) == 6, problems
 
 

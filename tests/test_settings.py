@@ -507,3 +507,43 @@ def test_a_secret_from_the_environment_needs_no_chmod(tmp_path: Path) -> None:
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     path.chmod(0o644)
     assert load_settings(path, env={"SMS_PW": "geheim"}).sms.password == "geheim"
+
+
+# --- the Swiss market (issue 16) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address", ["abmelden@example.ch", "http://www.example.ch/abmelden", "mailto:", "ftp://x"]
+)
+def test_list_unsubscribe_must_be_a_mailto_or_https_address(address: str) -> None:
+    data = minimal()
+    data["review"] = {"list_unsubscribe": address}
+    problem = only_problem(data)
+    assert "review.list_unsubscribe" in problem
+    assert "mailto: or https:" in problem
+
+
+def test_list_unsubscribe_takes_mailto_and_https() -> None:
+    for address in ("mailto:abmelden@example.ch", "https://www.example.ch/abmelden?k=1"):
+        data = minimal()
+        data["review"] = {"list_unsubscribe": address}
+        assert parse_settings(data, SOURCE, env={}).review.list_unsubscribe == address
+
+
+def test_language_codes_are_checked_like_info_types() -> None:
+    data = minimal()
+    data["erp"]["language_codes"] = {"FR": ["V"], "it": ["W"], "fr": ["W"]}
+    problems = "\n".join(problems_of(data))  # all at once
+    assert "'FR': a language is a two-letter ISO code in lower case" in problems
+    assert "code 'W' is listed under 'it' and 'fr'" in problems
+
+
+def test_no_marketing_is_an_optional_customer_field() -> None:
+    data = minimal()
+    flag = {"sql": "CASE WHEN W = 'J' THEN 1 END"}
+    data["erp"]["columns"] = {"customers": {"no_marketing": flag}}
+    erp = parse_settings(data, SOURCE, env={}).erp
+    assert erp.maps("customers", "no_marketing")
+    assert not ErpSettings(sqlite="erp.db").maps("customers", "no_marketing")  # unmapped: NULL
+    data["erp"]["columns"] = {"customers": {"no_marketng": "Werbesperre"}}
+    assert "customers.no_marketng: unknown field" in only_problem(data)

@@ -154,6 +154,10 @@ def ledger_statements(table: str) -> list[tuple[str | None, str]]:
     ledger.oldest("draft")
     ledger.started("delivery_date", "baseline")
     ledger.history(job="shipping", status="sent", key="shipping:1", since=NOW)
+    ledger.optout.add("kunde@example.ch", NOW)
+    ledger.optout.remove("kunde@example.ch")
+    ledger.optout.entries()
+    ledger.optout.holding(["kunde@example.ch", "+41791234567"])
     runs = ledger.runs
     runs.start("r1", "shipping-confirmations", "run-all", NOW)
     runs.end_job("r1", "shipping-confirmations", {"sent": 1}, NOW)

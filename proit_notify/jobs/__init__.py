@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from ..clock import Clock
-from ..erp import to_date, to_decimal, to_text
+from ..erp import to_date, to_decimal, to_flag, to_text
 from ..ledger import Entry
 from ..render import Item
 from ..settings import Settings
@@ -34,6 +34,13 @@ class Party:
     contact_name: str | None = None
     contact_email: str | None = None
     contact_mobile: str | None = None
+    #: the customer objected to advertising (``customers.no_marketing = 1``)
+    no_marketing: bool = False
+
+    @property
+    def addresses(self) -> tuple[str | None, ...]:
+        """Every address of the party a message could go to (for the opt-out list)."""
+        return (self.email, self.phone, self.contact_email, self.contact_mobile)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class Notification:
     skip: str | None = None
     #: a line for the person reading the run's output (why a run sent nothing, say)
     note: str | None = None
+    #: extra email headers (a review request's List-Unsubscribe)
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class Sources(Protocol):
@@ -77,6 +86,10 @@ class Sources(Protocol):
     def ledger_started(self, job: str, baseline: str) -> bool:
         """Whether ``job`` has a ledger row other than a ``skipped`` row with detail
         ``baseline`` (a job that has run for real before)."""
+        ...
+
+    def opted_out(self, addresses: Iterable[str | None]) -> set[str]:
+        """Which of ``addresses`` are on the opt-out list (normalized, ``optout.normalize``)."""
         ...
 
 
@@ -109,7 +122,7 @@ PARTY_COLUMNS = (
     "c.id AS customer_id, c.name AS customer_name, c.email AS customer_email, "
     "c.phone AS customer_phone, c.country AS customer_country, c.language AS customer_language, "
     "c.info_type AS customer_info_type, k.name AS contact_name, k.email AS contact_email, "
-    "k.mobile AS contact_mobile"
+    "k.mobile AS contact_mobile, c.no_marketing AS customer_no_marketing"
 )
 PARTY_JOINS = (
     "JOIN {customers} c ON c.id = o.customer_id LEFT JOIN {contacts} k ON k.id = o.contact_id"
@@ -137,6 +150,7 @@ def party_of(row: Mapping[str, Any]) -> Party:
         contact_name=to_text(row.get("contact_name")),
         contact_email=to_text(row.get("contact_email")),
         contact_mobile=to_text(row.get("contact_mobile")),
+        no_marketing=to_flag(row.get("customer_no_marketing")) is True,
     )
 
 

@@ -33,8 +33,18 @@ from urllib.parse import quote
 from ..clock import Clock
 from ..erp import to_datetime, to_flag, to_text
 from ..errors import ConfigError
+from ..optout import normalize
 from ..settings import Settings
-from . import PARTY_COLUMNS, PARTY_JOINS, Notification, Sources, items_of, order_context, party_of
+from . import (
+    PARTY_COLUMNS,
+    PARTY_JOINS,
+    Notification,
+    Party,
+    Sources,
+    items_of,
+    order_context,
+    party_of,
+)
 from .shipping import key_of as shipping_key
 
 #: most ids bound in one IN list (SQL Server allows 2100 parameters, SQLite 999 in old builds)
@@ -69,9 +79,33 @@ ITEMS_OF = (
     "FROM {order_lines} l WHERE l.order_id IN ({marks}) ORDER BY l.order_id, l.line_no"
 )
 RECHECK = (
-    "SELECT o.review_mail, CASE WHEN " + INCOMPLETE + " THEN 1 ELSE 0 END AS incomplete "
-    "FROM {orders} o WHERE o.id = ?"
+    "SELECT o.review_mail, CASE WHEN " + INCOMPLETE + " THEN 1 ELSE 0 END AS incomplete, "
+    "c.no_marketing FROM {orders} o JOIN {customers} c ON c.id = o.customer_id WHERE o.id = ?"
 )
+#: why an objecting customer gets no review request (a ``skipped`` row says so)
+NO_MARKETING = "the customer objected to advertising (customers.no_marketing): no review request"
+OPTED_OUT = "{address} is on the opt-out list (proit-notify optout list): no review request"
+
+
+def objection(party: Party, opted_out: set[str]) -> str | None:
+    """Why ``party`` must not get a review request (SPEC §5), or None."""
+    if party.no_marketing:
+        return NO_MARKETING
+    for address in party.addresses:
+        if address and normalize(address) in opted_out:
+            return OPTED_OUT.format(address=address)
+    return None
+
+
+def unsubscribe_headers(address: str) -> tuple[tuple[str, str], ...]:
+    """List-Unsubscribe (RFC 2369) of a review request; an https address also gets the
+    one-click POST of RFC 8058 (which mail clients show as an "unsubscribe" button)."""
+    if not address:
+        return ()
+    headers = [("List-Unsubscribe", f"<{address}>")]
+    if address.startswith("https:"):
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return tuple(headers)
 
 
 def key_of(order_id: object) -> str:
@@ -266,20 +300,32 @@ class ReviewRequests:
         lines: dict[str, list[dict[str, Any]]] = {}
         for line in src.lookup(ITEMS_OF.replace("{marks}", _marks(len(due_ids))), due_ids):
             lines.setdefault(str(line["order_id"]), []).append(line)
+        # one look-up of the opt-out list for the batch
+        opted = src.opted_out(a for row, _ in due for a in party_of(row).addresses)
         for row, (moment, kind) in due:
-            yield self._notification(row, moment, kind, portal, lines.get(str(row["order_id"]), []))
+            lines_of = lines.get(str(row["order_id"]), [])
+            yield self._notification(settings, row, moment, kind, portal, lines_of, opted)
 
     @staticmethod
     def _notification(
-        row: dict[str, Any], trigger: datetime, kind: str, portal: str, lines: list[dict[str, Any]]
+        settings: Settings,
+        row: dict[str, Any],
+        trigger: datetime,
+        kind: str,
+        portal: str,
+        lines: list[dict[str, Any]],
+        opted_out: set[str],
     ) -> Notification:
         party = party_of(row)
         context = order_context(row, party, use_contact=False)
         number = str(context["order_number"]) or str(row["order_id"])
+        unsubscribe = settings.review.list_unsubscribe
         context.update(
             portal_url=portal.replace("{order_number}", quote(number, safe="")),
             delivered_at=trigger.date(),
             items=items_of(lines),
+            # how to object (SPEC §5): every review template says it
+            unsubscribe_url=unsubscribe.removeprefix("mailto:") if unsubscribe else None,
         )
         return Notification(
             key=key_of(row["order_id"]),
@@ -295,6 +341,8 @@ class ReviewRequests:
                 "trigger_kind": kind,
             },
             ref=row["order_id"],
+            skip=objection(party, opted_out),
+            headers=unsubscribe_headers(unsubscribe),
         )
 
     # --- right before sending -----------------------------------------------------------------
@@ -309,5 +357,11 @@ class ReviewRequests:
             return "the order's review flag no longer allows a review request"
         if settings.review.only_complete_delivery and to_flag(rows[0]["incomplete"]):
             return "the order is no longer completely delivered"
+        # an objection made since the plan: by the ERP flag or on the list, right now
+        if to_flag(rows[0]["no_marketing"]) is True:
+            return NO_MARKETING
+        opted = src.opted_out(n.party.addresses)
+        if opted:
+            return objection(n.party, opted)
         # "at most one per order, ever" across channels is the runner's rule for every job
         return None
