@@ -26,7 +26,7 @@ enabled = true
 default_info_type = "email"
 timezone = "Europe/Zurich"   # ERP times are local times in this zone
 country = "CH"               # phone numbers without a country prefix are read as CH numbers
-language = "de"              # template language when the customer has none
+language = "de"              # template language when the customer has none (de, fr, it, en)
 
 [erp]
 # The ERP database through ODBC: here Microsoft SQL Server with Windows authentication.
@@ -56,6 +56,7 @@ query_timeout = 120   # seconds per query, 0 = no limit
 # country = "Land"
 # language = "Sprache"
 # info_type = "InfoArt"
+# no_marketing = { sql = "CASE WHEN Werbesperre = 'J' THEN 1 ELSE 0 END" }  # optional
 #
 # [erp.columns.orders]
 # number = "AuftragsNr"
@@ -67,6 +68,9 @@ query_timeout = 120   # seconds per query, 0 = no limit
 # sms = ["S"]
 # email_sms = ["ES"]
 # none = ["K"]
+#
+# [erp.language_codes]   # the ERP's own language codes, if F/I/D/E and names are not enough
+# fr = ["W"]
 
 [email]
 # Standard Emailkonto: one of the [email.accounts.NAME] tables below
@@ -121,6 +125,7 @@ on_auto_processing = false
 on_delivery_note_print = false
 portal_url = "https://www.example.ch/bewertung"
 max_age_days = 14
+# list_unsubscribe = "mailto:abmelden@example.ch"   # List-Unsubscribe of review requests
 
 [prepayment]
 delay_days = 7     # Verzögerung Vorkasse
