@@ -42,6 +42,7 @@ from proit_notify.clock import Clock
 from proit_notify.db import Database, Dialect, connect, connect_odbc, connect_sqlite
 from proit_notify.demo import SCHEMA
 from proit_notify.erp import Erp
+from proit_notify.jobs import BATCH
 from proit_notify.jobs.review import ReviewRequests
 from proit_notify.ledger import Ledger
 from proit_notify.runner import ErpSources
@@ -311,6 +312,12 @@ def run(kind: str, orders: int, repeat: int, years: int = YEARS) -> None:
         )
         print("                      Notification objects: per due order, not per ERP row)")
         print(f"  peak memory of one plan() pass: {peak / 1e6:.2f} MB")
+        trips, sent = round_trips(settings, clock, settings.erp)
+        batches = -(-sent // BATCH)
+        print(
+            f"  ERP round trips of a real review-requests run: {trips} for {sent:,} requests "
+            f"(batches of {BATCH}: {batches}; per message: {trips / max(sent, 1):.3f})"
+        )
         raw.close()
         erp.close()
         ledger.close()
@@ -318,6 +325,29 @@ def run(kind: str, orders: int, repeat: int, years: int = YEARS) -> None:
             admin = connect_odbc(SERVERS[kind])
             drop_server(admin)
             admin.close()
+
+
+def round_trips(settings: Settings, clock: Clock, erp: object) -> tuple[int, int]:
+    """ERP statements of a real run of the job (sent into .eml files), and its sent count."""
+    from proit_notify.assembly import session
+    from proit_notify.runner import RunOptions
+
+    counted: list[str] = []
+    execute = Database._execute
+    ledger_path = str(settings.ledger_path)
+
+    def counting(self: Database, sql: str, params: object) -> object:
+        if ledger_path not in self.where:
+            counted.append(sql)
+        return execute(self, sql, params)  # type: ignore[arg-type]
+
+    Database._execute = counting  # type: ignore[method-assign,assignment]
+    try:
+        with session(settings, clock) as s:
+            report = s.runner.run(ReviewRequests(), RunOptions())
+    finally:
+        Database._execute = execute  # type: ignore[method-assign]
+    return len(counted), report.counts["sent"]
 
 
 def main() -> None:

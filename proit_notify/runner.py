@@ -25,6 +25,7 @@ What is in flight, and when to stop (README "Ledger"):
 from __future__ import annotations
 
 import functools
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -37,7 +38,7 @@ from .clock import Clock
 from .drafts import Draft, Payload, list_drafts
 from .erp import Erp
 from .errors import TemplateError, UnreachableError
-from .jobs import Job, Notification, Party
+from .jobs import BATCH, BatchRecheck, Job, Notification, Party
 from .jobs.registry import of_key, spec
 from .ledger import Entry, Ledger, Status
 from .render import Rendered, Renderer
@@ -50,6 +51,8 @@ from .targets import Target, targets
 BREAKER_LIMIT = 3
 #: rendered messages that wait, unclaimed, for a free connection of their account
 PARK_LIMIT = 100
+#: seconds a batched re-check verdict may be old when its message is handed over
+RECHECK_MAX_AGE = 2.0
 
 #: shows a person a rendered message for review (``delivery-dates --edit``): returns the
 #: edited message, or None to keep it as a draft instead of sending it now
@@ -374,11 +377,12 @@ class Runner:
     def _plan_and_send(self, job: Job, options: RunOptions, p: _Pass) -> None:
         now = self.clock.utc
         done = 0
-        for n in job.plan(self.sources, self.settings, self.clock):
+        rechecks = _Rechecks(self, job)
+        for n in rechecks.ahead(job.plan(self.sources, self.settings, self.clock)):
             if n.note and n.note not in p.report.notes:
                 p.report.notes.append(n.note)
             handled = {e.channel: e for e in self.ledger.entries(n.key)}
-            recheck = _Once(functools.partial(self._recheck, job, n))
+            recheck = _Once(functools.partial(rechecks.verdict, n))
 
             for target in targets(n, self.settings):
                 existing = handled.get(target.channel)
@@ -824,6 +828,54 @@ def _item(
     return ItemReport(
         n.key, n.document, target.channel, target.to, target.account, status, reason, preview
     )
+
+
+class _Rechecks:
+    """The re-checks of a job run, asked for many notifications in one query when the job
+    can (:class:`~proit_notify.jobs.BatchRecheck`): the notification about to be handed
+    over and the next ones planned, up to :data:`~proit_notify.jobs.BATCH`. A verdict is
+    used for at most :data:`RECHECK_MAX_AGE` seconds; an older one is asked again, so a
+    message never goes out on a re-check older than that (a slow server cannot stretch it).
+    """
+
+    def __init__(self, runner: Runner, job: Job) -> None:
+        self._runner = runner
+        self._job = job
+        self._many = job if isinstance(job, BatchRecheck) else None
+        self._planned: dict[str, Notification] = {}  # planned ahead, not yet asked
+        self._answers: dict[str, tuple[float, Notification | str]] = {}
+
+    def ahead(self, plan: Iterator[Notification]) -> Iterator[Notification]:
+        """The plan, read up to a batch ahead (so their re-checks can go together)."""
+        if self._many is None:
+            yield from plan
+            return
+        buffer: deque[Notification] = deque()
+        for n in plan:
+            buffer.append(n)
+            if n.skip is None:
+                self._planned[n.key] = n
+            if len(buffer) > BATCH:
+                yield buffer.popleft()
+        while buffer:
+            yield buffer.popleft()
+
+    def verdict(self, n: Notification) -> Notification | str:
+        """``n`` itself (maybe with re-read values) if still due, else why not."""
+        self._planned.pop(n.key, None)
+        answer = self._answers.pop(n.key, None)
+        if answer is not None and time.monotonic() - answer[0] <= RECHECK_MAX_AGE:
+            return answer[1]
+        if self._many is None:
+            return self._runner._recheck(self._job, n)
+        batch = [n, *list(self._planned.values())[: BATCH - 1]]
+        r = self._runner
+        verdicts = self._many.recheck_many(r.sources, r.settings, r.clock, batch)
+        asked = time.monotonic()
+        for m, v in zip(batch[1:], verdicts[1:], strict=True):
+            self._planned.pop(m.key, None)
+            self._answers[m.key] = (asked, v or m)
+        return verdicts[0] or n
 
 
 class _Once:

@@ -11,13 +11,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..clock import Clock
 from ..erp import to_date, to_decimal, to_flag, to_text
 from ..ledger import Entry
 from ..render import Item
 from ..settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,40 @@ class Job(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchRecheck(Protocol):
+    """A job that re-checks many notifications in one query (one ERP round trip)."""
+
+    def recheck_many(
+        self, src: Sources, settings: Settings, clock: Clock, ns: Sequence[Notification]
+    ) -> list[str | Notification | None]:
+        """:meth:`Job.recheck` of each of ``ns``, in their order."""
+        ...
+
+
 # --- shared row reading ---------------------------------------------------------------------
+
+#: ids bound in one ``IN (...)`` look-up: items and re-checks of this many notifications
+#: cost one ERP round trip (SQL Server takes up to 2,100 parameters)
+BATCH = 500
+
+
+def marks(n: int) -> str:
+    """``?, ?, ?`` for ``n`` parameters."""
+    return ", ".join("?" for _ in range(n))
+
+
+def batches(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
 
 PARTY_COLUMNS = (
     "c.id AS customer_id, c.name AS customer_name, c.email AS customer_email, "
@@ -127,9 +162,10 @@ PARTY_COLUMNS = (
 PARTY_JOINS = (
     "JOIN {customers} c ON c.id = o.customer_id LEFT JOIN {contacts} k ON k.id = o.contact_id"
 )
-ITEMS_OF_NOTE = (
-    "SELECT l.line_no, l.article_no, l.description, l.quantity, l.unit "
-    "FROM {delivery_note_lines} l WHERE l.delivery_note_id = ? ORDER BY l.line_no"
+ITEMS_OF_NOTES = (
+    "SELECT l.delivery_note_id, l.line_no, l.article_no, l.description, l.quantity, l.unit "
+    "FROM {delivery_note_lines} l WHERE l.delivery_note_id IN ({marks}) "
+    "ORDER BY l.delivery_note_id, l.line_no"
 )
 ITEMS_OF_ORDER = (
     "SELECT l.line_no, l.article_no, l.description, l.quantity, l.delivered_quantity, l.unit "
@@ -155,7 +191,7 @@ def party_of(row: Mapping[str, Any]) -> Party:
 
 
 def items_of(rows: Iterable[dict[str, Any]]) -> list[Item]:
-    """:class:`Item` objects from rows of :data:`ITEMS_OF_NOTE` / :data:`ITEMS_OF_ORDER`."""
+    """:class:`Item` objects from rows of :data:`ITEMS_OF_NOTES` / :data:`ITEMS_OF_ORDER`."""
     return [
         Item(
             line_no=int(r["line_no"] or 0),

@@ -41,14 +41,15 @@ from . import (
     Notification,
     Party,
     Sources,
+    batches,
     items_of,
+    marks,
     order_context,
     party_of,
 )
 from .shipping import key_of as shipping_key
 
 #: most ids bound in one IN list (SQL Server allows 2100 parameters, SQLite 999 in old builds)
-BATCH = 500
 
 ORDER_SELECT = (
     "SELECT o.id AS order_id, o.number AS order_number, o.order_date, o.shop, o.contact_id, "
@@ -79,8 +80,9 @@ ITEMS_OF = (
     "FROM {order_lines} l WHERE l.order_id IN ({marks}) ORDER BY l.order_id, l.line_no"
 )
 RECHECK = (
-    "SELECT o.review_mail, CASE WHEN " + INCOMPLETE + " THEN 1 ELSE 0 END AS incomplete, "
-    "c.no_marketing FROM {orders} o JOIN {customers} c ON c.id = o.customer_id WHERE o.id = ?"
+    "SELECT o.id AS order_id, o.review_mail, CASE WHEN " + INCOMPLETE + " THEN 1 ELSE 0 END "
+    "AS incomplete, c.no_marketing FROM {orders} o JOIN {customers} c ON c.id = o.customer_id "
+    "WHERE o.id IN ({marks})"
 )
 #: why an objecting customer gets no review request (a ``skipped`` row says so)
 NO_MARKETING = "the customer objected to advertising (customers.no_marketing): no review request"
@@ -110,21 +112,6 @@ def unsubscribe_headers(address: str) -> tuple[tuple[str, str], ...]:
 
 def key_of(order_id: object) -> str:
     return f"review:{order_id}"
-
-
-def _marks(n: int) -> str:
-    return ", ".join("?" for _ in range(n))
-
-
-def _batches(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 @dataclass(frozen=True)
@@ -173,7 +160,7 @@ class ReviewRequests:
         candidates = self.candidate_query(settings, clock)
         if candidates is not None:
             sql, bound = candidates
-            for batch in _batches(judged(src.query(sql, bound, key="order_id"))):
+            for batch in batches(judged(src.query(sql, bound, key="order_id"))):
                 yield from self._due(src, settings, clock, window, batch)
         # confirmations sent inside the window; ids as the ledger kept them (the driver's type)
         confirmed: dict[str, object] = {}
@@ -183,8 +170,8 @@ class ReviewRequests:
             order_id = entry.info.get("order_id")
             if order_id is not None and str(order_id) not in seen:
                 confirmed.setdefault(str(order_id), order_id)
-        for ids in _batches(confirmed.values()):
-            found = src.lookup(BY_IDS.replace("{marks}", _marks(len(ids))) + where, [*ids, *params])
+        for ids in batches(confirmed.values()):
+            found = src.lookup(BY_IDS.replace("{marks}", marks(len(ids))) + where, [*ids, *params])
             yield from self._due(src, settings, clock, window, found)
 
     def candidate_query(self, settings: Settings, clock: Clock) -> tuple[str, list[object]] | None:
@@ -248,7 +235,7 @@ class ReviewRequests:
         if not rows:
             return
         ids = [r["order_id"] for r in rows]
-        notes = src.lookup(NOTES_OF.replace("{marks}", _marks(len(ids))), ids)
+        notes = src.lookup(NOTES_OF.replace("{marks}", marks(len(ids))), ids)
         confirmations: dict[str, datetime] = {}  # shipping key -> first 'sent' (local)
         for entry in src.ledger_entries([shipping_key(n["note_id"]) for n in notes]):
             if entry.status != "sent" or entry.sent_at is None:
@@ -298,7 +285,7 @@ class ReviewRequests:
             )
         due_ids = [row["order_id"] for row, _ in due]
         lines: dict[str, list[dict[str, Any]]] = {}
-        for line in src.lookup(ITEMS_OF.replace("{marks}", _marks(len(due_ids))), due_ids):
+        for line in src.lookup(ITEMS_OF.replace("{marks}", marks(len(due_ids))), due_ids):
             lines.setdefault(str(line["order_id"]), []).append(line)
         # one look-up of the opt-out list for the batch
         opted = src.opted_out(a for row, _ in due for a in party_of(row).addresses)
@@ -348,20 +335,35 @@ class ReviewRequests:
     # --- right before sending -----------------------------------------------------------------
     def recheck(
         self, src: Sources, settings: Settings, clock: Clock, n: Notification
+    ) -> str | Notification | None:
+        return self.recheck_many(src, settings, clock, [n])[0]
+
+    def recheck_many(
+        self, src: Sources, settings: Settings, clock: Clock, ns: Sequence[Notification]
+    ) -> list[str | Notification | None]:
+        """Flag, completeness and objection of each order, in one look-up (and one of the
+        opt-out list)."""
+        ids = [n.ref for n in ns]
+        rows = {
+            str(row["order_id"]): row
+            for row in src.lookup(RECHECK.replace("{marks}", marks(len(ids))), ids)
+        }
+        opted = src.opted_out(a for n in ns for a in n.party.addresses)
+        return [self._verdict(settings, rows.get(str(n.ref)), n, opted) for n in ns]
+
+    @staticmethod
+    def _verdict(
+        settings: Settings, row: dict[str, Any] | None, n: Notification, opted: set[str]
     ) -> str | None:
-        rows = src.lookup(RECHECK, [n.ref])
-        if not rows:
+        if row is None:
             return "the order no longer exists"
-        flag = to_flag(rows[0]["review_mail"])
+        flag = to_flag(row["review_mail"])
         if flag is False or (flag is None and not settings.review.default_status):
             return "the order's review flag no longer allows a review request"
-        if settings.review.only_complete_delivery and to_flag(rows[0]["incomplete"]):
+        if settings.review.only_complete_delivery and to_flag(row["incomplete"]):
             return "the order is no longer completely delivered"
         # an objection made since the plan: by the ERP flag or on the list, right now
-        if to_flag(rows[0]["no_marketing"]) is True:
+        if to_flag(row["no_marketing"]) is True:
             return NO_MARKETING
-        opted = src.opted_out(n.party.addresses)
-        if opted:
-            return objection(n.party, opted)
         # "at most one per order, ever" across channels is the runner's rule for every job
-        return None
+        return objection(n.party, opted)

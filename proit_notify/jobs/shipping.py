@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..clock import Clock
 from ..erp import to_datetime, to_text
 from ..errors import UsageError
 from ..settings import Settings
 from . import (
-    ITEMS_OF_NOTE,
+    ITEMS_OF_NOTES,
     PARTY_COLUMNS,
     PARTY_JOINS,
     Notification,
     Sources,
+    batches,
     items_of,
+    marks,
     order_context,
     party_of,
 )
@@ -29,7 +32,9 @@ SELECT = (
 )
 #: read in pages ordered by note_id (Sources.query)
 BY_PRINT_TIME = SELECT + " WHERE dn.printed_at >= ? AND dn.printed_at <= ?"
-STILL_PRINTED = "SELECT dn.printed_at FROM {delivery_notes} dn WHERE dn.id = ?"
+STILL_PRINTED = (
+    "SELECT dn.id AS note_id, dn.printed_at FROM {delivery_notes} dn WHERE dn.id IN ({marks})"
+)
 
 
 def key_of(note_id: object) -> str:
@@ -50,8 +55,8 @@ class ShippingConfirmations:
         if not settings.shipping.on_delivery_note_print:
             return  # the batch sends nothing; only --delivery-note does (SPEC §4)
         start, end = clock.event_window(0, settings.shipping.max_age_days)
-        for row in src.query(BY_PRINT_TIME, [start, end], key="note_id"):
-            yield self._notification(src, settings, row)
+        for rows in batches(src.query(BY_PRINT_TIME, [start, end], key="note_id")):
+            yield from self._notifications(src, settings, rows)
 
     def _named(self, src: Sources, settings: Settings) -> Iterator[Notification]:
         marks = ", ".join("?" for _ in self.delivery_notes)
@@ -65,17 +70,28 @@ class ShippingConfirmations:
                 f"delivery note(s) not found in the ERP: {', '.join(missing)} "
                 "(give the delivery note number as the ERP shows it)"
             )
+        for batch in batches(rows):
+            yield from self._notifications(src, settings, batch)
+
+    def _notifications(
+        self, src: Sources, settings: Settings, rows: list[dict[str, Any]]
+    ) -> Iterator[Notification]:
+        """The notifications of a batch of notes, their items read in one look-up."""
+        ids = [row["note_id"] for row in rows]
+        lines: dict[str, list[dict[str, Any]]] = {}
+        for line in src.lookup(ITEMS_OF_NOTES.replace("{marks}", marks(len(ids))), ids):
+            lines.setdefault(str(line["delivery_note_id"]), []).append(line)
         for row in rows:
-            yield self._notification(src, settings, row)
+            yield self._notification(settings, row, lines.get(str(row["note_id"]), []))
 
     def _notification(
-        self, src: Sources, settings: Settings, row: dict[str, object]
+        self, settings: Settings, row: dict[str, Any], lines: list[dict[str, Any]]
     ) -> Notification:
         party = party_of(row)
         use_contact = settings.shipping.to_contact and row.get("contact_id") is not None
         note_number = to_text(row["note_number"]) or str(row["note_id"])
         context = order_context(row, party, use_contact)
-        items = items_of(src.lookup(ITEMS_OF_NOTE, [row["note_id"]]))
+        items = items_of(lines)
         context.update(
             delivery_note_number=note_number,
             printed_at=to_datetime(row["printed_at"]),
@@ -96,9 +112,24 @@ class ShippingConfirmations:
 
     def recheck(
         self, src: Sources, settings: Settings, clock: Clock, n: Notification
-    ) -> str | None:
-        for row in src.lookup(STILL_PRINTED, [n.ref]):
-            if self.delivery_notes or row["printed_at"] is not None:
-                return None
-            return "the delivery note is no longer printed"
-        return "the delivery note no longer exists"
+    ) -> str | Notification | None:
+        return self.recheck_many(src, settings, clock, [n])[0]
+
+    def recheck_many(
+        self, src: Sources, settings: Settings, clock: Clock, ns: Sequence[Notification]
+    ) -> list[str | Notification | None]:
+        """Each note still printed (still there, for ``--delivery-note``), in one look-up."""
+        ids = [n.ref for n in ns]
+        printed = {
+            str(row["note_id"]): row["printed_at"]
+            for row in src.lookup(STILL_PRINTED.replace("{marks}", marks(len(ids))), ids)
+        }
+        verdicts: list[str | Notification | None] = []
+        for n in ns:
+            if str(n.ref) not in printed:
+                verdicts.append("the delivery note no longer exists")
+            elif printed[str(n.ref)] is None and not self.delivery_notes:
+                verdicts.append("the delivery note is no longer printed")
+            else:
+                verdicts.append(None)
+        return verdicts
