@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -442,6 +442,23 @@ class SqlExpression(_Model):
 ColumnSpec = ColumnName | SqlExpression
 
 
+_Key = TypeVar("_Key", bound=str)
+
+
+def _codes_listed_twice(value: Mapping[_Key, list[str]]) -> list[str]:
+    """An ERP code under two keys of ``[erp.info_types]`` / ``[erp.language_codes]`` (codes
+    compare without blanks and case, as the ERP's CHAR(n) columns hold them)."""
+    seen: dict[str, _Key] = {}
+    problems = []
+    for key, codes in value.items():
+        for code in codes:
+            folded = code.strip().casefold()
+            if folded in seen and seen[folded] != key:
+                problems.append(f"code {code!r} is listed under both {seen[folded]!r} and {key!r}")
+            seen[folded] = key
+    return problems
+
+
 class ErpSettings(_Model):
     """``[erp]``: connection and the table/column mapping of SPEC §3."""
 
@@ -490,16 +507,7 @@ class ErpSettings(_Model):
     @field_validator("info_types")
     @classmethod
     def _codes_unique(cls, value: dict[InfoType, list[str]]) -> dict[InfoType, list[str]]:
-        seen: dict[str, str] = {}
-        problems = []
-        for info_type, codes in value.items():
-            for code in codes:
-                folded = code.strip().casefold()
-                if folded in seen and seen[folded] != info_type:
-                    problems.append(
-                        f"code {code!r} is listed under both {seen[folded]!r} and {info_type!r}"
-                    )
-                seen[folded] = info_type
+        problems = _codes_listed_twice(value)
         if problems:
             raise ValueError("\n".join(problems))
         return value
@@ -507,21 +515,13 @@ class ErpSettings(_Model):
     @field_validator("language_codes")
     @classmethod
     def _languages(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        problems = []
-        seen: dict[str, str] = {}
-        for language, codes in value.items():
-            if not re.fullmatch(r"[a-z]{2}", language):
-                problems.append(
-                    f"{language!r}: a language is a two-letter ISO code in lower case "
-                    '(de, fr, it, en), e.g. fr = ["W"]'
-                )
-            for code in codes:
-                folded = code.strip().casefold()
-                if folded in seen and seen[folded] != language:
-                    problems.append(
-                        f"code {code!r} is listed under {seen[folded]!r} and {language!r}"
-                    )
-                seen[folded] = language
+        problems = [
+            f"{language!r}: a language is a two-letter ISO code in lower case "
+            '(de, fr, it, en), e.g. fr = ["W"]'
+            for language in value
+            if not re.fullmatch(r"[a-z]{2}", language)
+        ]
+        problems += _codes_listed_twice(value)
         if problems:
             raise ValueError("\n".join(problems))
         return value

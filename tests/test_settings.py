@@ -535,7 +535,7 @@ def test_language_codes_are_checked_like_info_types() -> None:
     data["erp"]["language_codes"] = {"FR": ["V"], "it": ["W"], "fr": ["W"]}
     problems = "\n".join(problems_of(data))  # all at once
     assert "'FR': a language is a two-letter ISO code in lower case" in problems
-    assert "code 'W' is listed under 'it' and 'fr'" in problems
+    assert "code 'W' is listed under both 'it' and 'fr'" in problems
 
 
 def test_no_marketing_is_an_optional_customer_field() -> None:

@@ -100,7 +100,8 @@ def test_what_a_receiver_parses_is_what_was_rendered(
     assert max(len(line) for line in result.data.split(b"\r\n")) <= MAX_LINE
     assert result.data.isascii()  # an ASCII address: no 8-bit byte anywhere
     message = parsed(result)
-    assert message["Subject"] == subject
+    # a receiver unfolds and drops the blanks around a header value (as for EmailMessage)
+    assert str(message["Subject"]).strip() == subject.strip()
     assert message["To"].addresses[0].display_name == "Müller"
     plain = message.get_body(("plain",))
     assert plain is not None
@@ -133,31 +134,8 @@ def test_each_part_gets_the_transfer_encoding_the_email_package_would_pick(
     assert reference["Content-Transfer-Encoding"] == encoding  # the email package agrees
 
 
-def test_an_address_that_needs_smtputf8_is_refused_by_a_server_without_it() -> None:
-    server = SmtpServer(RecordingHandler(), smtputf8=False)
-    server.start()
-    try:
-        email = EmailChannel({"shop": server.account()})
-        message = Outgoing(
-            key="shipping:1",
-            channel="email",
-            to="jürg@example.ch",
-            to_name="Jürg",
-            subject="Lieferung",
-            text="t",
-            account="shop",
-        )
-        result = email.send(email.encode(message))
-        email.close()
-    finally:
-        server.stop()
-    assert result.outcome == "failed"
-    assert "SMTPUTF8" in result.detail
-    assert server.messages == []
-
-
-def test_an_address_that_needs_smtputf8_goes_as_utf8_to_a_server_that_offers_it() -> None:
-    server = SmtpServer(RecordingHandler())
+def send_to_non_ascii_local_part(server: SmtpServer) -> SendResult:
+    """One message to an address with a non-ASCII local part, through ``server``."""
     server.start()
     try:
         email = EmailChannel({"shop": server.account()})
@@ -174,6 +152,20 @@ def test_an_address_that_needs_smtputf8_goes_as_utf8_to_a_server_that_offers_it(
         email.close()
     finally:
         server.stop()
+    return result
+
+
+def test_an_address_that_needs_smtputf8_is_refused_by_a_server_without_it() -> None:
+    server = SmtpServer(RecordingHandler(), smtputf8=False)
+    result = send_to_non_ascii_local_part(server)
+    assert result.outcome == "failed"
+    assert "SMTPUTF8" in result.detail
+    assert server.messages == []
+
+
+def test_an_address_that_needs_smtputf8_goes_as_utf8_to_a_server_that_offers_it() -> None:
+    server = SmtpServer(RecordingHandler())
+    result = send_to_non_ascii_local_part(server)
     assert result.outcome == "sent", result.detail
     assert len(server.messages) == 1
     mail = server.messages[0]
