@@ -25,6 +25,7 @@ What is in flight, and when to stop (README "Ledger"):
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -842,7 +843,8 @@ class _Rechecks:
         self._runner = runner
         self._job = job
         self._many = job if isinstance(job, BatchRecheck) else None
-        self._planned: dict[str, Notification] = {}  # planned ahead, not yet asked
+        #: planned (the ones ahead, and the parked ones), not yet asked about, in plan order
+        self._planned: dict[str, Notification] = {}
         self._answers: dict[str, tuple[float, Notification | str]] = {}
 
     def ahead(self, plan: Iterator[Notification]) -> Iterator[Notification]:
@@ -855,6 +857,9 @@ class _Rechecks:
             buffer.append(n)
             if n.skip is None:
                 self._planned[n.key] = n
+                if len(self._planned) > 4 * BATCH:
+                    # one that was never asked about (handled already): forget the oldest
+                    del self._planned[next(iter(self._planned))]
             if len(buffer) > BATCH:
                 yield buffer.popleft()
         while buffer:
@@ -868,12 +873,16 @@ class _Rechecks:
             return answer[1]
         if self._many is None:
             return self._runner._recheck(self._job, n)
-        batch = [n, *list(self._planned.values())[: BATCH - 1]]
+        # n and the next ones planned: a fresh verdict for each (an old one is replaced)
+        batch = [n, *itertools.islice(self._planned.values(), BATCH - 1)]
         r = self._runner
         verdicts = self._many.recheck_many(r.sources, r.settings, r.clock, batch)
         asked = time.monotonic()
+        # answers nobody asked for in time (a notification passed over) are of no use
+        self._answers = {
+            k: a for k, a in self._answers.items() if asked - a[0] <= RECHECK_MAX_AGE
+        }
         for m, v in zip(batch[1:], verdicts[1:], strict=True):
-            self._planned.pop(m.key, None)
             self._answers[m.key] = (asked, v or m)
         return verdicts[0] or n
 
