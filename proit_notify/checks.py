@@ -36,14 +36,16 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
     erp = open_erp(settings)
     try:
         erp_problems = erp.check()
+        # the customers' languages, on the same connection (only where the mapping holds)
+        languages = None if erp_problems else erp.language_counts()
     finally:
         erp.close()
     yield CheckLine(f"ERP ({erp.db.where})", _counted(erp_problems), tuple(erp_problems))
     renderer = make_renderer(settings)
     template_problems = renderer.check()
     yield CheckLine("templates", _counted(template_problems), tuple(template_problems))
-    if not erp_problems:
-        yield _languages_line(settings, renderer)
+    if languages is not None:
+        yield _languages_line(languages, renderer)
     ledger = open_ledger(settings)
     where = f"{ledger.db.where}, table {ledger.table}: ok; lock file {settings.lock_path}"
     ledger.close()
@@ -82,15 +84,11 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
         )
 
 
-def _languages_line(settings: Settings, renderer: Renderer) -> CheckLine:
-    """Which templates the ERP's customers get, and who gets another language's (a value
-    the tool does not read, or a language without templates): the operator adds a code to
-    ``[erp.language_codes]`` or templates to ``templates.dir``."""
-    erp = open_erp(settings)
-    try:
-        counts = erp.language_counts()
-    finally:
-        erp.close()
+def _languages_line(counts: list[tuple[object, int]], renderer: Renderer) -> CheckLine:
+    """Which templates the ERP's customers get (``counts``: ERP language value, customers),
+    and who gets another language's (a value the tool does not read, or a language without
+    templates): the operator adds a code to ``[erp.language_codes]`` or templates to
+    ``templates.dir``."""
     per_language: dict[str, int] = {}
     others: list[str] = []
     for value, n in sorted(counts, key=lambda c: -c[1]):

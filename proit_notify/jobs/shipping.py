@@ -59,10 +59,8 @@ class ShippingConfirmations:
             yield from self._notifications(src, settings, rows)
 
     def _named(self, src: Sources, settings: Settings) -> Iterator[Notification]:
-        marks = ", ".join("?" for _ in self.delivery_notes)
-        rows = src.lookup(
-            SELECT + f" WHERE dn.number IN ({marks}) ORDER BY dn.id", self.delivery_notes
-        )
+        where = f" WHERE dn.number IN ({marks(len(self.delivery_notes))}) ORDER BY dn.id"
+        rows = src.lookup(SELECT + where, self.delivery_notes)
         found = {to_text(r["note_number"]) for r in rows}
         missing = [n for n in self.delivery_notes if n not in found]
         if missing:
