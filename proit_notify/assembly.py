@@ -15,7 +15,7 @@ from pathlib import Path
 from .channels import Channel
 from .channels.email import EmailChannel
 from .clock import Clock
-from .db import Dialect, connect, connect_sqlite
+from .db import LEDGER_ROLE, Dialect, connect, connect_sqlite
 from .erp import Erp
 from .errors import ConfigError, ErpError, LedgerError, LockedError
 from .ledger import Entry, Ledger, RunLock
@@ -59,7 +59,7 @@ def open_ledger(settings: Settings, *, dry_run: bool = False) -> Ledger:
     if settings.ledger.erp:
         try:
             # its own connection: ledger commits must not end reads
-            db = connect(settings.erp, settings.service.tz)
+            db = connect(settings.erp, settings.service.tz, role=LEDGER_ROLE)
         except ErpError as exc:
             raise LedgerError(f"cannot open the ledger in the ERP database: {exc}") from None
         if db.dialect is Dialect.SQLITE:
@@ -98,7 +98,9 @@ def open_ledger(settings: Settings, *, dry_run: bool = False) -> Ledger:
 def _empty_ledger(settings: Settings) -> Ledger:
     """An empty ledger in memory, for a dry run that must not create one."""
     ledger = Ledger(
-        connect_sqlite(Path(":memory:"), create=True), settings.ledger.table, settings.retry
+        connect_sqlite(Path(":memory:"), create=True, role=LEDGER_ROLE),
+        settings.ledger.table,
+        settings.retry,
     )
     ledger.ensure_schema()
     return ledger

@@ -68,6 +68,14 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
         for channel in channels.values():
             channel.close()
     yield _alerts_line(settings)
+    review = settings.review
+    if review.list_unsubscribe.startswith("https:") and not review.one_click:
+        yield CheckLine(
+            "review.list_unsubscribe",
+            "an https link without {token} is the same for every recipient, so review "
+            "requests get no one-click unsubscribe (RFC 8058): add {token} and "
+            "review.unsubscribe_secret",
+        )
     if settings.delivery_date.max_age_days is not None:
         yield CheckLine(
             "delivery_date.max_age_days",

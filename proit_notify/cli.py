@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from . import __version__
 from .errors import ConfigError, NotifyError, UsageError
-from .redaction import one_line, redact
+from .redaction import json_safe, one_line, printable, redact
 from .statuses import STATUSES
 
 if TYPE_CHECKING:
@@ -54,9 +55,25 @@ optout_app = typer.Typer(
 )
 app.add_typer(optout_app, name="optout")
 
+class _SafeConsole(Console):
+    """A console that prints text as data: without secrets, and with control characters
+    shown escaped (an ESC sequence or an OSC 52 in an ERP name would otherwise drive the
+    terminal: clear it, set its title, write the clipboard). Tables are built of such text
+    (``output.table``)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        clean = tuple(printable(redact(o)) if isinstance(o, str) else o for o in objects)
+        super().print(*clean, **kwargs)
+
+    def rule(self, title: Any = "", **kwargs: Any) -> None:
+        if isinstance(title, str):
+            title = Text(one_line(redact(title)))  # a Text: a title is read as markup
+        super().rule(title, **kwargs)
+
+
 # markup=False: ERP text ("A-[/]1", "[link=...]") is data and is printed as typed (SPEC §7)
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = _SafeConsole(highlight=False, soft_wrap=True, markup=False)
+err = _SafeConsole(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 @dataclass
@@ -94,9 +111,12 @@ def _log_to_file(path: Path | None) -> None:
             old.close()
     if path is None:
         return
+    from .paths import private
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = RotatingFileHandler(
+        private(path, "service.log_file")  # customers' addresses: the owner's only
+        handler = _PrivateLog(
             path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8", delay=True
         )
     except OSError as exc:
@@ -114,9 +134,20 @@ def _log_to_file(path: Path | None) -> None:
         log.setLevel(logging.INFO)
 
 
+class _PrivateLog(RotatingFileHandler):
+    """The log file, created (also after each rotation) readable by its owner only and
+    never through a symbolic link (:mod:`proit_notify.paths`)."""
+
+    def _open(self) -> Any:
+        from .paths import private
+
+        private(Path(self.baseFilename), "service.log_file")
+        return super()._open()
+
+
 def _print_json(data: object) -> None:
     """One JSON document on stdout (for scripts: no colours), without secrets."""
-    print(redact(json.dumps(data, ensure_ascii=False)))
+    print(json_safe(redact(json.dumps(data, ensure_ascii=False))))
 
 
 class _SafeLine(logging.Filter):
@@ -201,6 +232,7 @@ def _run_jobs(names: list[str], options: RunOptions, as_of: str | None) -> None:
     from .assembly import session
     from .jobs import registry
     from .monitor import CommandRun
+    from .report import JobReport
     from .runner import job_options
 
     settings = state.settings()
@@ -209,7 +241,7 @@ def _run_jobs(names: list[str], options: RunOptions, as_of: str | None) -> None:
     command = names[0] if len(names) == 1 else "run-all"
     # a dry run writes nothing, so it is not recorded and sends no alert
     record = None if options.dry_run else CommandRun(settings, clock, command)
-    error: NotifyError | None = None
+    error: BaseException | None = None
     try:
         with (
             _progress(editing=options.edit is not None) as progress,
@@ -223,18 +255,30 @@ def _run_jobs(names: list[str], options: RunOptions, as_of: str | None) -> None:
         ):
             for name in names:
                 job = registry.make_job(name, delivery_notes=options.delivery_notes)
+                report = JobReport(job.name, options.dry_run)
                 if record is not None:
                     record.job_started(s.ledger, name)
-                report = s.runner.run(job, job_options(name, settings, options))
+                try:
+                    s.runner.run(job, job_options(name, settings, options), report)
+                except Exception as exc:
+                    # what the job did before the error is shown (--json: with an "error"),
+                    # recorded and named in the alert
+                    report.error = redact(one_line(_error_line(exc)))
+                    reports.append(report)
+                    if record is not None:
+                        record.reports.append(report)
+                    _show(report, options)
+                    raise
                 if record is not None:
                     record.job_ended(s.ledger, report)
                 reports.append(report)
                 _show(report, options)
         code = _exit_code(reports)
-    except NotifyError as exc:
+    except Exception as exc:  # a bug too still ends in a record and an alert
         if record is None:
             raise
-        error, code = exc, exc.exit_code
+        error = exc
+        code = exc.exit_code if isinstance(exc, NotifyError) else INTERNAL_ERROR
     if record is not None:
         _finish(record, code, error)
     if error is not None:
@@ -242,7 +286,14 @@ def _run_jobs(names: list[str], options: RunOptions, as_of: str | None) -> None:
     raise typer.Exit(code)
 
 
-def _finish(record: CommandRun, code: int, error: NotifyError | None) -> None:
+def _error_line(exc: BaseException) -> str:
+    """An error as the run record and the alert name it (a bug says it is one)."""
+    if isinstance(exc, NotifyError):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def _finish(record: CommandRun, code: int, error: BaseException | None) -> None:
     """The run's record and alert, on a connection of their own (the run's may be gone)."""
     from .assembly import make_alert_channel, open_ledger
 
@@ -252,8 +303,9 @@ def _finish(record: CommandRun, code: int, error: NotifyError | None) -> None:
         log.error("could not record this run: %s", redact(str(exc)))
         ledger = None
     channel = make_alert_channel(record.settings)
+    detail = None if error is None else _error_line(error)
     try:
-        outcome = record.finish(ledger, code, error, channel)
+        outcome = record.finish(ledger, code, detail, channel)
     finally:
         channel.close()
         if ledger is not None:
@@ -609,7 +661,7 @@ def status_command(as_of: AsOf = None) -> None:
         out.print(output.table(output.STATUS_COLUMNS, rows, "last run per job"))
     else:
         for row in rows:
-            print("\t".join(row))
+            print("\t".join(one_line(redact(cell)) for cell in row))
     for line in waiting:
         out.print(f"WAITING: {line}", markup=False)
     if found.deferred:
@@ -629,7 +681,7 @@ def _print_rows(columns: tuple[str, ...], rows: list[output.Row]) -> None:
         out.print(output.table(columns, rows))
     else:
         for row in rows:
-            print("\t".join(row))
+            print("\t".join(one_line(redact(cell)) for cell in row))
 
 
 @ledger_app.command("resolve")
@@ -662,19 +714,42 @@ Address = Annotated[str, typer.Argument(help="An email address or a phone number
 
 
 @optout_app.command("add")
-def optout_add(address: Address) -> None:
+def optout_add(
+    address: Annotated[
+        str | None, typer.Argument(help="An email address or a phone number")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="The token of a one-click unsubscribe (review.list_unsubscribe with {token}).",
+        ),
+    ] = None,
+) -> None:
     """Put an address on the opt-out list: it gets no review requests from now on."""
+    from . import optout
     from .assembly import open_ledger
     from .clock import Clock
 
+    if (address is None) == (token is None):
+        raise UsageError("give an ADDRESS or --token TOKEN")
     settings = state.settings()
+    if token is not None:
+        if not settings.review.unsubscribe_secret:
+            raise ConfigError(
+                "--token needs review.unsubscribe_secret, the key the tokens were signed with"
+            )
+        address = optout.address_of_token(token, settings.review.unsubscribe_secret)
+    assert address is not None
+    key = optout.checked(address, settings.service.country)
     ledger = open_ledger(settings)
     try:
-        added = ledger.optout.add(address, Clock.real(settings.service.tz).utc)
+        added = ledger.optout.add(key, Clock.real(settings.service.tz).utc)
     finally:
         ledger.close()
+    # the stored form: what the list holds and compares (E.164, the domain in ASCII)
     out.print(
-        f"{address}: {'added to' if added else 'already on'} the opt-out list "
+        f"{key}: {'added to' if added else 'already on'} the opt-out list "
         "(no review requests; other messages still go out)"
     )
 
@@ -682,16 +757,19 @@ def optout_add(address: Address) -> None:
 @optout_app.command("remove")
 def optout_remove(address: Address) -> None:
     """Take an address off the opt-out list (the customer agreed to review requests again)."""
+    from . import optout
     from .assembly import open_ledger
 
-    ledger = open_ledger(state.settings())
+    settings = state.settings()
+    key = optout.checked(address, settings.service.country)
+    ledger = open_ledger(settings)
     try:
-        removed = ledger.optout.remove(address)
+        removed = ledger.optout.remove(optout.forms(address, settings.service.country))
     finally:
         ledger.close()
     if not removed:
-        raise UsageError(f"{address} is not on the opt-out list ('proit-notify optout list')")
-    out.print(f"{address}: removed from the opt-out list")
+        raise UsageError(f"{key} is not on the opt-out list ('proit-notify optout list')")
+    out.print(f"{key}: removed from the opt-out list")
 
 
 @optout_app.command("list")
@@ -701,19 +779,23 @@ def optout_list(
     ] = None,
 ) -> None:
     """The addresses on the opt-out list (exit 1 when ADDRESS is given and not on it)."""
+    from . import optout
     from .assembly import open_ledger
     from .clock import Clock
-    from .optout import normalize
 
     settings = state.settings()
     clock = Clock.real(settings.service.tz)
+    wanted = None
+    if address is not None:
+        optout.checked(address, settings.service.country)  # nonsense is refused, not "absent"
+        wanted = optout.forms(address, settings.service.country)
     ledger = open_ledger(settings, dry_run=True)  # reading: never creates the ledger
     try:
         entries = ledger.optout.entries()
     finally:
         ledger.close()
-    if address is not None:
-        entries = [e for e in entries if e.address == normalize(address)]
+    if wanted is not None:
+        entries = [e for e in entries if e.address in wanted]
     if state.json:
         _print_json(
             [
@@ -1008,6 +1090,10 @@ def _safe_streams() -> None:
             pass  # a stream that cannot be changed: left as it is
 
 
+#: the exit code of a bug (sysexits' EX_SOFTWARE)
+INTERNAL_ERROR = 70
+
+
 def main() -> None:
     """Console entry point: every error becomes one message and its exit code (SPEC §7).
 
@@ -1028,4 +1114,4 @@ def main() -> None:
             err.print(redact("".join(traceback.format_exception(exc))), markup=False)
         else:
             err.print("run again with -v for the traceback, and report it")
-        sys.exit(70)
+        sys.exit(INTERNAL_ERROR)

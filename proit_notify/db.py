@@ -96,16 +96,29 @@ def datetimeoffset(raw: bytes, tz: tzinfo | None = None) -> datetime:
     return moment.astimezone(tz).replace(tzinfo=None) if tz else moment.replace(tzinfo=None)
 
 
+#: the roles a connection plays, named in its error messages (SPEC §7: say which database)
+ERP_ROLE = "ERP database"
+LEDGER_ROLE = "ledger database"
+
+
 class Database:
     """A DB-API connection with its dialect; translates driver errors into :class:`ErpError`."""
 
     def __init__(
-        self, conn: DbApiConnection, dialect: Dialect, where: str, fetch_size: int = 1000
+        self,
+        conn: DbApiConnection,
+        dialect: Dialect,
+        where: str,
+        fetch_size: int = 1000,
+        role: str = ERP_ROLE,
     ) -> None:
         self.conn = conn
         self.dialect = dialect
         self.where = where
         self.fetch_size = fetch_size
+        #: which database this is to the reader of an error ("ERP database", "ledger")
+        self.role = role
+        self._scope: tuple[str | None, str | None] | None = None
 
     @functools.cached_property
     def _integrity_errors(self) -> tuple[type[BaseException], ...]:
@@ -219,7 +232,7 @@ class Database:
         self, exc: BaseException, sql: str
     ) -> ErpError | MissingObjectError | DeadlockError:
         first = " ".join(sql.split())[:160]
-        text = f"database error on {self.where}: {redact(str(exc))}\n  while running: {first}"
+        text = f"{self.role} error on {self.where}: {redact(str(exc))}\n  while running: {first}"
         if is_missing_object(exc):
             return MissingObjectError(text)
         state = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
@@ -228,20 +241,62 @@ class Database:
         return ErpError(text)
 
     # schema -----------------------------------------------------------------------------
+    def scope(self) -> tuple[str | None, str | None]:
+        """(catalog, schema) that a bare table name means on this connection: the current
+        database (MySQL/MariaDB, whose ODBC calls a database a catalog; SQL Server) and the
+        current schema (PostgreSQL, SQL Server). A server may hold several company
+        databases ("Comatic DB 1", "Comatic DB 2"): a name is looked up in this one only.
+        """
+        if self._scope is None:
+            sql = {
+                Dialect.MYSQL: "SELECT DATABASE() AS cat, NULL AS sch",
+                Dialect.POSTGRESQL: "SELECT NULL AS cat, current_schema() AS sch",
+                Dialect.MSSQL: "SELECT DB_NAME() AS cat, SCHEMA_NAME() AS sch",
+            }.get(self.dialect)
+            row = self.one(sql) if sql else None
+            if sql:
+                self.rollback()  # end the read transaction (its locks) at once
+            cat = row["cat"] if row else None
+            sch = row["sch"] if row else None
+            self._scope = (str(cat) if cat else None, str(sch) if sch else None)
+        return self._scope
+
+    def _lookup(self, table: str) -> tuple[dict[str, str], str, str | None, str | None]:
+        """SQLTables/SQLColumns arguments for ``table`` (``schema.table`` or bare), its bare
+        name, and the catalog and schema a found row must have exactly (None: any)."""
+        qualifier, _, name = table.rpartition(".")
+        catalog, schema = self.scope()
+        if qualifier:  # exactly the one named: a database on MySQL, else a schema
+            if self.dialect is Dialect.MYSQL:
+                catalog, schema = qualifier, None
+            else:
+                schema = qualifier
+        args = {"table": name}
+        if catalog is not None:
+            args["catalog"] = catalog
+        if schema is not None:
+            args["schema"] = schema
+        return args, name, catalog, schema
+
     def tables(self) -> list[str]:
-        """Names of the tables and views the connection can see."""
+        """Names of the tables and views of the connection's database (other schemas'
+        qualified): what a bare name in the mapping can mean."""
         if isinstance(self.conn, sqlite3.Connection):
             rows = self.stream(
                 "SELECT name FROM sqlite_master WHERE type IN ('table','view') "
                 "AND name NOT LIKE 'sqlite_%' ORDER BY name"
             )
             return [r["name"] for r in rows]
+        catalog, schema = self.scope()
         cursor = self.conn.cursor()
         try:
             names = {
                 row.table_name
-                for row in cursor.tables()
+                if schema is None or (row.table_schem or "") == schema
+                else f"{row.table_schem}.{row.table_name}"
+                for row in cursor.tables(**({"catalog": catalog} if catalog else {}))
                 if (row.table_type or "").upper() in {"TABLE", "VIEW"}
+                and (catalog is None or (row.table_cat or "") == catalog)
             }
         except Exception as exc:
             raise self._error(exc, "SQLTables") from exc
@@ -250,20 +305,23 @@ class Database:
         return sorted(names, key=str.lower)
 
     def has_table(self, table: str) -> bool:
-        """Whether the table exists (``schema.table`` or a bare name, any case)."""
-        schema, _, name = table.rpartition(".")
+        """Whether the table exists: ``schema.table`` exactly there, a bare name in the
+        connection's current database and schema (never a table of the same name in
+        another database of the server, :meth:`scope`)."""
         if isinstance(self.conn, sqlite3.Connection):
+            name = table.rpartition(".")[2]
             row = self.one(
                 "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' "
                 "AND lower(name) = lower(?)",
                 [name],
             )
             return bool(row and int(row["n"]))
+        args, name, catalog, schema = self._lookup(table)
         cursor = self.conn.cursor()
         try:
             # SQLTables: the driver's catalog, right for every dialect (a pattern: '_' is a
-            # wildcard there, so the exact name is compared below)
-            rows = list(cursor.tables(table=name, **self._scope(schema)))
+            # wildcard there, so the exact names are compared below)
+            rows = list(cursor.tables(**args))
         except Exception as exc:
             raise self._error(exc, "SQLTables") from exc
         finally:
@@ -271,31 +329,26 @@ class Database:
         return any(
             (row.table_name or "").lower() == name.lower()
             and (row.table_type or "").upper() == "TABLE"
-            and (not schema or (self._schema_of(row) or "").lower() == schema.lower())
+            and (catalog is None or (row.table_cat or "").lower() == catalog.lower())
+            and (schema is None or (row.table_schem or "").lower() == schema.lower())
             for row in rows
         )
 
-    def _scope(self, schema: str) -> dict[str, str]:
-        """ODBC catalog arguments for ``schema.``: MySQL/MariaDB call a database a catalog."""
-        if not schema:
-            return {}
-        return {"catalog": schema} if self.dialect is Dialect.MYSQL else {"schema": schema}
-
-    def _schema_of(self, row: Any) -> str | None:
-        return str(row.table_cat) if self.dialect is Dialect.MYSQL else row.table_schem
-
     def columns(self, table: str) -> list[tuple[str, str]]:
-        """(name, type) of each column of ``table``."""
+        """(name, type) of each column of ``table`` (found as :meth:`has_table` finds it)."""
         if isinstance(self.conn, sqlite3.Connection):
             literal = self.param_literal(table)
             rows = self.stream(f"SELECT name, type FROM pragma_table_info({literal})")
             return [(r["name"], r["type"]) for r in rows]
-        schema, _, name = table.rpartition(".")
+        args, name, catalog, schema = self._lookup(table)
         cursor = self.conn.cursor()
         try:
             found = [
                 (row.column_name, row.type_name)
-                for row in cursor.columns(table=name, **self._scope(schema))
+                for row in cursor.columns(**args)
+                if (row.table_name or "").lower() == name.lower()
+                and (catalog is None or (row.table_cat or "").lower() == catalog.lower())
+                and (schema is None or (row.table_schem or "").lower() == schema.lower())
             ]
         except Exception as exc:
             raise self._error(exc, "SQLColumns") from exc
@@ -325,7 +378,16 @@ def _pyodbc() -> Any:
     return pyodbc
 
 
-def connect_sqlite(path: Path, fetch_size: int = 1000, create: bool = False) -> Database:
+def _lenient_text(raw: bytes) -> str:
+    """SQLite keeps any bytes in a text column: bytes that are not UTF-8 are kept as lone
+    surrogates instead of failing the whole query, so that ``erp.to_text`` makes that one
+    row a failure naming its column (an old ERP holds such rows)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def connect_sqlite(
+    path: Path, fetch_size: int = 1000, create: bool = False, role: str = ERP_ROLE
+) -> Database:
     """Open an SQLite database file (the embedded demo ERP or a file ledger)."""
     if not create and not path.exists():
         raise ErpError(
@@ -337,7 +399,9 @@ def connect_sqlite(path: Path, fetch_size: int = 1000, create: bool = False) -> 
         conn.execute("SELECT 1").fetchall()
     except sqlite3.Error as exc:
         raise ErpError(f"cannot open SQLite database {path}: {exc}") from exc
-    return Database(conn, Dialect.SQLITE, f"sqlite {path}", fetch_size)
+    if role == ERP_ROLE:
+        conn.text_factory = _lenient_text
+    return Database(conn, Dialect.SQLITE, f"sqlite {path}", fetch_size, role)
 
 
 def connect_odbc(
@@ -346,6 +410,7 @@ def connect_odbc(
     query_timeout: int = 0,
     fetch_size: int = 1000,
     tz: tzinfo | None = None,
+    role: str = ERP_ROLE,
 ) -> Database:
     """Connect through pyodbc; errors name the driver and host, never the password."""
     pyodbc = _pyodbc()
@@ -401,7 +466,7 @@ def connect_odbc(
         conn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
         conn.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8")
         conn.setencoding(encoding="utf-8")
-    return Database(conn, dialect, f"{dbms} ({target})", fetch_size)
+    return Database(conn, dialect, f"{dbms} ({target})", fetch_size, role)
 
 
 #: SQLSTATEs of "no such table" / "no such column": ODBC 3 (SQL Server, MariaDB, generic)
@@ -437,11 +502,17 @@ def _driver_missing(state: str, detail: str) -> bool:
     return state == "IM002" or "can't open lib" in text or "data source name not found" in text
 
 
-def connect(settings: ErpSettings, tz: tzinfo | None = None) -> Database:
-    """Open the ERP database the settings name (``tz``: ``service.timezone``)."""
+def connect(settings: ErpSettings, tz: tzinfo | None = None, role: str = ERP_ROLE) -> Database:
+    """Open the ERP database the settings name (``tz``: ``service.timezone``; ``role``:
+    what the connection is for, named in its errors)."""
     if settings.sqlite is not None:
-        return connect_sqlite(settings.sqlite, settings.fetch_size)
+        return connect_sqlite(settings.sqlite, settings.fetch_size, role=role)
     assert settings.odbc is not None  # the settings model guarantees one of the two
     return connect_odbc(
-        settings.odbc, settings.login_timeout, settings.query_timeout, settings.fetch_size, tz
+        settings.odbc,
+        settings.login_timeout,
+        settings.query_timeout,
+        settings.fetch_size,
+        tz,
+        role,
     )

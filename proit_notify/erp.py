@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .db import Database, Dialect, connect
-from .errors import ErpError, MissingObjectError
+from .errors import ErpError, MissingObjectError, RowError
 from .settings import LOGICAL_SCHEMA, OPTIONAL_FIELDS, ErpSettings, SqlExpression
 
 # --- the mapping ----------------------------------------------------------------------------
@@ -209,9 +209,22 @@ def _first_line(exc: BaseException) -> str:
 
 
 # --- values from any driver -------------------------------------------------------------------
+#
+# Each converter reads one ERP value as the drivers hand it over. A value it cannot read
+# raises :class:`RowError` naming the logical field (``field``): the job makes that row a
+# ``failed`` notification with the reason, and the run goes on (one row never stops a run).
+
+#: the longest ERP text a message takes (names, numbers, addresses); an item description
+#: may be longer (:data:`MAX_DESCRIPTION`). A longer value is junk: that row fails.
+MAX_TEXT = 1_000
+MAX_DESCRIPTION = 4_000
+#: amounts and quantities beyond this are junk (a receiver and babel choke on 1e300)
+MAX_NUMBER = Decimal("1e15")
+#: what sqlite3 made of bytes that are not UTF-8 (see db.connect_sqlite)
+_SURROGATE_RE = re.compile("[\udc80-\udcff]")
 
 
-def to_datetime(value: object) -> datetime | None:
+def to_datetime(value: object, field: str = "") -> datetime | None:
     """A timestamp from a driver (datetime, date or ISO text) as a naive local datetime."""
     if value is None or value == "":
         return None
@@ -219,10 +232,13 @@ def to_datetime(value: object) -> datetime | None:
         return value.replace(tzinfo=None)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
-    return datetime.fromisoformat(str(value).strip()).replace(tzinfo=None)
+    try:
+        return datetime.fromisoformat(str(value).strip()).replace(tzinfo=None)
+    except ValueError:
+        raise RowError(field, value, "is not a date and time (YYYY-MM-DD hh:mm)") from None
 
 
-def to_date(value: object) -> date | None:
+def to_date(value: object, field: str = "") -> date | None:
     """A date from a driver (date, datetime or ISO text)."""
     if value is None or value == "":
         return None
@@ -231,19 +247,37 @@ def to_date(value: object) -> date | None:
     if isinstance(value, date):
         return value
     text = str(value).strip()
-    return datetime.fromisoformat(text).date() if len(text) > 10 else date.fromisoformat(text)
+    try:
+        return datetime.fromisoformat(text).date() if len(text) > 10 else date.fromisoformat(text)
+    except ValueError:
+        raise RowError(field, value, "is not a date (YYYY-MM-DD)") from None
 
 
-def to_decimal(value: object) -> Decimal | None:
-    """A money amount; floats from a driver are read through their shortest repr."""
+def to_decimal(value: object, field: str = "") -> Decimal | None:
+    """A money amount or quantity; floats from a driver are read through their shortest
+    repr. Text that is not a plain number (``'2 Stk'``, ``"1'234.50"``), NaN, infinity and
+    absurd magnitudes are refused."""
     if value is None or value == "":
         return None
-    if isinstance(value, Decimal):
-        return value
+    if isinstance(value, bool):
+        raise RowError(field, value, "is not a number")
     try:
-        return Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"not a number: {value!r}") from None
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise RowError(field, value, "is not a number") from None
+    if not number.is_finite() or abs(number) >= MAX_NUMBER:
+        raise RowError(field, value, "is not a usable number (out of range)")
+    return number
+
+
+def to_int(value: object, field: str = "") -> int | None:
+    """A whole number (a line number, a count)."""
+    number = to_decimal(value, field)
+    if number is None:
+        return None
+    if number != number.to_integral_value():
+        raise RowError(field, value, "is not a whole number")
+    return int(number)
 
 
 def to_flag(value: object) -> bool | None:
@@ -260,9 +294,15 @@ def to_flag(value: object) -> bool | None:
     return text not in {"0", "n", "nein", "no", "false", "f"}
 
 
-def to_text(value: object) -> str | None:
-    """Text with CHAR padding removed; empty text is None."""
+def to_text(value: object, field: str = "", limit: int = MAX_TEXT) -> str | None:
+    """Text with CHAR padding removed; empty text is None. Longer than ``limit`` or not
+    valid UTF-8 (SQLite keeps any bytes): :class:`RowError`."""
     if value is None:
         return None
-    text = str(value).strip()
+    text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+    text = text.strip()
+    if len(text) > limit:
+        raise RowError(field, text, f"is longer than {limit:,} characters")
+    if _SURROGATE_RE.search(text):
+        raise RowError(field, text, "is not valid UTF-8 text (fix the characters in the ERP)")
     return text or None

@@ -63,3 +63,23 @@ class LockedError(NotifyError):
     """Another run holds the lock (exit 5)."""
 
     exit_code = 5
+
+
+class RowError(ValueError):
+    """One ERP row's value cannot be used: a text in a number column, ``31.09.2026`` in a
+    date column, invalid UTF-8, a 2 MB order number. It is that row's ``failed`` with this
+    reason, never the run's error: on purpose not a :class:`NotifyError`, so no command
+    turns it into an exit code. ``field`` is the logical ``table.field``."""
+
+    def __init__(self, field: str, value: object, why: str) -> None:
+        self.field = field
+        super().__init__(f"{field or 'value'} = {shown_value(value)} {why}")
+
+
+def shown_value(value: object, limit: int = 60) -> str:
+    """``value`` for a message: repr, control characters escaped, at most ``limit`` long
+    (a 2 MB text is not copied into the message)."""
+    if isinstance(value, str | bytes) and len(value) > limit:
+        return repr(value[:limit])[:-1] + f"...' ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit + 20 else text[: limit + 20] + "..."

@@ -7,9 +7,7 @@ that share a ledger in the ERP database (``ledger.erp = true``).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,10 +20,12 @@ import filelock
 
 from .channels import SendResult
 from .clock import from_utc_text, to_utc_text
-from .db import Database, Dialect, connect_sqlite
+from .db import LEDGER_ROLE, Database, Dialect, connect_sqlite
 from .errors import DeadlockError, ErpError, LedgerError, LockedError, UsageError
 from .optout import OptOutList
 from .optout import ddl as optout_ddl
+from .paths import private, refuse_link
+from .redaction import redact
 from .runs import RunLog
 from .runs import ddl as runs_ddl
 from .settings import RetrySettings
@@ -150,10 +150,12 @@ class Ledger:
 
     @classmethod
     def open_sqlite(cls, path: Path, table: str, retry: RetrySettings) -> Ledger:
+        for suffix in ("", "-wal", "-shm"):  # SQLite writes all three
+            refuse_link(path.with_name(path.name + suffix), "ledger.sqlite")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _private(path)
-            db = connect_sqlite(path, create=True)
+            private(path, "ledger.sqlite")
+            db = connect_sqlite(path, create=True, role=LEDGER_ROLE)
         except (OSError, ErpError) as exc:
             raise LedgerError(
                 f"cannot open the ledger {path}: {exc}. Check ledger.sqlite in the settings "
@@ -359,7 +361,7 @@ class Ledger:
                         recipient[:320],
                         account[:100],
                         status,
-                        detail,
+                        redact(detail),
                         1 if status == "sending" else 0,
                         stamp,
                         stamp,
@@ -422,7 +424,7 @@ class Ledger:
         """
         status: Status = result.outcome
         next_attempt: str | None = None
-        detail = result.detail
+        detail = redact(result.detail)  # a server's answer may echo the login
         if status == "deferred":
             entry = self.get(key, channel)
             attempts = entry.attempts if entry else 1
@@ -488,7 +490,7 @@ class Ledger:
         params: list[object] = [status, to_utc_text(now)]
         if detail is not None:
             sets.append("detail = ?")
-            params.append(detail)
+            params.append(redact(detail))
         if info is not None:
             sets.append("info = ?")
             params.append(json.dumps(info, default=str, ensure_ascii=False))
@@ -519,7 +521,7 @@ class Ledger:
                     f"UPDATE {self._q} SET status = ?, detail = ?, updated_at = ?, "
                     "attempts = attempts - 1, next_attempt_at = NULL "
                     "WHERE key_ = ? AND channel = ? AND status = 'sending'",
-                    [back_to, detail, to_utc_text(now), key, channel],
+                    [back_to, redact(detail), to_utc_text(now), key, channel],
                 )
             self.db.commit()
         except ErpError as exc:
@@ -563,40 +565,45 @@ class Ledger:
     def resolve(
         self, key: str, *, sent: bool, now: datetime, channel: str | None = None
     ) -> list[str]:
-        """Operator's decision on ``unknown`` rows: mark sent, or allow one more send."""
-        targets = [e for e in self.entries(key) if e.status == "unknown"]
+        """Operator's decision: an ``unknown`` row marked sent, or an ``unknown`` or
+        ``failed`` row (the address fixed in the ERP since) released for one more send.
+
+        A row that failed before a channel was chosen (``none``: its ERP row could not be
+        read) is removed, so that the next run plans the notification afresh."""
+        wanted = ("unknown",) if sent else ("unknown", "failed")
+        targets = [e for e in self.entries(key) if e.status in wanted]
         if channel:
             targets = [e for e in targets if e.channel == channel]
         if not targets:
             known = ", ".join(f"{e.channel}: {e.status}" for e in self.entries(key)) or "no rows"
+            what = "an unknown row to mark sent" if sent else "an unknown or failed row to resend"
             raise UsageError(
-                f"ledger key {key!r} has no unknown row to resolve ({known}); "
-                "see 'proit-notify history --key KEY'"
+                f"ledger key {key!r} has no {what} ({known}); see 'proit-notify history --key KEY'"
             )
         for entry in targets:
             if sent:
                 self.set_status(key, entry.channel, "sent", now, "marked sent by the operator")
+            elif entry.channel == "none":
+                self._write(
+                    key,
+                    f"DELETE FROM {self._q} WHERE key_ = ? AND channel = ? AND status = 'failed'",
+                    [key, entry.channel],
+                )
             else:
                 self.set_status(
                     key, entry.channel, "deferred", now, "released for resending by the operator"
                 )
         return [e.channel for e in targets]
 
+    def _write(self, key: str, sql: str, params: Sequence[object]) -> None:
+        try:
+            self.db.execute(sql, params)
+            self.db.commit()
+        except ErpError as exc:
+            raise LedgerError(f"ledger write failed for {key}: {exc}") from None
+
     def close(self) -> None:
         self.db.close()
-
-
-def _private(path: Path) -> None:
-    """The ledger holds names, addresses and draft texts: only its owner may read it
-    (POSIX; SQLite gives its -wal and -shm files the same mode). An older file is
-    tightened too."""
-    if os.name != "posix":
-        return
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    elif path.stat().st_mode & 0o077:
-        with contextlib.suppress(OSError):  # not ours to change: leave it as it is
-            path.chmod(0o600)
 
 
 def _entry(row: dict[str, Any]) -> Entry:
@@ -627,6 +634,8 @@ class RunLock:
         self._lock = filelock.FileLock(str(path), timeout=0)
 
     def __enter__(self) -> RunLock:
+        # filelock (>= 3.20.3) opens with O_NOFOLLOW too; this says why in our words
+        refuse_link(self.path, "ledger.lock_file")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock.acquire()

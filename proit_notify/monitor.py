@@ -26,8 +26,8 @@ from .channels import Channel, Outgoing
 from .clock import Clock, from_utc_text, to_utc_text
 from .errors import NotifyError, UnreachableError
 from .jobs import registry
-from .ledger import Ledger
-from .redaction import redact
+from .ledger import Entry, Ledger
+from .redaction import one_line, redact
 from .report import ItemReport, JobReport
 from .runs import NO_JOB, RunLog, RunRecord
 from .settings import Settings
@@ -79,13 +79,21 @@ def alert_for(
     reports: Sequence[JobReport],
     exit_code: int,
     error: str | None,
+    unresolved: Sequence[Entry] = (),
 ) -> Alert | None:
-    """The summary of a command run, or None when nothing is wrong with it."""
+    """The summary of a command run, or None when nothing is wrong with it.
+
+    ``unresolved``: the ledger's ``unknown`` rows (a crashed run's, recovered by ``history``
+    or ``status`` since): named until a person resolves them, whichever run found them.
+    """
     rows = [i for r in reports for i in r.items if i.status in PROBLEM_STATUSES]
     attention = [a for r in reports for a in r.attention]
-    if exit_code < 3 and not rows and not attention:
+    listed = {(i.key, i.channel) for i in rows}
+    waiting = [e for e in unresolved if (e.key, e.channel) not in listed]
+    if exit_code < 3 and not rows and not attention and not waiting:
         return None
     tally = {s: sum(1 for i in rows if i.status == s) for s in PROBLEM_STATUSES}
+    tally["unknown"] += len(waiting)
     what = ", ".join(f"{n} {s}" for s, n in tally.items() if n)
     if exit_code >= 3:
         what = f"exit {exit_code}" + (f", {what}" if what else "")
@@ -93,18 +101,32 @@ def alert_for(
         what = "notifications aged out during a pause"
     lines = [f"proit-notify {command} on {host}, {when}: exit code {exit_code}", ""]
     if error:
-        lines += ["The run stopped with this error:", f"  {error}", ""]
+        lines += ["The run stopped with this error:", f"  {one_line(error)}", ""]
     if reports:
         lines += ["Counts per job:", *(f"  {r.summary()}" for r in reports), ""]
     if rows:
         lines.append(f"Notifications that need attention ({len(rows)}):")
         for item in rows[:ALERT_ROWS]:
-            where = f"{item.channel} {item.recipient}".strip()
-            lines.append(f"  {item.status:<8} {item.key}  {where}  {item.document}")
+            # ERP text on one line each: a CR/LF in an order number cannot forge a line
+            where = one_line(f"{item.channel} {item.recipient}".strip())
+            lines.append(
+                f"  {item.status:<8} {one_line(item.key)}  {where}  {one_line(item.document)}"
+            )
             if item.reason:
-                lines.append(f"           {item.reason}")
+                lines.append(f"           {one_line(item.reason)}")
         if len(rows) > ALERT_ROWS:
             lines.append(f"  ... and {len(rows) - ALERT_ROWS} more: proit-notify history")
+        lines.append("")
+    if waiting:
+        lines.append(
+            f"Unknown notifications nobody has resolved yet ({len(waiting)}), left by a run "
+            "that ended while sending:"
+        )
+        for entry in waiting[:ALERT_ROWS]:
+            where = one_line(f"{entry.channel} {entry.recipient}")
+            lines.append(f"  unknown  {one_line(entry.key)}  {where}  {one_line(entry.document)}")
+        if len(waiting) > ALERT_ROWS:
+            lines.append(f"  ... and {len(waiting) - ALERT_ROWS} more: proit-notify history")
         lines.append("")
     notes = [n for r in reports for n in r.notes]
     if notes:
@@ -112,6 +134,7 @@ def alert_for(
     lines += ["What to do next:", *_next_steps(tally, exit_code), ""]
     lines.append("This mail is sent at most once an hour for the same problems ([alerts]).")
     problems = [f"{i.status} {i.key} {i.channel}" for i in rows] + attention
+    problems += [f"unknown {e.key} {e.channel}" for e in waiting]
     if exit_code >= 3:
         problems.append(f"exit {exit_code} {command} {error or ''}")
     text = redact("\n".join(lines))
@@ -240,6 +263,7 @@ class CommandRun:
     command: str
     run_id: str = field(default_factory=RunLog.new_id)
     reports: list[JobReport] = field(default_factory=list)
+    _ended: set[str] = field(default_factory=set)  # jobs whose counts are recorded
 
     def job_started(self, ledger: Ledger, job: str) -> None:
         ledger.runs.start(self.run_id, job, self.command, self.clock.utc)
@@ -247,22 +271,28 @@ class CommandRun:
     def job_ended(self, ledger: Ledger, report: JobReport) -> None:
         self.reports.append(report)
         ledger.runs.end_job(self.run_id, report.job, report.counts, self.clock.utc)
+        self._ended.add(report.job)
 
     def finish(
-        self, ledger: Ledger | None, exit_code: int, error: NotifyError | None, channel: Channel
+        self, ledger: Ledger | None, exit_code: int, error: str | None, channel: Channel
     ) -> str | None:
-        """Record the exit code and send the alert if one is due; the alert's outcome."""
-        detail = (
-            redact(str(error)) if error else "; ".join(b for r in self.reports for b in r.blocked)
-        )
+        """Record the exit code (and the counts of a job an error stopped) and send the
+        alert if one is due; the alert's outcome. ``error``: what stopped the command."""
+        # a server's answer (a 535 that echoes the login) is redacted like any output
+        detail = redact(error or "; ".join(b for r in self.reports for b in r.blocked))
         now = self.clock.utc
+        unresolved: list[Entry] = []
         if ledger is not None:
             try:
+                for report in self.reports:
+                    if report.job not in self._ended:  # stopped midway: what it did
+                        ledger.runs.end_job(self.run_id, report.job, report.counts, now)
                 ledger.runs.end_command(self.run_id, self.command, exit_code, detail, now)
+                unresolved = ledger.history(status="unknown", limit=ALERT_ROWS * 2)
             except NotifyError as exc:
                 log.error("could not record this run: %s", redact(str(exc)))
                 ledger = None
-        outcome = self._alert(exit_code, detail if error else None, channel, now)
+        outcome = self._alert(exit_code, detail if error else None, channel, now, unresolved)
         if outcome is None:
             return None
         if ledger is not None:
@@ -277,14 +307,19 @@ class CommandRun:
         return outcome.text
 
     def _alert(
-        self, exit_code: int, error: str | None, channel: Channel, now: datetime
+        self,
+        exit_code: int,
+        error: str | None,
+        channel: Channel,
+        now: datetime,
+        unresolved: Sequence[Entry],
     ) -> AlertOutcome | None:
         alerts = self.settings.alerts
         if not alerts.enabled:
             return None
         host = RunLog.host_name()
         when = f"{self.clock.now:%Y-%m-%d %H:%M} ({self.settings.service.timezone})"
-        alert = alert_for(self.command, host, when, self.reports, exit_code, error)
+        alert = alert_for(self.command, host, when, self.reports, exit_code, error, unresolved)
         if alert is None:
             return None
         throttle = Throttle(alert_state_path(self.settings))

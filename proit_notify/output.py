@@ -16,7 +16,7 @@ from rich.text import Text
 from .drafts import Draft
 from .ledger import Entry
 from .monitor import Status
-from .redaction import redact
+from .redaction import one_line, redact
 from .report import JobReport
 
 Row = tuple[str, ...]
@@ -45,7 +45,8 @@ def table(columns: Sequence[str], rows: Iterable[Row], title: str | None = None)
     for column in columns:
         shown.add_column(column, overflow="fold")
     for row in rows:
-        shown.add_row(*(Text(redact(cell)) for cell in row))
+        # one line each, control characters escaped: a cell cannot drive the terminal
+        shown.add_row(*(Text(one_line(redact(cell))) for cell in row))
     return shown
 
 

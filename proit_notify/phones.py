@@ -32,6 +32,23 @@ class PhoneCheck:
         return self.e164 is not None
 
 
+def _valid(text: str, region: str) -> phonenumbers.PhoneNumber | None:
+    """``text`` parsed (``region``: for a number without country prefix), if valid."""
+    region_code = region.strip().upper() if region else ""
+    try:
+        number = phonenumbers.parse(text, region_code or None)
+    except NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
+
+
+def to_e164(raw: str | None, region: str) -> str | None:
+    """``raw`` as an E.164 number of any type ("+41441234567"), or None: the one reading
+    of a number that the opt-out list and the SMS rules share."""
+    number = _valid(str(raw or "").strip(), region)
+    return None if number is None else phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
 def to_e164_mobile(raw: str | None, region: str) -> PhoneCheck:
     """``raw`` as an E.164 mobile number ("+41791234567"), or the reason it is not one.
 
@@ -42,12 +59,8 @@ def to_e164_mobile(raw: str | None, region: str) -> PhoneCheck:
     text = "" if raw is None else str(raw).strip()
     if not text:
         return PhoneCheck(None, "no mobile number")
-    region_code = region.strip().upper() if region else ""
-    try:
-        number = phonenumbers.parse(text, region_code or None)
-    except NumberParseException:
-        return PhoneCheck(None, f"not a valid phone number: {text!r}")
-    if not phonenumbers.is_valid_number(number):
+    number = _valid(text, region)
+    if number is None:
         return PhoneCheck(None, f"not a valid phone number: {text!r}")
     if phonenumbers.number_type(number) not in _MOBILE_TYPES:
         return PhoneCheck(None, f"not a mobile number: {text}")

@@ -51,6 +51,9 @@ class JobReport:
     #: what a person must hear although nothing failed (notifications that aged out during
     #: a pause): also in :attr:`notes`, and a reason for an alert
     attention: list[str] = field(default_factory=list)
+    #: the error that stopped the job midway (the ERP or the ledger gone): what it did until
+    #: then is in :attr:`items`
+    error: str | None = None
 
     @property
     def note(self) -> str:
@@ -71,6 +74,10 @@ class JobReport:
         return not (c["failed"] or c["deferred"] or c["unknown"] or self.blocked)
 
     def summary(self) -> str:
+        text = self._summary()
+        return text if self.error is None else f"{text}; stopped by an error"
+
+    def _summary(self) -> str:
         c = self.counts
         if self.dry_run:
             head = f"{self.job} (dry run): {c['planned']} would be sent"
@@ -85,9 +92,12 @@ class JobReport:
         return text
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "job": self.job,
             "dry_run": self.dry_run,
             "counts": self.counts,
             "items": [i.as_json() for i in self.items],
         }
+        if self.error is not None:
+            data["error"] = self.error
+        return data

@@ -38,8 +38,8 @@ from .channels import Channel, ChannelName, Outgoing, SendResult
 from .clock import Clock
 from .drafts import Draft, Payload, list_drafts
 from .erp import Erp
-from .errors import TemplateError, UnreachableError
-from .jobs import BATCH, BatchRecheck, Job, Notification, Party
+from .errors import RowError, TemplateError, UnreachableError
+from .jobs import BATCH, NOBODY, ROW_ERRORS, BatchRecheck, Job, Notification, row_problem
 from .jobs.registry import of_key, spec
 from .ledger import Entry, Ledger, Status
 from .render import Rendered, Renderer
@@ -60,7 +60,6 @@ RECHECK_MAX_AGE = 2.0
 EditHook = Callable[[Rendered, str], Rendered | None]
 ProgressHook = Callable[[ItemReport], None]
 
-_NOBODY = Party("", "", None, None, None, None, None)
 
 
 @dataclass(frozen=True)
@@ -119,8 +118,8 @@ class ErpSources:
     def ledger_started(self, job: str, baseline: str) -> bool:
         return self._ledger.started(job, baseline)
 
-    def opted_out(self, addresses: Iterable[str | None]) -> set[str]:
-        return self._ledger.optout.holding(addresses)
+    def opted_out(self, forms: Iterable[str]) -> set[str]:
+        return self._ledger.optout.holding(forms)
 
 
 @dataclass(frozen=True)
@@ -225,9 +224,13 @@ class Runner:
             raise TemplateError("a message template is broken; nothing was sent", tuple(problems))
         self._templates_checked = True
 
-    def run(self, job: Job, options: RunOptions) -> JobReport:
-        """Plan ``job``'s notifications and send (or, in a dry run, list) them."""
-        report = JobReport(job.name, options.dry_run)
+    def run(self, job: Job, options: RunOptions, report: JobReport | None = None) -> JobReport:
+        """Plan ``job``'s notifications and send (or, in a dry run, list) them.
+
+        ``report``: the caller's, filled as the run goes, so that what was done before an
+        error (the ERP gone mid-run) is still there to show and to record.
+        """
+        report = report if report is not None else JobReport(job.name, options.dry_run)
         if not self._may_send(report, options.dry_run):
             return report
         self.check_templates()
@@ -382,10 +385,15 @@ class Runner:
         for n in rechecks.ahead(job.plan(self.sources, self.settings, self.clock)):
             if n.note and n.note not in p.report.notes:
                 p.report.notes.append(n.note)
+            bad_key = key_problem(n.key)
+            if bad_key is not None:  # it cannot even be recorded: reported, every run
+                unkept = ItemReport(n.key[:60], n.document, "none", "", "", "failed", bad_key)
+                self._add(p.report, unkept)
+                continue
             handled = {e.channel: e for e in self.ledger.entries(n.key)}
             recheck = _Once(functools.partial(rechecks.verdict, n))
 
-            for target in targets(n, self.settings):
+            for target in self._targets(n):
                 existing = handled.get(target.channel)
                 if existing is None and handled:
                     # handled on another channel already: a customer who changed info type
@@ -398,7 +406,9 @@ class Runner:
                 if options.limit is not None and done >= options.limit and n.skip is None:
                     return
                 # rendered while the previous message is still on its way to the server
-                rendered = None if target.problem else self.render(n, target)
+                rendered = None
+                if target.problem is None:
+                    rendered, target = self._render_or_fail(n, target)
                 item: ItemReport | None
                 if rendered is not None and not options.dry_run and not options.drafts:
                     message = (
@@ -422,9 +432,12 @@ class Runner:
                             break
                         item = self._keep_draft(n, target, rendered, options, self.clock.utc)
                 else:
-                    # a skip sends nothing, so there is nothing to re-check
-                    if n.skip is None and isinstance(recheck(), str):
+                    # a skip or a failure sends nothing, so there is nothing to re-check
+                    verdict = recheck() if n.skip is None and n.problem is None else n
+                    if isinstance(verdict, str):
                         break  # no longer due: nothing is recorded (nor planned)
+                    if verdict.problem is not None and target.problem is None:
+                        target, rendered = _failing(target, verdict.problem), None
                     item = self._record_now(n, target, rendered, options, now)
                 if n.skip is None:
                     done += 1
@@ -486,6 +499,43 @@ class Runner:
             rendered if options.preview else None,
         )
 
+    def _targets(self, n: Notification) -> list[Target]:
+        """The recipients of ``n``; a row whose values break the rules' reading fails."""
+        try:
+            return targets(n, self.settings)
+        except ROW_ERRORS as exc:
+            why = row_problem(self.settings, exc, n.key)
+            return [Target("none", "", None, "", why, "failed")]
+
+    def _render_or_fail(self, n: Notification, target: Target) -> tuple[Rendered | None, Target]:
+        """The rendered message, or none and the target failing with the reason: the
+        templates passed their check with sample values before the run, so what fails now
+        is this row's data (a number babel cannot format, a value a filter refuses)."""
+        try:
+            return self.render(n, target), target
+        except (TemplateError, *ROW_ERRORS) as exc:
+            why = row_problem(self.settings, exc, n.key) if isinstance(exc, RowError) else str(exc)
+            return None, _failing(target, f"cannot render the message: {why}")
+
+    def _fail_now(
+        self, n: Notification, target: Target, existing: Entry | None, reason: str
+    ) -> ItemReport:
+        """Record a notification that fails right before its hand-over (a row the re-check
+        could not read): a new ``failed`` row, or its ``deferred`` row becomes ``failed``."""
+        now = self.clock.utc
+        if existing is None:
+            self._claim_row(n, target, now, dict(n.info), "failed", reason)
+        else:
+            self.ledger.transition(
+                n.key,
+                target.channel,
+                from_status=existing.status,
+                to="failed",
+                now=now,
+                detail=reason,
+            )
+        return _item(n, target, "failed", reason)
+
     def _claim_row(
         self,
         n: Notification,
@@ -542,9 +592,14 @@ class Runner:
             verdict = recheck()
             if isinstance(verdict, str):
                 return None
-            if verdict is not None and verdict != n and not edited:
+            if verdict.problem is not None:  # its ERP row cannot be read any more
+                return self._fail_now(n, target, existing, verdict.problem)
+            if verdict != n and not edited:
                 # still due, with values re-read right before sending (a part payment)
-                return handover(verdict, self.render(verdict, target))
+                again, retarget = self._render_or_fail(verdict, target)
+                if again is None:
+                    return self._fail_now(n, target, existing, retarget.problem or "")
+                return handover(verdict, again)
             return handover(n, rendered)
 
         item = self._hand_over(p, handover(n, rendered), checked)
@@ -751,7 +806,7 @@ class Runner:
             job=d.entry.job,
             template=job_spec.template,
             document=d.entry.document,
-            party=_NOBODY,
+            party=NOBODY,
             shop=None,
             context={},
             info=d.entry.info,
@@ -781,9 +836,12 @@ class Runner:
         return None
 
     def _recheck(self, job: Job, n: Notification) -> Notification | str:
-        """Right before the hand-over: the notification (maybe with re-read values) or why
-        it is no longer due."""
-        return job.recheck(self.sources, self.settings, self.clock, n) or n
+        """Right before the hand-over: the notification (maybe with re-read values), why
+        it is no longer due, or ``n`` with a ``problem`` when its row cannot be read now."""
+        try:
+            return job.recheck(self.sources, self.settings, self.clock, n) or n
+        except ROW_ERRORS as exc:
+            return replace(n, problem=row_problem(self.settings, exc, n.key))
 
     def _retry_due(self, entry: Entry) -> bool:
         if entry.status != "deferred":
@@ -876,7 +934,12 @@ class _Rechecks:
         # n and the next ones planned: a fresh verdict for each (an old one is replaced)
         batch = [n, *itertools.islice(self._planned.values(), BATCH - 1)]
         r = self._runner
-        verdicts = self._many.recheck_many(r.sources, r.settings, r.clock, batch)
+        try:
+            verdicts = self._many.recheck_many(r.sources, r.settings, r.clock, batch)
+        except ROW_ERRORS:
+            # one row of the batch cannot be read: ask about this one alone (its own
+            # failure, if it is the one); the others are asked when their turn comes
+            return r._recheck(self._job, n)
         asked = time.monotonic()
         # answers nobody asked for in time (a notification passed over) are of no use
         self._answers = {
@@ -898,6 +961,27 @@ class _Once:
         if self._answer is None:
             self._answer = self._ask()
         return self._answer
+
+
+#: the longest ledger key every ledger's column holds (VARCHAR(190) on the servers)
+MAX_KEY = 190
+
+
+def key_problem(key: str) -> str | None:
+    """Why a notification's key cannot be a ledger row (an ERP id of megabytes, or not
+    valid UTF-8), or None. Such a notification is reported failed, and never sent."""
+    if len(key) > MAX_KEY:
+        return f"its ERP id is {len(key):,} characters long: it cannot be kept in the ledger"
+    try:
+        key.encode("utf-8")
+    except UnicodeError:
+        return "its ERP id is not valid UTF-8 text: it cannot be kept in the ledger"
+    return None
+
+
+def _failing(target: Target, reason: str) -> Target:
+    """``target`` as a failure with ``reason`` (recorded, nothing is sent)."""
+    return replace(target, problem=reason, problem_status="failed")
 
 
 def _held(state: _LaneState) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime
 from .clock import from_utc_text, to_utc_text
 from .db import Database, Dialect
 from .errors import ErpError, LedgerError, MissingObjectError
+from .redaction import redact
 
 #: the job of the row of a command that failed before any job ran
 NO_JOB = "-"
@@ -105,11 +106,13 @@ class RunLog:
         self._write(
             f"UPDATE {self._q} SET exit_code = ?, detail = ?, "
             "ended_at = COALESCE(ended_at, ?) WHERE run_id = ?",
-            [exit_code, detail[:4000], to_utc_text(now), run_id],
+            [exit_code, redact(detail)[:4000], to_utc_text(now), run_id],
         )
 
     def set_alert(self, run_id: str, outcome: str) -> None:
-        self._write(f"UPDATE {self._q} SET alert = ? WHERE run_id = ?", [outcome[:4000], run_id])
+        self._write(
+            f"UPDATE {self._q} SET alert = ? WHERE run_id = ?", [redact(outcome)[:4000], run_id]
+        )
 
     def previous_start(self, job: str, before: datetime) -> datetime | None:
         """When the latest finished run of ``job`` before ``before`` started."""

@@ -258,8 +258,11 @@ class ReviewSettings(_Model):
     on_delivery_note_print: bool = False
     max_age_days: int = Field(default=14, ge=0)
     portal_url: str = ""
-    #: the List-Unsubscribe address of review requests: mailto:... or https://...
+    #: the List-Unsubscribe address of review requests: mailto:... or https://...; an https
+    #: address with {token} gets each recipient's signed token there, and one-click
     list_unsubscribe: str = ""
+    #: the key the {token} of list_unsubscribe is signed with (use ${ENV})
+    unsubscribe_secret: str = Field(default="", repr=False)
 
     @field_validator("list_unsubscribe")
     @classmethod
@@ -268,9 +271,27 @@ class ReviewSettings(_Model):
         if value and not re.match(r"^(mailto:[^\s@<>]+@[^\s@<>]+|https://[^\s<>]+)$", value):
             raise ValueError(
                 "use a mailto: or https: address, e.g. "
-                '"mailto:abmelden@example.ch" or "https://www.example.ch/abmelden"'
+                '"mailto:abmelden@example.ch" or "https://www.example.ch/abmelden?t={token}"'
             )
         return value
+
+    @model_validator(mode="after")
+    def _token(self) -> ReviewSettings:
+        has_token = "{token}" in self.list_unsubscribe
+        if has_token and not self.list_unsubscribe.startswith("https:"):
+            raise ValueError("list_unsubscribe: {token} belongs in an https: address only")
+        if has_token and len(self.unsubscribe_secret) < 16:
+            raise ValueError(
+                "list_unsubscribe has {token}: set review.unsubscribe_secret to a random "
+                'text of at least 16 characters (unsubscribe_secret = "${UNSUBSCRIBE_SECRET}")'
+            )
+        return self
+
+    @property
+    def one_click(self) -> bool:
+        """Whether review requests offer RFC 8058 one-click: only with a token that says
+        who clicked (an https link that is the same for everyone cannot)."""
+        return self.list_unsubscribe.startswith("https:") and "{token}" in self.list_unsubscribe
 
 
 class PrepaymentSettings(_Model):
@@ -540,6 +561,19 @@ class ErpSettings(_Model):
     def column(self, table: str, field: str) -> ColumnSpec:
         return self.columns.get(table, {}).get(field, field)
 
+    def describe(self, field: str, phone_field: str | None = None) -> str:
+        """Where the logical ``table.field`` is read from, for a message that says what to
+        fix in the ERP: "column 'Menge' of table 'Lieferschein Positionen'"."""
+        table, _, name = field.partition(".")
+        if table not in LOGICAL_SCHEMA:
+            return field
+        if name == "phone":
+            return f"column {phone_field!r} of table {self.table(table)!r} (sms.phone_field)"
+        spec = self.column(table, name)
+        if isinstance(spec, SqlExpression):
+            return f"the expression of erp.columns.{table}.{name} over table {self.table(table)!r}"
+        return f"column {spec!r} of table {self.table(table)!r}"
+
     def maps(self, table: str, field: str) -> bool:
         """Whether ``field`` is read from the ERP (an optional field only when mapped)."""
         return field not in OPTIONAL_FIELDS.get(table, ()) or field in self.columns.get(table, {})
@@ -585,6 +619,7 @@ class Settings(_Model):
             (a.password, a.username) for a in self.email.accounts.values()
         ]
         found.append((self.sms.password, self.sms.username))
+        found.append((self.review.unsubscribe_secret, None))
         if self.erp.odbc:
             found += [(v, None) for v in odbc_secrets(self.erp.odbc)]
         return found
@@ -630,7 +665,10 @@ def resolve_config_path(explicit: Path | None) -> Path:
     return Path(DEFAULT_CONFIG_NAME)
 
 
-def _substitute(value: Any, path: str, env: Mapping[str, str], problems: list[str]) -> Any:
+def _substitute(
+    value: Any, path: str, env: Mapping[str, str], problems: list[str], used: dict[str, str]
+) -> Any:
+    """``value`` with every ``${NAME}`` replaced (``used``: each value put in -> NAME)."""
     if isinstance(value, str):
 
         def repl(match: re.Match[str]) -> str:
@@ -641,16 +679,27 @@ def _substitute(value: Any, path: str, env: Mapping[str, str], problems: list[st
                     f"(set it, or write the value instead of ${{{name}}})"
                 )
                 return ""
+            used[env[name]] = name
             return env[name]
 
         return _ENV_RE.sub(repl, value)
     if isinstance(value, dict):
         return {
-            k: _substitute(v, f"{path}.{k}" if path else k, env, problems) for k, v in value.items()
+            k: _substitute(v, f"{path}.{k}" if path else k, env, problems, used)
+            for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_substitute(v, f"{path}[{i}]", env, problems) for i, v in enumerate(value)]
+        return [_substitute(v, f"{path}[{i}]", env, problems, used) for i, v in enumerate(value)]
     return value
+
+
+def _as_written(problem: str, used: Mapping[str, str]) -> str:
+    """A settings problem with each value that came from ``${NAME}`` shown as ``${NAME}``:
+    the file's words, never a substituted secret (a token in ``sms.url``, say)."""
+    for value, name in sorted(used.items(), key=lambda u: len(u[0]), reverse=True):
+        if len(value) >= 4:
+            problem = problem.replace(value, f"${{{name}}}")
+    return problem
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
@@ -748,7 +797,8 @@ def parse_settings(
     """Validate an already-parsed TOML document (used by ``load_settings`` and tests)."""
     env = os.environ if env is None else env
     problems: list[str] = []
-    data = _substitute(data, "", env, problems)
+    used: dict[str, str] = {}  # what ${NAME} was replaced by -> NAME
+    data = _substitute(data, "", env, problems, used)
     problems = [f"{source}: {p}" for p in problems]
     _resolve_paths(data, source.parent)
     try:
@@ -762,7 +812,7 @@ def parse_settings(
     if problems or settings is None:
         raise ConfigError(
             f"{source}: {len(problems)} problem(s) in the settings; nothing was sent",
-            tuple(problems),
+            tuple(_as_written(p, used) for p in problems),
         )
     register(settings.secrets())
     return settings

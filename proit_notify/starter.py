@@ -126,6 +126,10 @@ on_delivery_note_print = false
 portal_url = "https://www.example.ch/bewertung"
 max_age_days = 14
 # list_unsubscribe = "mailto:abmelden@example.ch"   # List-Unsubscribe of review requests
+# one-click (RFC 8058) needs each recipient's token: an https link with {token}, signed with
+# unsubscribe_secret; your web page hands the token to 'proit-notify optout add --token'
+# list_unsubscribe = "https://www.example.ch/abmelden?t={token}"
+# unsubscribe_secret = "${UNSUBSCRIBE_SECRET}"
 
 [prepayment]
 delay_days = 7     # Verzögerung Vorkasse

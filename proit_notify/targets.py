@@ -30,6 +30,8 @@ def targets(n: Notification, settings: Settings) -> list[Target]:
 
     The rules (README "Who gets what: info types and fallback" has the table of outcomes):
 
+    - a notification whose ERP row cannot be read (``problem``) -> one ``failed`` row with
+      the reason (which column to fix), nothing is sent.
     - a notification the job marked ``skip`` (a baseline, an aged-out reminder) -> one
       ``skipped`` row with the job's reason, nothing is sent.
     - info type: the customer's code mapped by ``[erp.info_types]``; empty or unknown ->
@@ -44,6 +46,8 @@ def targets(n: Notification, settings: Settings) -> list[Target]:
       already and never gets a second one.
     """
     party: Party = n.party
+    if n.problem is not None:  # the ERP row cannot be read: a failed row with the reason
+        return [Target("none", "", None, "", n.problem, "failed")]
     if n.skip is not None:  # the job decided: a ledger row with its reason, nothing sent
         return [Target("none", "", party.name or None, "", n.skip, "skipped")]
     info_type = settings.erp.info_type_of(party.info_type_code, settings.service.default_info_type)

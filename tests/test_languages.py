@@ -48,8 +48,14 @@ def test_region_of_a_locale() -> None:
         ("Kunde@Example.CH ", "kunde@example.ch"),
         ("+41 79 123 45 67", "+41791234567"),
         ("0041 79 123-45-67", "+41791234567"),
-        ("(079) 123.45.67", "0791234567"),
+        ("(079) 123.45.67", "+41791234567"),  # as the ERP's numbers are read (issue 21)
+        ("0041781871326", "+41781871326"),
+        ("Jürg@Bücher.CH", "jürg@xn--bcher-kva.ch"),
+        ("jürg@xn--bcher-kva.ch", "jürg@xn--bcher-kva.ch"),
+        ("Ju\u0308rg@example.ch", "jürg@example.ch"),  # NFD: a decomposed umlaut
+        ("nonsense", None),
+        ("079", None),
     ],
 )
-def test_opt_out_addresses_are_kept_in_one_form(address: str, kept: str) -> None:
-    assert normalize(address) == kept
+def test_opt_out_addresses_are_kept_in_one_form(address: str, kept: str | None) -> None:
+    assert normalize(address, "CH") == kept

@@ -309,3 +309,37 @@ def test_a_pause_longer_than_the_catch_up_window_is_said_and_alerted(
     assert again.exit_code == 0
     assert "did not run" not in again.stderr
     assert len(alerts(smtp_server)) == 1
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_unknown_rows_that_history_recovered_are_named_by_the_next_runs_alert(
+    erp_backend: ErpBackend, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    printed_note(s)
+    config = config_with_alerts(write_config, smtp_server)
+    assert cli("-c", config, "run-all", "--as-of", AS_OF).exit_code == 0
+    # a run killed while sending (the Task Scheduler's "End"): its row stays 'sending'
+    ledger = config.parent / "ledger.sqlite"
+    with sqlite3.connect(ledger) as conn:
+        conn.execute(
+            "UPDATE proit_notify_ledger SET status = 'sending' WHERE key_ LIKE 'shipping:%'"
+        )
+    # history shows it as unknown (it recovers it under the lock) before the next job run
+    history = cli("-c", config, "history", "--status", "unknown")
+    assert "1 row(s)" in history.stdout
+    [key] = [line.split("\t")[1] for line in history.stdout.splitlines() if "\t" in line]
+
+    later = cli("-c", config, "run-all", "--as-of", "2026-11-27T09:00")
+    assert "alert:" in later.stderr
+    [alert] = alerts(smtp_server)  # the first run had nothing to say
+    body = text_of(alert)
+    assert "Unknown notifications nobody has resolved yet (1)" in body
+    assert f"unknown  {key}" in body
+    assert "proit-notify ledger resolve" in body
+    assert "1 unknown" in str(alert.message["Subject"])
+    # resolved: the next run's alert (none: nothing wrong) no longer names it
+    assert cli("-c", config, "ledger", "resolve", key, "--sent").exit_code == 0
+    quiet = cli("-c", config, "run-all", "--as-of", "2026-11-27T11:00")
+    assert quiet.exit_code == 0, quiet.stderr
+    assert "alert" not in quiet.stderr

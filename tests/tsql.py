@@ -96,6 +96,9 @@ class _Cursor:
     def tables(self, **kwargs: Any) -> list[Any]:
         return []
 
+    def columns(self, **kwargs: Any) -> list[Any]:
+        return []
+
     def close(self) -> None: ...
 
 
@@ -168,6 +171,21 @@ def ledger_statements(table: str) -> list[tuple[str | None, str]]:
     return conn.log
 
 
+def scope_statements() -> list[tuple[str | None, str]]:
+    """(origin, statement) of the schema look-ups in the connection's own database and
+    schema (``Database.scope``: each Database asks once, so one each on a fresh one)."""
+    log: list[tuple[str | None, str]] = []
+    for look in ("tables", "columns", "has_table"):
+        conn = _Conn()
+        db = _database(conn)
+        if look == "tables":
+            db.tables()
+        else:
+            getattr(db, look)("dbo.Kunden")
+        log += conn.log
+    return log
+
+
 def check_statements(erp: ErpSettings) -> list[tuple[str | None, str]]:
     """(origin, statement) of the ERP mapping check (``proit-notify check``), for SQL Server."""
     conn = _Conn()
@@ -208,6 +226,7 @@ def reference() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     logs = [ledger_statements(t) for t in ("proit_notify_ledger", "dbo.proit_notify_ledger")]
     logs += [check_statements(erp) for erp in MAPPINGS.values()]
+    logs.append(scope_statements())
     for log in logs:
         for origin, sql in log:
             if origin is not None:

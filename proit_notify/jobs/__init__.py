@@ -14,8 +14,10 @@ from decimal import Decimal
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..clock import Clock
-from ..erp import to_date, to_decimal, to_flag, to_text
+from ..erp import MAX_DESCRIPTION, to_date, to_decimal, to_flag, to_int, to_text
+from ..errors import RowError, shown_value
 from ..ledger import Entry
+from ..redaction import one_line
 from ..render import Item
 from ..settings import Settings
 
@@ -66,6 +68,9 @@ class Notification:
     note: str | None = None
     #: extra email headers (a review request's List-Unsubscribe)
     headers: tuple[tuple[str, str], ...] = ()
+    #: recorded as ``failed`` with this reason, nothing is sent: the ERP row cannot be read
+    #: (:func:`failed_row`); one row never stops a run
+    problem: str | None = None
 
 
 class Sources(Protocol):
@@ -90,8 +95,8 @@ class Sources(Protocol):
         ``baseline`` (a job that has run for real before)."""
         ...
 
-    def opted_out(self, addresses: Iterable[str | None]) -> set[str]:
-        """Which of ``addresses`` are on the opt-out list (normalized, ``optout.normalize``)."""
+    def opted_out(self, forms: Iterable[str]) -> set[str]:
+        """Which of ``forms`` (of addresses, ``optout.forms``) are on the opt-out list."""
         ...
 
 
@@ -177,28 +182,30 @@ def party_of(row: Mapping[str, Any]) -> Party:
     """A :class:`Party` from a row selected with :data:`PARTY_COLUMNS`."""
     return Party(
         customer_id=str(row["customer_id"]),
-        name=to_text(row["customer_name"]) or "",
-        email=to_text(row["customer_email"]),
-        phone=to_text(row["customer_phone"]),
-        country=to_text(row["customer_country"]),
-        language=to_text(row["customer_language"]),
-        info_type_code=to_text(row["customer_info_type"]),
-        contact_name=to_text(row.get("contact_name")),
-        contact_email=to_text(row.get("contact_email")),
-        contact_mobile=to_text(row.get("contact_mobile")),
+        name=to_text(row["customer_name"], "customers.name") or "",
+        email=to_text(row["customer_email"], "customers.email"),
+        phone=to_text(row["customer_phone"], "customers.phone"),
+        country=to_text(row["customer_country"], "customers.country"),
+        language=to_text(row["customer_language"], "customers.language"),
+        info_type_code=to_text(row["customer_info_type"], "customers.info_type"),
+        contact_name=to_text(row.get("contact_name"), "contacts.name"),
+        contact_email=to_text(row.get("contact_email"), "contacts.email"),
+        contact_mobile=to_text(row.get("contact_mobile"), "contacts.mobile"),
         no_marketing=to_flag(row.get("customer_no_marketing")) is True,
     )
 
 
-def items_of(rows: Iterable[dict[str, Any]]) -> list[Item]:
-    """:class:`Item` objects from rows of :data:`ITEMS_OF_NOTES` / :data:`ITEMS_OF_ORDER`."""
+def items_of(rows: Iterable[dict[str, Any]], table: str) -> list[Item]:
+    """:class:`Item` objects from rows of :data:`ITEMS_OF_NOTES` / :data:`ITEMS_OF_ORDER`
+    (``table``: their logical table, for the message when a value cannot be read)."""
     return [
         Item(
-            line_no=int(r["line_no"] or 0),
-            article_no=to_text(r["article_no"]),
-            description=to_text(r["description"]) or "",
-            quantity=to_decimal(r["quantity"]) or Decimal(0),
-            unit=to_text(r["unit"]),
+            line_no=to_int(r["line_no"], f"{table}.line_no") or 0,
+            article_no=to_text(r["article_no"], f"{table}.article_no"),
+            description=to_text(r["description"], f"{table}.description", MAX_DESCRIPTION)
+            or "",
+            quantity=to_decimal(r["quantity"], f"{table}.quantity") or Decimal(0),
+            unit=to_text(r["unit"], f"{table}.unit"),
         )
         for r in rows
     ]
@@ -207,11 +214,64 @@ def items_of(rows: Iterable[dict[str, Any]]) -> list[Item]:
 def order_context(row: Mapping[str, Any], party: Party, use_contact: bool) -> dict[str, object]:
     """The placeholders every job shares (see README 'Templates')."""
     recipient = party.contact_name if use_contact and party.contact_name else party.name
-    order_date: date | None = to_date(row.get("order_date"))
+    order_date: date | None = to_date(row.get("order_date"), "orders.order_date")
     return {
         "customer_name": party.name,
         "recipient_name": recipient,
-        "order_number": to_text(row.get("order_number")) or "",
+        "order_number": to_text(row.get("order_number"), "orders.number") or "",
         "order_date": order_date,
-        "shop": to_text(row.get("shop")),
+        "shop": to_text(row.get("shop"), "orders.shop"),
     }
+
+
+# --- a row that cannot be read ----------------------------------------------------------------
+
+#: what an ERP row's data can make a job's reading of it raise (RowError is a ValueError):
+#: that row fails, the run goes on
+ROW_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError)
+NOBODY = Party("", "", None, None, None, None, None)
+
+
+def row_problem(settings: Settings, exc: BaseException, key: str = "KEY") -> str:
+    """Why a row failed, with the ERP column to fix and the way back."""
+    if isinstance(exc, RowError) and exc.field:
+        where = settings.erp.describe(exc.field, settings.sms.phone_field)
+        return (
+            f"ERP value {exc} ({where}); fix it in the ERP, then "
+            f"'proit-notify ledger resolve {one_line(key)} --resend' sends it"
+        )
+    said = one_line(shown_value(str(exc), 200))
+    return f"the ERP row cannot be read: {type(exc).__name__}: {said}"
+
+
+def raw_document(kind: str, value: object, fallback: object = "") -> str:
+    """The ``document`` of a row that cannot be read: its number as the ERP holds it, on one
+    line and short (it may be the value that failed)."""
+    raw = value if value not in (None, "") else fallback
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    text = one_line(text.strip())
+    return f"{kind} {text[:60] + '…' if len(text) > 60 else text}"
+
+
+def failed_row(
+    settings: Settings,
+    exc: BaseException,
+    *,
+    key: str,
+    job: str,
+    template: str,
+    document: str,
+    info: Mapping[str, Any] | None = None,
+) -> Notification:
+    """The notification of a row that cannot be read: a ``failed`` row with the reason."""
+    return Notification(
+        key=key,
+        job=job,
+        template=template,
+        document=document,
+        party=NOBODY,
+        shop=None,
+        context={},
+        info=dict(info or {}),
+        problem=row_problem(settings, exc, key),
+    )

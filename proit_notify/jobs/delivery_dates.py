@@ -29,14 +29,17 @@ from ..ledger import Entry
 from ..settings import Settings
 from . import (
     ITEMS_OF_ORDER,
+    NOBODY,
     PARTY_COLUMNS,
     PARTY_JOINS,
+    ROW_ERRORS,
     Notification,
-    Party,
     Sources,
+    failed_row,
     items_of,
     order_context,
     party_of,
+    raw_document,
 )
 
 #: ``detail`` of the rows of the first run (SPEC §4 "Baseline")
@@ -74,6 +77,8 @@ BASELINE_NOTE = (
     "set delivery_date.notify_existing = true before this first run."
 )
 JOB = "delivery_date"
+#: ``info`` flag of a notice that failed because the order's ERP row cannot be read
+UNREADABLE = "unreadable"
 #: row states that mean the customer got (or may have got) that notice
 _REACHED = frozenset({"sent", "sending", "unknown"})
 
@@ -147,31 +152,64 @@ class DeliveryDates:
         )
         taken = 0
         for row in src.query(CANDIDATES, [today, today + timedelta(days=1)], key="order_id"):
-            current = to_date(row["delivery_date"])
-            if current is None:
-                continue
             notices = _notices(src.ledger_prefix(prefix_of(row["order_id"])))
-            # a pending draft of another date is outdated: it is retired when the drafts are
-            # listed or sent, and does not count as what the customer was told
-            standing = [
-                x
-                for x in notices
-                if not x.superseded and not ("draft" in x.statuses and x.announced != current)
-            ]
-            if standing and standing[-1].announced == current:
-                last = standing[-1]
-                if "deferred" in last.statuses:  # the runner retries it when its back-off is over
-                    previous = _previous(notices, last.n)
-                    yield self._notification(src, row, last.n, current, previous, baseline)
+            try:
+                notice = self._for_order(src, row, notices, today, baseline)
+            except ROW_ERRORS as exc:  # one row never stops a run: it fails, with the reason
+                if baseline or (notices and UNREADABLE in notices[-1].rows[0].info):
+                    # a baseline sends nothing; a row failed for its data already gets no
+                    # new one until it can be read (or a person resolves it)
+                    continue
+                n = notices[-1].n + 1 if notices else 1
+                yield failed_row(
+                    settings,
+                    exc,
+                    key=key_of(row["order_id"], n),
+                    job=JOB,
+                    template="delivery_date",
+                    document=raw_document("Auftrag", row["order_number"], row["order_id"]),
+                    info={"order_id": row["order_id"], UNREADABLE: True},
+                )
                 continue
-            n = notices[-1].n + 1 if notices else 1
-            notice = self._notification(src, row, n, current, _previous(notices, n), baseline)
+            if notice is None:
+                continue
             if baseline:
                 taken += 1
                 notice = replace(notice, skip=BASELINE, note=BASELINE_NOTE)
             yield notice
         if baseline:
             yield _marker(taken)
+
+    def _for_order(
+        self,
+        src: Sources,
+        row: dict[str, object],
+        notices: list[_Notice],
+        today: date,
+        baseline: bool,
+    ) -> Notification | None:
+        """The notice the order in ``row`` is due (None: nothing to tell)."""
+        current = to_date(row["delivery_date"], "orders.delivery_date")
+        if current is None:
+            return None
+        # a pending draft of another date is outdated: it is retired when the drafts are
+        # listed or sent, and does not count as what the customer was told
+        standing = [
+            x
+            for x in notices
+            if not x.superseded
+            and not ("draft" in x.statuses and x.announced != current)
+            and not any(UNREADABLE in e.info for e in x.rows)
+        ]
+        if standing and standing[-1].announced == current:
+            last = standing[-1]
+            if "deferred" in last.statuses:  # the runner retries it when its back-off is over
+                previous = _previous(notices, last.n)
+                return self._notification(src, row, last.n, current, previous, baseline)
+            return None
+        n = notices[-1].n + 1 if notices else 1
+        return self._notification(src, row, n, current, _previous(notices, n), baseline)
+
     def _notification(
         self,
         src: Sources,
@@ -185,7 +223,11 @@ class DeliveryDates:
         use_contact = False  # SPEC §4: only shipping confirmations go to the contact
         context = order_context(row, party, use_contact)
         # a baseline row is never rendered: its order's items are not read
-        items = [] if baseline else items_of(src.lookup(ITEMS_OF_ORDER, [row["order_id"]]))
+        items = (
+            []
+            if baseline
+            else items_of(src.lookup(ITEMS_OF_ORDER, [row["order_id"]]), "order_lines")
+        )
         context.update(delivery_date=current, previous_delivery_date=previous, items=items)
         number = context["order_number"] or str(row["order_id"])
         return Notification(
@@ -194,7 +236,7 @@ class DeliveryDates:
             template="delivery_date",
             document=f"Auftrag {number} (Liefertermin {current:%d.%m.%Y})",
             party=party,
-            shop=to_text(row.get("shop")),
+            shop=to_text(row.get("shop"), "orders.shop"),
             context=context,
             use_contact=use_contact,
             info={
@@ -210,7 +252,7 @@ class DeliveryDates:
         self, src: Sources, settings: Settings, clock: Clock, n: Notification
     ) -> str | None:
         for row in src.lookup(STILL_DUE, [n.ref]):
-            current = to_date(row["delivery_date"])
+            current = to_date(row["delivery_date"], "orders.delivery_date")
             if current is None:
                 return "the order has no delivery date any more"
             if current.isoformat() != n.info.get("delivery_date"):
@@ -230,7 +272,7 @@ def _marker(taken: int) -> Notification:
         job=JOB,
         template="delivery_date",
         document=f"Baseline: current delivery dates of {taken} open order(s) recorded",
-        party=Party("", "", None, None, None, None, None),
+        party=NOBODY,
         shop=None,
         context={},
         info={"orders": taken},

@@ -42,11 +42,14 @@ from ..settings import Settings
 from . import (
     ITEMS_OF_ORDER,
     PARTY_COLUMNS,
+    ROW_ERRORS,
     Notification,
     Sources,
+    failed_row,
     items_of,
     order_context,
     party_of,
+    raw_document,
 )
 
 #: still a reminder candidate; the same conditions are re-checked before each send
@@ -75,6 +78,9 @@ RECHECK = "SELECT i.is_prepayment, i.cancelled, i.open_amount FROM {invoices} i 
 JOB = "prepayment"
 #: ``info`` flag of the row of a reminder 1 that aged out: that invoice's series never starts
 AGED_OUT = "aged_out"
+#: ``info`` flag of a reminder that failed because the invoice's ERP row cannot be read: no
+#: further reminder is tried until a person resolves it (``ledger resolve``)
+UNREADABLE = "unreadable"
 
 
 def key_prefix(invoice_id: object) -> str:
@@ -117,6 +123,13 @@ class Series:
         moment: datetime = min(sent) if sent else min(e.created_at for e in rows)
         return clock.local_of(moment).date()
 
+    def failed_unreadable(self) -> bool:
+        """The latest reminder failed because the ERP row could not be read."""
+        if not self.reminders:
+            return False
+        rows = self.reminders[max(self.reminders)]
+        return any(e.info.get(UNREADABLE) and e.status == "failed" for e in rows)
+
     @property
     def aged_out(self) -> bool:
         """Reminder 1 was too late to send: the series never started."""
@@ -139,39 +152,65 @@ class PrepaymentReminders:
         if p.max_mails == 0:
             return  # 0 = no reminders (SPEC §2)
         params = [last_invoice_day(settings, clock) + timedelta(days=1), clock.now]
-        oldest_due = clock.oldest_due_day(p.max_age_days)
         for row in src.query(DUE_INVOICES, params, key="invoice_id"):
             prefix = key_prefix(row["invoice_id"])
             series = Series.of(src.ledger_prefix(prefix), prefix)
-            waiting = series.deferred()
-            if waiting is not None:
-                # the runner retries it under the same key when its back-off has passed
-                yield self._notification(src, settings, row, waiting)
-                continue
-            if series.aged_out or series.count >= p.max_mails:
-                continue
-            went_out = series.last_went_out(clock)
-            if went_out is not None:
-                # a started series never ages out: however late, the next one goes now
-                if went_out + timedelta(days=p.repeat_days) <= clock.today:
-                    # max + 1, not count + 1: a key someone removed is never reused
-                    n = max(series.reminders) + 1
-                    yield self._notification(src, settings, row, n)
-                continue
-            invoice_day = to_date(row["invoice_date"])
-            if invoice_day is None:
-                continue  # nothing to count from (SQL excludes NULL anyway)
-            due = invoice_day + timedelta(days=p.delay_days)
-            if due > clock.today:
-                continue
-            first = self._notification(src, settings, row, 1, items=due >= oldest_due)
-            if due < oldest_due:
-                why = (
-                    f"aged out: reminder 1 was due on {due:%d.%m.%Y}, more than "
-                    f"prepayment.max_age_days ({p.max_age_days}) days ago; no reminder is sent"
+            try:
+                yield from self._due(src, settings, clock, row, series)
+            except ROW_ERRORS as exc:  # one row never stops a run: it fails, with the reason
+                if series.failed_unreadable():
+                    continue  # failed for its data already: no new row until resolved
+                n = max(series.reminders) + 1 if series.reminders else 1
+                yield failed_row(
+                    settings,
+                    exc,
+                    key=f"{prefix}{n}",
+                    job=JOB,
+                    template="prepayment",
+                    document=raw_document("Rechnung", row["invoice_number"], row["invoice_id"]),
+                    info={"invoice_id": row["invoice_id"], "reminder": n, UNREADABLE: True},
                 )
-                first = replace(first, skip=why, info={**first.info, AGED_OUT: True})
-            yield first
+
+    def _due(
+        self,
+        src: Sources,
+        settings: Settings,
+        clock: Clock,
+        row: dict[str, Any],
+        series: Series,
+    ) -> Iterator[Notification]:
+        """The reminder of the invoice in ``row`` that is due now, if any."""
+        p = settings.prepayment
+        oldest_due = clock.oldest_due_day(p.max_age_days)
+        waiting = series.deferred()
+        if waiting is not None:
+            # the runner retries it under the same key when its back-off has passed
+            yield self._notification(src, settings, row, waiting)
+            return
+        if series.aged_out or series.count >= p.max_mails:
+            return
+        went_out = series.last_went_out(clock)
+        if went_out is not None:
+            # a started series never ages out: however late, the next one goes now
+            if went_out + timedelta(days=p.repeat_days) <= clock.today:
+                # max + 1, not count + 1: a key someone removed is never reused
+                n = max(series.reminders) + 1
+                yield self._notification(src, settings, row, n)
+            return
+        invoice_day = to_date(row["invoice_date"], "invoices.invoice_date")
+        if invoice_day is None:
+            return  # nothing to count from (SQL excludes NULL anyway)
+        due = invoice_day + timedelta(days=p.delay_days)
+        if due > clock.today:
+            return
+        first = self._notification(src, settings, row, 1, items=due >= oldest_due)
+        if due < oldest_due:
+            why = (
+                f"aged out: reminder 1 was due on {due:%d.%m.%Y}, more than "
+                f"prepayment.max_age_days ({p.max_age_days}) days ago; no reminder is sent"
+            )
+            first = replace(first, skip=why, info={**first.info, AGED_OUT: True})
+        yield first
 
     def _notification(
         self, src: Sources, settings: Settings, row: dict[str, Any], n: int, items: bool = True
@@ -179,22 +218,22 @@ class PrepaymentReminders:
         """Reminder ``n`` of the invoice in ``row``; ``items``: read the order's lines (not
         for a row that is never rendered)."""
         party = party_of(row)
-        invoice_number = to_text(row["invoice_number"]) or str(row["invoice_id"])
+        invoice_number = to_text(row["invoice_number"], "invoices.number") or str(row["invoice_id"])
         context = order_context(row, party, use_contact=False)
         order_id = row["order_id"]
         lines = (
-            items_of(src.lookup(ITEMS_OF_ORDER, [order_id]))
+            items_of(src.lookup(ITEMS_OF_ORDER, [order_id]), "order_lines")
             if items and order_id is not None
             else []
         )
-        amount = to_decimal(row["amount"]) or Decimal(0)
-        open_amount = to_decimal(row["open_amount"]) or Decimal(0)
+        amount = to_decimal(row["amount"], "invoices.amount") or Decimal(0)
+        open_amount = to_decimal(row["open_amount"], "invoices.open_amount") or Decimal(0)
         context.update(
             invoice_number=invoice_number,
-            invoice_date=to_date(row["invoice_date"]),
+            invoice_date=to_date(row["invoice_date"], "invoices.invoice_date"),
             amount=amount,
             open_amount=open_amount,
-            currency=to_text(row["currency"]) or "",
+            currency=to_text(row["currency"], "invoices.currency") or "",
             reminder_no=n,
             max_reminders=settings.prepayment.max_mails,
             items=lines,
@@ -209,7 +248,7 @@ class PrepaymentReminders:
             template="prepayment",
             document=document,
             party=party,
-            shop=to_text(row.get("shop")),
+            shop=to_text(row.get("shop"), "orders.shop"),
             context=context,
             info={
                 "invoice_id": row["invoice_id"],
@@ -232,7 +271,7 @@ class PrepaymentReminders:
             return "the invoice is no longer a prepayment invoice"
         if to_flag(row["cancelled"]):
             return "the invoice was cancelled"
-        open_amount = to_decimal(row["open_amount"]) or Decimal(0)
+        open_amount = to_decimal(row["open_amount"], "invoices.open_amount") or Decimal(0)
         if open_amount <= 0:
             return "the invoice has been paid"
         if open_amount == n.context.get("open_amount"):

@@ -30,22 +30,26 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from .. import optout
 from ..clock import Clock
+from ..countries import country_code
 from ..erp import to_datetime, to_flag, to_text
-from ..errors import ConfigError
-from ..optout import normalize
-from ..settings import Settings
+from ..errors import ConfigError, RowError
+from ..settings import ReviewSettings, Settings
 from . import (
     PARTY_COLUMNS,
     PARTY_JOINS,
+    ROW_ERRORS,
     Notification,
     Party,
     Sources,
     batches,
+    failed_row,
     items_of,
     marks,
     order_context,
     party_of,
+    raw_document,
 )
 from .shipping import key_of as shipping_key
 
@@ -89,23 +93,53 @@ NO_MARKETING = "the customer objected to advertising (customers.no_marketing): n
 OPTED_OUT = "{address} is on the opt-out list (proit-notify optout list): no review request"
 
 
-def objection(party: Party, opted_out: set[str]) -> str | None:
-    """Why ``party`` must not get a review request (SPEC §5), or None."""
+def objection(party: Party, opted_out: set[str], settings: Settings) -> str | None:
+    """Why ``party`` must not get a review request (SPEC §5), or None. ``opted_out``: the
+    forms found on the list (:func:`opt_out_forms`)."""
     if party.no_marketing:
         return NO_MARKETING
-    for address in party.addresses:
-        if address and normalize(address) in opted_out:
+    for address, forms in opt_out_forms(party, settings).items():
+        if forms & opted_out:
             return OPTED_OUT.format(address=address)
     return None
 
 
-def unsubscribe_headers(address: str) -> tuple[tuple[str, str], ...]:
-    """List-Unsubscribe (RFC 2369) of a review request; an https address also gets the
-    one-click POST of RFC 8058 (which mail clients show as an "unsubscribe" button)."""
-    if not address:
+def opt_out_forms(party: Party, settings: Settings) -> dict[str, set[str]]:
+    """Each address of ``party`` and the forms it is kept in on the opt-out list: a number
+    read with the customer's country (else ``service.country``), as the SMS rules read it."""
+    region = country_code(party.country) or settings.service.country
+    return {a: optout.forms(a, region) for a in party.addresses if a}
+
+
+def _forms_of(row: dict[str, Any], settings: Settings) -> set[str]:
+    """A candidate's forms for the batch's opt-out look-up; none when the row cannot be
+    read (that row then fails on its own, the batch goes on)."""
+    try:
+        party = party_of(row)
+    except ROW_ERRORS:
+        return set()
+    return {f for forms in opt_out_forms(party, settings).values() for f in forms}
+
+
+def unsubscribe_link(review: ReviewSettings, recipient: str | None) -> str:
+    """``review.list_unsubscribe`` for one recipient: an https link's ``{token}`` becomes
+    the recipient's signed token (:func:`~proit_notify.optout.token_for`)."""
+    link = review.list_unsubscribe
+    if optout.TOKEN not in link:
+        return link
+    token = optout.token_for(recipient or "", review.unsubscribe_secret)
+    return link.replace(optout.TOKEN, quote(token, safe=""))
+
+
+def unsubscribe_headers(review: ReviewSettings, link: str) -> tuple[tuple[str, str], ...]:
+    """List-Unsubscribe (RFC 2369) of a review request with the recipient's ``link``; the
+    one-click POST of RFC 8058 (the "unsubscribe" button of mail clients) only when the
+    link carries the recipient's token: a link that is the same for everyone cannot say
+    who objected."""
+    if not link:
         return ()
-    headers = [("List-Unsubscribe", f"<{address}>")]
-    if address.startswith("https:"):
+    headers = [("List-Unsubscribe", f"<{link}>")]
+    if review.one_click:
         headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     return tuple(headers)
 
@@ -245,10 +279,15 @@ class ReviewRequests:
                 confirmations[entry.key] = sent
         events: dict[str, list[tuple[datetime, str]]] = {}
         last_printed: dict[str, datetime] = {}  # per order: when its last note was printed
+        unreadable: dict[str, RowError] = {}  # per order: a value its trigger depends on
         for note in notes:
             order = str(note["order_id"])
             per_note: list[tuple[datetime, str]] = []
-            printed = to_datetime(note["printed_at"])
+            try:
+                printed = to_datetime(note["printed_at"], "delivery_notes.printed_at")
+            except RowError as exc:
+                unreadable.setdefault(order, exc)
+                continue
             if printed is not None and printed <= window.now:
                 last_printed[order] = max(printed, last_printed.get(order, printed))
                 if window.on_print:
@@ -259,10 +298,17 @@ class ReviewRequests:
             if per_note:
                 events.setdefault(order, []).append(min(per_note))
         due: list[tuple[dict[str, Any], tuple[datetime, str]]] = []
+        failed: list[tuple[dict[str, Any], RowError]] = []
         for row in rows:
             order = str(row["order_id"])
             found = list(events.get(order, []))
-            auto = to_datetime(row["auto_processed_at"])
+            try:
+                if order in unreadable:
+                    raise unreadable[order]
+                auto = to_datetime(row["auto_processed_at"], "orders.auto_processed_at")
+            except RowError as exc:
+                failed.append((row, exc))  # its trigger cannot be known: it fails, once
+                continue
             if window.on_auto and auto is not None and auto <= window.now:
                 found.append((auto, "auto_processing"))
             if not found:
@@ -274,6 +320,8 @@ class ReviewRequests:
                 continue
             if window.start <= trigger[0] <= window.end:
                 due.append((row, trigger))
+        for row, problem in failed:
+            yield self._failed(settings, row, problem)
         if not due:
             return
         portal = settings.review.portal_url.strip()
@@ -288,10 +336,25 @@ class ReviewRequests:
         for line in src.lookup(ITEMS_OF.replace("{marks}", marks(len(due_ids))), due_ids):
             lines.setdefault(str(line["order_id"]), []).append(line)
         # one look-up of the opt-out list for the batch
-        opted = src.opted_out(a for row, _ in due for a in party_of(row).addresses)
+        opted = src.opted_out(f for row, _ in due for f in _forms_of(row, settings))
         for row, (moment, kind) in due:
             lines_of = lines.get(str(row["order_id"]), [])
-            yield self._notification(settings, row, moment, kind, portal, lines_of, opted)
+            try:
+                yield self._notification(settings, row, moment, kind, portal, lines_of, opted)
+            except ROW_ERRORS as exc:  # one row never stops a run: it fails, with the reason
+                yield self._failed(settings, row, exc)
+
+    @staticmethod
+    def _failed(settings: Settings, row: dict[str, Any], exc: Exception) -> Notification:
+        return failed_row(
+            settings,
+            exc,
+            key=key_of(row["order_id"]),
+            job="review",
+            template="review",
+            document=raw_document("Auftrag", row["order_number"], row["order_id"]),
+            info={"order_id": row["order_id"]},
+        )
 
     @staticmethod
     def _notification(
@@ -306,13 +369,13 @@ class ReviewRequests:
         party = party_of(row)
         context = order_context(row, party, use_contact=False)
         number = str(context["order_number"]) or str(row["order_id"])
-        unsubscribe = settings.review.list_unsubscribe
+        link = unsubscribe_link(settings.review, party.email or party.phone)
         context.update(
             portal_url=portal.replace("{order_number}", quote(number, safe="")),
             delivered_at=trigger.date(),
-            items=items_of(lines),
+            items=items_of(lines, "order_lines"),
             # how to object (SPEC §5): every review template says it
-            unsubscribe_url=unsubscribe.removeprefix("mailto:") if unsubscribe else None,
+            unsubscribe_url=link.removeprefix("mailto:") if link else None,
         )
         return Notification(
             key=key_of(row["order_id"]),
@@ -320,7 +383,7 @@ class ReviewRequests:
             template="review",
             document=f"Auftrag {number}",
             party=party,
-            shop=to_text(row.get("shop")),
+            shop=to_text(row.get("shop"), "orders.shop"),
             context=context,
             info={
                 "order_id": row["order_id"],
@@ -328,8 +391,8 @@ class ReviewRequests:
                 "trigger_kind": kind,
             },
             ref=row["order_id"],
-            skip=objection(party, opted_out),
-            headers=unsubscribe_headers(unsubscribe),
+            skip=objection(party, opted_out, settings),
+            headers=unsubscribe_headers(settings.review, link),
         )
 
     # --- right before sending -----------------------------------------------------------------
@@ -348,7 +411,9 @@ class ReviewRequests:
             str(row["order_id"]): row
             for row in src.lookup(RECHECK.replace("{marks}", marks(len(ids))), ids)
         }
-        opted = src.opted_out(a for n in ns for a in n.party.addresses)
+        opted = src.opted_out(
+            f for n in ns for forms in opt_out_forms(n.party, settings).values() for f in forms
+        )
         return [self._verdict(settings, rows.get(str(n.ref)), n, opted) for n in ns]
 
     @staticmethod
@@ -366,4 +431,4 @@ class ReviewRequests:
         if to_flag(row["no_marketing"]) is True:
             return NO_MARKETING
         # "at most one per order, ever" across channels is the runner's rule for every job
-        return objection(n.party, opted)
+        return objection(n.party, opted, settings)

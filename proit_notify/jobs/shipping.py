@@ -14,13 +14,16 @@ from . import (
     ITEMS_OF_NOTES,
     PARTY_COLUMNS,
     PARTY_JOINS,
+    ROW_ERRORS,
     Notification,
     Sources,
     batches,
+    failed_row,
     items_of,
     marks,
     order_context,
     party_of,
+    raw_document,
 )
 
 SELECT = (
@@ -61,7 +64,7 @@ class ShippingConfirmations:
     def _named(self, src: Sources, settings: Settings) -> Iterator[Notification]:
         where = f" WHERE dn.number IN ({marks(len(self.delivery_notes))}) ORDER BY dn.id"
         rows = src.lookup(SELECT + where, self.delivery_notes)
-        found = {to_text(r["note_number"]) for r in rows}
+        found = {str(r["note_number"]).strip() for r in rows if r["note_number"] is not None}
         missing = [n for n in self.delivery_notes if n not in found]
         if missing:
             raise UsageError(
@@ -80,19 +83,31 @@ class ShippingConfirmations:
         for line in src.lookup(ITEMS_OF_NOTES.replace("{marks}", marks(len(ids))), ids):
             lines.setdefault(str(line["delivery_note_id"]), []).append(line)
         for row in rows:
-            yield self._notification(settings, row, lines.get(str(row["note_id"]), []))
+            items = lines.get(str(row["note_id"]), [])
+            try:
+                yield self._notification(settings, row, items)
+            except ROW_ERRORS as exc:  # one row never stops a run: it fails, with the reason
+                yield failed_row(
+                    settings,
+                    exc,
+                    key=key_of(row["note_id"]),
+                    job="shipping",
+                    template="shipping",
+                    document=raw_document("Lieferschein", row["note_number"], row["note_id"]),
+                    info={"order_id": row["order_id"]},
+                )
 
     def _notification(
         self, settings: Settings, row: dict[str, Any], lines: list[dict[str, Any]]
     ) -> Notification:
         party = party_of(row)
         use_contact = settings.shipping.to_contact and row.get("contact_id") is not None
-        note_number = to_text(row["note_number"]) or str(row["note_id"])
+        note_number = to_text(row["note_number"], "delivery_notes.number") or str(row["note_id"])
         context = order_context(row, party, use_contact)
-        items = items_of(lines)
+        items = items_of(lines, "delivery_note_lines")
         context.update(
             delivery_note_number=note_number,
-            printed_at=to_datetime(row["printed_at"]),
+            printed_at=to_datetime(row["printed_at"], "delivery_notes.printed_at"),
             items=items,
         )
         return Notification(
@@ -101,7 +116,7 @@ class ShippingConfirmations:
             template="shipping",
             document=f"Lieferschein {note_number} (Auftrag {context['order_number']})",
             party=party,
-            shop=to_text(row.get("shop")),
+            shop=to_text(row.get("shop"), "orders.shop"),
             context=context,
             use_contact=use_contact,
             info={"order_id": row["order_id"], "delivery_note": note_number},

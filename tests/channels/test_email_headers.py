@@ -155,3 +155,105 @@ def test_on_the_wire_hostile_rows_fail_and_clean_ones_arrive_with_only_our_heade
     assert smtp_server.messages[0].message["To"].addresses[0].display_name == (
         'Jürg [Müller] "GmbH"'
     )
+
+
+# --- display names the standard library folds wrongly (issue 21, items 1 and 3) --------------
+
+#: names from ERPs that made the email package's parser raise (TypeError 'ValueTerminal'
+#: ..., AttributeError ... token_type) or read a second recipient after its own folding
+ISSUE_NAMES = [
+    '(Einkauf) (Einkauf) . (Einkauf) (Einkauf) & GmbH "Der Boss" . \\ (Einkauf) \\',
+    '. "Der Boss" "Der Boss" \' < "Der Boss" ; \\ "Der Boss" Hans Meier z.Hd.',
+    "Schweizerische Bundesbahnen SBB, Infrastruktur, Anlagen und Technologie (AT-FW)",
+]
+#: what names in ERPs are made of: quotes, commas, backslashes, brackets, long words
+NAME_PARTS = [
+    '"', "'", ",", "\\", "(", ")", "<", ">", ";", ":", "@", ".", "[", "]", "&", " ",
+    "Der Boss", "(Einkauf)", "z.Hd.", "GmbH", "Müller", "Zürich", "=?", "?=",
+    "Schweizerische", "Infrastruktur,", "A" * 90, "Ä" * 40,
+]  # fmt: skip
+names = st.one_of(
+    st.sampled_from(ISSUE_NAMES),
+    st.lists(st.sampled_from(NAME_PARTS), min_size=1, max_size=24).map("".join),
+    st.text(alphabet=st.sampled_from("\"'\\,()<>;:@.[] aäZ-"), max_size=120),
+)
+
+
+def _one_recipient(built: Wire, recipient: str) -> str:
+    """The display name of the one recipient a receiver reads (fails otherwise)."""
+    got = wire(built)
+    addresses = got["To"].addresses
+    assert [a.addr_spec for a in addresses] == [recipient]
+    assert [k.lower() for k in got].count("to") == 1
+    return str(addresses[0].display_name)
+
+
+@pytest.mark.parametrize("name", ISSUE_NAMES)
+def test_names_the_email_package_folds_without_quotes_are_delivered(name: str) -> None:
+    for to_name in (name, name + " Zürich"):  # ASCII (quoted-string) and encoded words
+        built = build(
+            ACCOUNT,
+            "example.ch",
+            Outgoing(key="shipping:1", channel="email", to="kunde@example.ch", to_name=to_name,
+                     subject="Lieferschein 1", text="t"),
+        )  # fmt: skip
+        assert isinstance(built, Wire), built
+        shown = _one_recipient(built, "kunde@example.ch")
+        # RFC 2047 words are joined without blanks by mail programs; Python's parser puts
+        # one between the folded words: compare without them
+        assert shown.replace(" ", "") == to_name.replace(" ", "")
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=names)
+def test_any_display_name_reaches_exactly_one_recipient_or_fails_with_a_reason(
+    name: str,
+) -> None:
+    message = Outgoing(
+        key="shipping:1",
+        channel="email",
+        to="kunde@example.ch",
+        to_name=name,
+        subject="Lieferschein 1",
+        text="t",
+    )
+    built = build(ACCOUNT, "example.ch", message)  # never raises
+    if isinstance(built, SendResult):
+        assert built.outcome == "failed"
+        assert built.detail
+        return
+    shown = _one_recipient(built, "kunde@example.ch")
+    expected = " ".join(name.split())
+    if len(expected) < 200:
+        assert shown.replace(" ", "") == expected.replace(" ", "")
+    head = built.data.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= MAX_LINE for line in head.split(b"\r\n"))
+
+
+def test_the_issue_names_arrive_through_a_real_server(smtp_server: SmtpServer) -> None:
+    email = EmailChannel({"shop": smtp_server.account()})
+    results = [
+        email.send(
+            Outgoing(key=f"shipping:{i}", channel="email", to=f"kunde{i}@example.ch",
+                     to_name=name, subject=f"Lieferschein {i}", text="t", account="shop")
+        )
+        for i, name in enumerate(ISSUE_NAMES)
+    ]  # fmt: skip
+    email.close()
+    assert [r.outcome for r in results] == ["sent"] * len(ISSUE_NAMES)
+    assert len(smtp_server.messages) == len(ISSUE_NAMES)
+    for i, (mail, name) in enumerate(zip(smtp_server.messages, ISSUE_NAMES, strict=True)):
+        assert mail.rcpt_tos == (f"kunde{i}@example.ch",)
+        assert mail.message["To"].addresses[0].display_name == name
+
+
+def test_a_subject_of_megabytes_is_refused_not_sent() -> None:
+    built = build(
+        ACCOUNT,
+        "example.ch",
+        Outgoing(key="shipping:1", channel="email", to="kunde@example.ch", to_name="K",
+                 subject="Lieferschein " + "9" * 2_000_000, text="t"),
+    )  # fmt: skip
+    assert isinstance(built, SendResult)
+    assert built.outcome == "failed"
+    assert "2,000,013 characters" in built.detail

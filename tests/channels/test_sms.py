@@ -18,6 +18,7 @@ from werkzeug import Request, Response
 
 from proit_notify.channels import Outgoing, SendResult
 from proit_notify.channels.sms import SmsChannel, count_segments, fit_segments
+from proit_notify.channels.sms.base import ECHO_WITHHELD
 from proit_notify.errors import ConfigError, UnreachableError
 from proit_notify.settings import HttpGatewaySettings, SmsSettings
 
@@ -360,11 +361,12 @@ def test_http_success_status_without_expected_text_fails(httpserver: HTTPServer)
     assert result == SendResult("failed", "http: HTTP 200 without 'OK': ERR 17 bad number")
 
 
-def test_http_gateway_echoing_the_password_is_redacted(httpserver: HTTPServer) -> None:
+def test_http_gateway_echoing_the_password_is_not_shown(httpserver: HTTPServer) -> None:
+    # an answer that repeats the login is withheld whole (issue 21: decode, then compare)
     httpserver.expect_request("/send").respond_with_data(f"bad request for pw={SECRET}", status=400)
     gateway = HttpGatewaySettings(method="GET", params={"pw": "{password}"})
     result = clean(make_channel(httpserver.url_for("/send"), "http", http=gateway).send(sms()))
-    assert result == SendResult("failed", "http: HTTP 400 bad request for pw=***")
+    assert result == SendResult("failed", f"http: HTTP 400 {ECHO_WITHHELD}")
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from cli_runner import Cli
@@ -145,7 +146,49 @@ def test_an_objection_stops_review_requests_but_not_shipping_confirmations(
     assert cli("-c", config, "optout", "list", "liste@example.ch").exit_code == 1
 
 
-def test_one_click_unsubscribe_for_an_https_address(
+def test_one_click_unsubscribe_carries_each_recipients_signed_token(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    for n in (1, 2):
+        order = s.order(s.customer(email=f"kunde{n}@example.ch"), number=f"A-{n}", review_mail=1)
+        s.delivery_note(order, datetime(2026, 11, 20, 9, 0))
+    url = "https://www.example.ch/abmelden?t={token}"
+    review = {
+        "delay_days": 0,
+        "on_delivery_note_print": True,
+        "portal_url": PORTAL,
+        "list_unsubscribe": url,
+        "unsubscribe_secret": "0123456789abcdef-geheim",
+    }
+    config = write_config(email=email_section(smtp_server), review=review)
+
+    result = cli("-c", config, "review-requests", "--as-of", "2026-11-20T10:00")
+
+    assert result.exit_code == 0, result.stderr
+    assert len(smtp_server.messages) == 2
+    links = {}
+    for mail in smtp_server.messages:
+        message = mail.message
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        link = str(message["List-Unsubscribe"]).strip("<>")
+        assert link.startswith("https://www.example.ch/abmelden?t=")
+        links[mail.rcpt_tos[0]] = link
+        # the text tells the customer the same link
+        assert link in str(message.get_body(("plain",)).get_content())
+    # RFC 8058: the POST must say who objected: one link per recipient
+    assert len(set(links.values())) == 2
+    # the shop's web page hands the token on: the address goes on the list
+    token = unquote(links["kunde2@example.ch"].partition("?t=")[2])
+    added = cli("-c", config, "optout", "add", "--token", token)
+    assert added.exit_code == 0, added.stderr
+    assert added.stdout.startswith("kunde2@example.ch: added to the opt-out list")
+    forged = cli("-c", config, "optout", "add", "--token", token[:-2] + "xx")
+    assert forged.exit_code == 2
+    assert "not valid" in forged.stderr
+
+
+def test_an_https_link_without_a_token_gets_no_one_click(
     erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
 ) -> None:
     s = shop(erp_backend)
@@ -166,7 +209,8 @@ def test_one_click_unsubscribe_for_an_https_address(
     assert len(smtp_server.messages) == 1
     message = smtp_server.messages[0].message
     assert message["List-Unsubscribe"] == f"<{url}>"
-    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # the same link for everyone cannot say who clicked: no one-click (RFC 8058)
+    assert message["List-Unsubscribe-Post"] is None
 
 
 def test_an_objection_made_after_the_plan_is_honoured_at_the_re_check(
@@ -184,7 +228,7 @@ def test_an_objection_made_after_the_plan_is_honoured_at_the_re_check(
     s.delivery_note(order, datetime(2026, 11, 20, 9, 0))
     # the plan sees no objection (as if the customer objected a moment after it read the
     # candidates); the re-check right before sending reads the ERP again
-    monkeypatch.setattr(review, "objection", lambda party, opted_out: None)
+    monkeypatch.setattr(review, "objection", lambda party, opted_out, settings: None)
     settings = {"delay_days": 0, "on_delivery_note_print": True, "portal_url": PORTAL}
     config = write_config(email=email_section(smtp_server), review=settings)
 

@@ -52,6 +52,9 @@ _ENCODED_WORD_RE = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
 MAX_LINE = 998
 #: a display name longer than this is cut (ERP junk; it would not fit a line unfolded)
 MAX_NAME = 200
+#: a longer subject is refused: an ERP value in it is junk (a receiver's parser would spend
+#: gigabytes on a subject of megabytes)
+MAX_SUBJECT = 500
 
 
 def header_problem(what: str, value: str) -> str | None:
@@ -111,16 +114,22 @@ def verify_headers(
             return f"header {name} has a word longer than {MAX_LINE} characters: refused"
         names.append(name.lower())
     head = b"".join(folded for _, folded in block) + b"\r\n"
-    if utf8:  # SMTPUTF8: the header block is UTF-8, as a receiver that offers it reads it
-        parsed = HeaderParser(policy=default_policy).parsestr(head.decode("utf-8"))
-    else:
-        parsed = BytesHeaderParser(policy=default_policy).parsebytes(head)
-    if sorted(k.lower() for k in parsed) != sorted(names):
-        extra = sorted(set(k.lower() for k in parsed) - set(names)) or sorted(names)
+    try:
+        if utf8:  # SMTPUTF8: the header block is UTF-8, as a receiver that offers it reads it
+            parsed = HeaderParser(policy=default_policy).parsestr(head.decode("utf-8"))
+        else:
+            parsed = BytesHeaderParser(policy=default_policy).parsebytes(head)
+        found = [k.lower() for k in parsed]
+        to = parsed["To"]
+        addresses: tuple[Address, ...] = tuple(getattr(to, "addresses", ()))
+        spec = addresses[0].addr_spec if len(addresses) == 1 else None
+    except Exception as exc:  # noqa: BLE001 - the standard library's header parser raises
+        # TypeError, AttributeError or IndexError on some values: a receiver's may too
+        return f"the header block cannot be parsed back ({type(exc).__name__}): refused"
+    if sorted(found) != sorted(names):
+        extra = sorted(set(found) - set(names)) or sorted(names)
         return f"the header block would not parse back as built ({', '.join(extra)}): refused"
-    to = parsed["To"]
-    addresses: tuple[Address, ...] = tuple(getattr(to, "addresses", ()))
-    if len(addresses) != 1 or addresses[0].addr_spec.lower() != recipient.lower():
+    if spec is None or spec.lower() != recipient.lower():
         return "the To header would not parse back to the one recipient: refused"
     return None
 
@@ -131,11 +140,26 @@ def build(
     message: Outgoing,
     envelope: tuple[str, ...] = (),
 ) -> Wire | SendResult:
-    """The message as the server gets it, or a "failed" result saying why not.
+    """The message as the server gets it, or a "failed" result saying why not. Total: no
+    ERP text makes it raise (one row never stops a run).
 
     ``envelope``: the other envelope addresses (sender, Bcc): one that is not ASCII makes
     the message SMTPUTF8, as ``send_message`` would.
     """
+    try:
+        return _build(settings, message_id_domain, message, envelope)
+    except Exception as exc:  # noqa: BLE001 - the email package raises assorted errors on
+        # odd input (TypeError, AttributeError, IndexError from its parser): whatever it
+        # is, it is this message's failure, never the run's
+        return SendResult("failed", f"cannot build the message: {type(exc).__name__}: {exc}")
+
+
+def _build(
+    settings: AccountSettings,
+    message_id_domain: str,
+    message: Outgoing,
+    envelope: tuple[str, ...],
+) -> Wire | SendResult:
     for what, value in (
         ("recipient address", message.to),
         ("recipient name", message.to_name or ""),
@@ -145,6 +169,12 @@ def build(
         problem = header_problem(what, value)
         if problem is not None:
             return SendResult("failed", problem)
+    if len(message.subject) > MAX_SUBJECT:
+        return SendResult(
+            "failed",
+            f"the subject is {len(message.subject):,} characters long (at most {MAX_SUBJECT}): "
+            "refused; an ERP value in it is too long",
+        )
     for header_name, _ in message.headers:
         if not _HEADER_NAME_RE.match(header_name):
             return SendResult("failed", f"header name {header_name!r} is not valid")
@@ -153,16 +183,13 @@ def build(
         return SendResult("failed", checked.problem or "no email address")
     recipient = checked.envelope
     policy = flatten_policy(recipient, *envelope)
-    local, _, domain = recipient.rpartition("@")
-    name = message.to_name or ""
+    name = " ".join((message.to_name or "").split())
     if len(name) > MAX_NAME:
         name = name[: MAX_NAME - 1] + "…"
     try:
         headers: list[tuple[str, object]] = [
             ("From", settings.from_),
-            # by its parts: Address(addr_spec=) refuses a non-ASCII local part, which
-            # email_validator admitted and SMTPUTF8 carries
-            ("To", Address(display_name=name, username=local, domain=domain)),
+            ("To", _To(to_header(name, recipient, utf8=bool(policy.utf8)))),
             ("Subject", message.subject),
             ("Date", formatdate(localtime=True)),
             ("Message-ID", message_id(message.key, message.channel, message_id_domain)),
@@ -187,6 +214,63 @@ def build(
     return Wire(data, recipient, options)
 
 
+class _To(str):
+    """The To header's value, encoded and folded here (:func:`to_header`), written as is."""
+
+
+#: characters of an RFC 5322 atom: a name of only these (and single blanks) needs no quotes
+_ATOM_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+( [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$")
+#: bytes of UTF-8 per RFC 2047 word: 45 bytes are 60 base64 characters, 72 with the frame
+_WORD_BYTES = 45
+#: a folded line of the To header aims at this length (RFC 5322's 78, a little under)
+_FOLD_AT = 76
+
+
+def to_header(name: str, address: str, *, utf8: bool = False) -> str:
+    """``To: name <address>`` as it goes on the wire, CRLF and all, folded at our points.
+
+    Why not the email package: its folder drops the quotes of some names it folds
+    (``"SBB, Infrastruktur, ..."``), and its parser then raises or reads two recipients.
+    Here: no name -> the address alone; a name of atoms -> as it is; other ASCII -> a
+    quoted-string (``\\`` and ``\"`` escaped), folded at its blanks, in UTF-8 too under
+    SMTPUTF8 (``utf8``: RFC 6532, as ``send_message`` writes it); anything else (non-ASCII,
+    or text that looks like an encoded word) -> RFC 2047 base64 words of UTF-8, one per
+    line. ``address`` is ASCII or, under SMTPUTF8, UTF-8 (the caller checked it).
+    """
+    if not name:
+        return f"To: {address}\r\n"
+    if (utf8 or name.isascii()) and name.isprintable() and "=?" not in name:
+        phrase = name if _ATOM_RE.match(name) else _quoted(name)
+        return _fold_words("To:", [*phrase.split(" "), f"<{address}>"])
+    data = name.encode("utf-8")
+    words, start = [], 0
+    while start < len(data):
+        end = min(start + _WORD_BYTES, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:
+            end -= 1  # never split a character: back to the start of its bytes
+        chunk = base64.b64encode(data[start:end]).decode("ascii")
+        words.append(f"=?utf-8?b?{chunk}?=")
+        start = end
+    return "To: " + "\r\n ".join(words) + f" <{address}>\r\n"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _fold_words(head: str, words: list[str]) -> str:
+    """``head`` and ``words`` joined by blanks; a line that would pass :data:`_FOLD_AT` is
+    folded before the blank (CRLF + the blank: unfolding gives the same text back)."""
+    lines, line = [], head
+    for word in words:
+        if len(line) + 1 + len(word) > _FOLD_AT and line != head:
+            lines.append(line)
+            line = ""
+        line += " " + word
+    lines.append(line)
+    return "\r\n".join(lines) + "\r\n"
+
+
 #: headers whose value this module makes (formatdate, message_id): short printable ASCII
 _OURS = frozenset({"Date", "Message-ID"})
 
@@ -194,6 +278,8 @@ _OURS = frozenset({"Date", "Message-ID"})
 def _fold(policy: EmailPolicy[EmailMessage], name: str, value: object) -> bytes:
     """One header as the policy folds it on the wire; the constant ones (From, Reply-To)
     are folded once per batch, our own ASCII ones need no folding."""
+    if isinstance(value, _To):
+        return value.encode("utf-8")
     if name in _OURS and isinstance(value, str) and value.isascii() and len(value) < 70:
         return f"{name}: {value}\r\n".encode("ascii")
     if isinstance(value, str):

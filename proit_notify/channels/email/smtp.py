@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import UnreachableError
+from ...redaction import reveals
 from ...settings import AccountSettings
 from .. import Outcome, SendResult
 from .message import Wire
@@ -80,6 +81,18 @@ class Account:
     def where(self) -> str:
         return f"{self.settings.host}:{self.settings.effective_port}"
 
+    def reply(self, code: int, text: bytes | str) -> str:
+        """A server's answer on one line, as details and messages show it; an answer that
+        repeats the login (the password, or the user name in an escaped form, read in every
+        decoding ``redaction.decodings`` knows) is not shown at all."""
+        said = _reply(code, text)
+        settings = self.settings
+        if reveals(said, [settings.password]) or (
+            settings.username not in said and reveals(said, [settings.username])
+        ):
+            return f"{code} {ECHO_WITHHELD}"
+        return said
+
     def tls_context(self) -> ssl.SSLContext:
         # created once per account: loading the trust store costs milliseconds
         with self.lock:
@@ -90,6 +103,10 @@ class Account:
             ca = self.settings.ca_file
             self._tls = ssl.create_default_context(cafile=str(ca) if ca else None)
         return self._tls
+
+
+#: what is shown instead of a server's answer that repeats the login
+ECHO_WITHHELD = "(the answer is not shown: it repeats the login)"
 
 
 def _code_outcome(code: int) -> Outcome:
@@ -125,11 +142,11 @@ def transaction(account: Account, smtp: _TrackingSMTP, wire: Wire) -> SendResult
         )
     except smtplib.SMTPRecipientsRefused as exc:
         code, text = exc.recipients.get(recipient, next(iter(exc.recipients.values())))
-        return SendResult(_code_outcome(code), _reply(code, text))
+        return SendResult(_code_outcome(code), account.reply(code, text))
     except smtplib.SMTPResponseException as exc:
         # SMTPSenderRefused, SMTPDataError (also a refused DATA): the server answered
         code = exc.smtp_code
-        return SendResult(_code_outcome(code), _reply(code, exc.smtp_error))
+        return SendResult(_code_outcome(code), account.reply(code, exc.smtp_error))
     except smtplib.SMTPNotSupportedError as exc:
         return SendResult("failed", f"{recipient}: {exc}")
     except (smtplib.SMTPException, OSError) as exc:
@@ -146,17 +163,17 @@ def transaction(account: Account, smtp: _TrackingSMTP, wire: Wire) -> SendResult
             # a server that stalls: reconnecting would only wait a second timeout
             abandon(smtp)
             return SendResult(
-                "deferred", f"{account.where} did not answer before DATA: {_describe(exc)}"
+                "deferred", f"{account.where} did not answer before DATA: {_describe(account, exc)}"
             )
         raise Stale(f"connection to {account.where} lost before DATA: {exc}") from None
     if recipient in refused:
         # the customer was refused, only a Bcc copy went out: classify by the customer
         code, text = refused[recipient]
-        return SendResult(_code_outcome(code), _reply(code, text))
-    detail = _reply(*smtp.data_reply)
+        return SendResult(_code_outcome(code), account.reply(code, text))
+    detail = account.reply(*smtp.data_reply)
     if refused:
         detail += "; Bcc refused: " + ", ".join(
-            f"{a} ({_reply(c, t)})" for a, (c, t) in refused.items()
+            f"{a} ({account.reply(c, t)})" for a, (c, t) in refused.items()
         )
     return SendResult("sent", detail)
 
@@ -227,8 +244,9 @@ def connect(account: Account) -> _TrackingSMTP:
     except (smtplib.SMTPException, OSError) as exc:
         # refused, DNS failure, timeout, greeting 421/554, a dropped handshake
         abandon(smtp)
+        why = _describe(account, exc)
         raise UnreachableError(
-            f"email account {account.name!r}: cannot connect to {where}: {_describe(exc)}; "
+            f"email account {account.name!r}: cannot connect to {where}: {why}; "
             f"check that the mail server runs and email.accounts.{account.name}.host and "
             "port (a firewall may block the port)"
         ) from exc
@@ -244,7 +262,7 @@ def login(account: Account, smtp: _TrackingSMTP) -> None:
     except smtplib.SMTPResponseException as exc:
         raise UnreachableError(
             f"email account {account.name!r}: {account.where} refused the login "
-            f"({_reply(exc.smtp_code, exc.smtp_error)}); "
+            f"({account.reply(exc.smtp_code, exc.smtp_error)}); "
             f"check email.accounts.{account.name}.username/password"
         ) from None
     except smtplib.SMTPException as exc:
@@ -278,7 +296,7 @@ def _timed_out(exc: BaseException) -> bool:
     return False
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(account: Account, exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"host name not found ({exc.strerror})"
     if isinstance(exc, ConnectionRefusedError):
@@ -286,5 +304,5 @@ def _describe(exc: BaseException) -> str:
     if _timed_out(exc):
         return "timed out"
     if isinstance(exc, smtplib.SMTPResponseException):
-        return _reply(exc.smtp_code, exc.smtp_error)
+        return account.reply(exc.smtp_code, exc.smtp_error)
     return str(exc) or type(exc).__name__

@@ -24,13 +24,15 @@ import requests
 import urllib3.exceptions
 
 from ...errors import UnreachableError
-from ...redaction import forms_of, redact
+from ...redaction import WITHHELD, forms_of, redact, reveals
 from ...settings import SmsSettings
 from .. import Outcome, SendResult
 
 NumberFormat = Literal["e164", "digits", "00"]
 
 _SNIPPET = 200
+#: what is shown instead of an answer that repeats the request with the login
+ECHO_WITHHELD = "(the answer is not shown: it repeats the request with the login)"
 
 
 class Provider(Protocol):
@@ -85,20 +87,35 @@ class Gateway:
         return base + path
 
     def redact(self, text: str) -> str:
-        """``text`` without the password in any form (:mod:`proit_notify.redaction`)."""
+        """``text`` without the password in any form (:mod:`proit_notify.redaction`); a text
+        that holds it in a form that cannot be masked in place is not shown at all."""
         password = self.settings.password
         if not password:
             return text
         forms = forms_of(password, self.settings.username) | {password}
         for form in sorted(forms, key=len, reverse=True):
             text = text.replace(form, "***")
-        return redact(text)
+        text = redact(text)
+        return WITHHELD if reveals(text, [password]) else text
+
+    def echoes(self, body: str) -> bool:
+        """Whether a gateway's answer repeats the login: the user name or the password in
+        it, read in every decoding :func:`~proit_notify.redaction.decodings` knows. Such an
+        answer is never shown nor stored (a gateway that echoes the request in an escaping
+        of its own would otherwise hand the password to the log, the ledger and alerts)."""
+        settings = self.settings
+        return reveals(body, [settings.password]) or reveals(
+            body, [settings.username], ignore_case=True
+        )
 
     def result(self, outcome: Outcome, detail: str) -> SendResult:
         return SendResult(outcome, self.redact(f"{self.name}: {detail}"))
 
     def snippet(self, response: requests.Response) -> str:
-        """The start of an answer's body, on one line, for details and messages."""
+        """The start of an answer's body, on one line, for details and messages; an answer
+        that repeats the login (:meth:`echoes`) is not shown."""
+        if self.echoes(response.text):
+            return ECHO_WITHHELD
         body = " ".join(response.text.split())
         if len(body) > _SNIPPET:
             body = body[:_SNIPPET] + "…"
