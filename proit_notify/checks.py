@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .assembly import make_channels, make_renderer, open_erp, open_ledger
+from .authcheck import limit_line, token_lines
 from .render import Renderer
 from .settings import Settings
 
@@ -59,6 +60,8 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
                 yield CheckLine(label, "not contacted (--no-network)")
                 continue
             found = channel.check()
+            if name == "email":
+                yield from _oauth2_lines(settings, found)
             verdict = _counted(found)
             if not found and name == "sms" and settings.sms.provider in SMS_NO_LOGIN_CALL:
                 # their APIs have no call that logs in without sending: say so, not just "ok"
@@ -90,6 +93,21 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
             "sms.phone_field is not set: only contacts' mobile numbers "
             "(shipping.to_contact) can be texted",
         )
+
+
+def _oauth2_lines(settings: Settings, problems: list[str]) -> Iterator[CheckLine]:
+    """What ``auth test`` says of each OAuth2 account (its token's audience, roles and
+    expiry; a missing role), and Microsoft 365's limits; ``problems`` gets its problems."""
+    tz = settings.service.tz
+    for name, account in settings.email.accounts.items():
+        limit = limit_line(name, account)
+        if limit is not None:
+            yield CheckLine(f"email account {name}", limit)
+        if account.auth != "oauth2":
+            continue
+        lines, found = token_lines(name, account, tz)
+        problems += [p for p in found if p not in problems]
+        yield CheckLine(f"email account {name} (OAuth2)", "; ".join(lines))
 
 
 def _languages_line(counts: list[tuple[object, int]], renderer: Renderer) -> CheckLine:

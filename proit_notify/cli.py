@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from . import __version__
-from .errors import ConfigError, NotifyError, UsageError
+from .errors import ConfigError, NotifyError, UnreachableError, UsageError
 from .redaction import json_safe, one_line, printable, redact
 from .statuses import STATUSES
 
@@ -54,6 +54,11 @@ optout_app = typer.Typer(
     help="The opt-out list: addresses that get no review requests.", no_args_is_help=True
 )
 app.add_typer(optout_app, name="optout")
+auth_app = typer.Typer(
+    help="OAuth2 mail accounts (Microsoft 365, Google): test the login, print the admin steps.",
+    no_args_is_help=True,
+)
+app.add_typer(auth_app, name="auth")
 
 class _SafeConsole(Console):
     """A console that prints text as data: without secrets, and with control characters
@@ -843,6 +848,54 @@ def ledger_ddl() -> None:
         f"-- then: GRANT SELECT, INSERT, UPDATE, DELETE ON {table} and {table}_runs "
         "TO the login of erp.odbc"
     )
+
+
+# --- auth --------------------------------------------------------------------------------
+
+AccountName = Annotated[str, typer.Argument(help="An account of [email.accounts]")]
+
+
+@auth_app.command("test")
+def auth_test(account: AccountName) -> None:
+    """Get the account's token (its audience, roles and expiry; never the token) and log in
+    to its server; say what is missing (exit 4)."""
+    from .assembly import make_channels
+    from .authcheck import limit_line, oauth2_account, token_lines
+
+    settings = state.settings()
+    chosen = oauth2_account(settings, account)
+    lines, problems = token_lines(account, chosen, settings.service.tz)
+    for line in lines:
+        out.print(line)
+    limit = limit_line(account, chosen)
+    if limit is not None:
+        out.print(limit)
+    if not any(p.startswith(f"email.accounts.{account}.oauth2") for p in problems):
+        # a token was had: does the server take it?
+        only = settings.model_copy(
+            update={"email": settings.email.model_copy(update={"accounts": {account: chosen}})}
+        )
+        channel = make_channels(only)["email"]
+        try:
+            found = channel.check()
+        finally:
+            channel.close()
+        problems += found
+        if not found:
+            out.print(f"login: {chosen.host}:{chosen.effective_port} as {chosen.username}: ok")
+    if problems:
+        raise UnreachableError("the OAuth2 login does not work yet", tuple(problems))
+    out.print(f"account {account}: ready to send")
+
+
+@auth_app.command("setup")
+def auth_setup(account: AccountName) -> None:
+    """Print what an administrator does once for the account (Microsoft 365 or Google),
+    with its values filled in."""
+    from .authcheck import oauth2_account, setup_steps
+
+    settings = state.settings()
+    print(setup_steps(account, oauth2_account(settings, account), str(settings.source)))
 
 
 # --- drafts ------------------------------------------------------------------------------

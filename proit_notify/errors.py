@@ -4,9 +4,20 @@ from __future__ import annotations
 
 
 class NotifyError(Exception):
-    """Base of every error proit-notify raises on purpose; the message says how to fix it."""
+    """Base of every error proit-notify raises on purpose; the message says how to fix it,
+    ``problems`` lists each thing to fix when there are several."""
 
     exit_code = 1
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        head = super().__str__()
+        if not self.problems:
+            return head
+        return head + "\n" + "\n".join(f"  - {p}" for p in self.problems)
 
 
 class UsageError(NotifyError):
@@ -19,16 +30,6 @@ class ConfigError(NotifyError):
     """The settings are invalid; ``problems`` lists every one of them (exit 3)."""
 
     exit_code = 3
-
-    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.problems = problems
-
-    def __str__(self) -> str:
-        head = super().__str__()
-        if not self.problems:
-            return head
-        return head + "\n" + "\n".join(f"  - {p}" for p in self.problems)
 
 
 class MissingObjectError(ConfigError):

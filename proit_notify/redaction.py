@@ -83,6 +83,18 @@ def register(secrets: Iterable[tuple[str, str | None]]) -> None:
     _secrets[:] = sorted(raw, key=len, reverse=True)
 
 
+def register_bearer(token: str, user: str | None) -> None:
+    """Hide an access token (or a private key) from now on, also inside the SASL XOAUTH2
+    string that carries it (``user=...\\x01auth=Bearer ...\\x01\\x01``, base64)."""
+    if not token:
+        return
+    register([(token, user)])
+    if user is not None:
+        sasl = f"user={user}\x01auth=Bearer {token}\x01\x01"
+        known = set(_forms) | forms_of(sasl)
+        _forms[:] = sorted(known, key=len, reverse=True)
+
+
 def redact(text: str) -> str:
     """``text`` with every registered secret and every ODBC password replaced by ``***``.
 

@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from datetime import time
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -341,6 +342,64 @@ class AlertSettings(_Model):
         return self.on == "problems" and bool(self.to)
 
 
+#: Microsoft 365's own sending limits per mailbox: 30 messages a minute, 10,000
+#: recipients a day (Exchange Online limits); its SMTP hosts get the minute limit by default
+M365_PER_MINUTE = 30
+M365_SMTP_HOSTS = frozenset({"smtp.office365.com", "smtp-legacy.office365.com"})
+#: where Microsoft's identity platform lives (national clouds and tests override it)
+MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
+
+
+class OAuth2Settings(_Model):
+    """``[email.accounts.<name>.oauth2]``: how the account gets its access token (SPEC §9)."""
+
+    provider: Literal["microsoft", "google", "command"]
+    #: microsoft: the directory (tenant) id or the tenant's domain
+    tenant: str = ""
+    client_id: str = ""
+    client_secret: str = Field(default="", repr=False)
+    #: microsoft, instead of a secret: the certificate (PEM with its private key) and the
+    #: thumbprint shown under "Certificates & secrets" of the app registration
+    certificate_file: FilePath | None = None
+    certificate_thumbprint: str = ""
+    authority: str = MICROSOFT_AUTHORITY
+    #: google: the service account's JSON key (domain-wide delegation)
+    service_account_file: FilePath | None = None
+    #: command: prints an access token on its first line (like msmtp's passwordeval)
+    token_command: str = ""
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> OAuth2Settings:
+        problems = []
+        if self.provider == "microsoft":
+            if not self.tenant:
+                problems.append("provider microsoft needs tenant (the directory id or domain)")
+            if not self.client_id:
+                problems.append("provider microsoft needs client_id (the app's client id)")
+            has_certificate = self.certificate_file is not None
+            if bool(self.client_secret) == has_certificate:
+                problems.append(
+                    "provider microsoft needs either client_secret or certificate_file with "
+                    "certificate_thumbprint (not both)"
+                )
+            thumbprint = self.certificate_thumbprint
+            if has_certificate and not re.fullmatch(r"[0-9A-Fa-f]{40}", thumbprint):
+                problems.append(
+                    "certificate_thumbprint: the 40 hex digits of the certificate's SHA-1 "
+                    "thumbprint, as the app registration shows it"
+                )
+            parts = urlsplit(self.authority)
+            if parts.scheme != "https" or not parts.hostname:
+                problems.append(f"authority {self.authority!r}: an https:// address")
+        elif self.provider == "google" and self.service_account_file is None:
+            problems.append("provider google needs service_account_file (the JSON key)")
+        elif self.provider == "command" and not self.token_command.strip():
+            problems.append("provider command needs token_command")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
 class AccountSettings(_Model):
     """``[email.accounts.<name>]``: one sending account."""
 
@@ -350,8 +409,11 @@ class AccountSettings(_Model):
     host: str = ""
     port: int | None = Field(default=None, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
+    #: the login (the mailbox with OAuth2); with auth = "oauth2" the from address by default
     username: str = ""
     password: str = Field(default="", repr=False)
+    auth: Literal["password", "oauth2"] = "password"
+    oauth2: OAuth2Settings | None = None
     from_: str = Field(alias="from")
     reply_to: str | None = None
     bcc: str | None = None
@@ -364,8 +426,31 @@ class AccountSettings(_Model):
     #: send the password over a connection without TLS to a host other than loopback
     allow_plaintext_auth: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        """Defaults that depend on other keys: an OAuth2 account logs in as its from
+        address; Microsoft 365's SMTP hosts send at most 30 messages a minute."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        sender = data.get("from", data.get("from_"))
+        if data.get("auth") == "oauth2" and not data.get("username") and isinstance(sender, str):
+            data["username"] = parseaddr(sender)[1]
+        host = data.get("host")
+        if isinstance(host, str) and host.strip().lower() in M365_SMTP_HOSTS:
+            data.setdefault("max_per_minute", M365_PER_MINUTE)
+        return data
+
     @model_validator(mode="after")
     def _transport_needs(self) -> AccountSettings:
+        if self.auth == "oauth2" and self.oauth2 is None:
+            raise ValueError(
+                'auth = "oauth2" needs an [email.accounts.NAME.oauth2] table (provider = '
+                '"microsoft", "google" or "command")'
+            )
+        if self.auth == "oauth2" and self.password:
+            raise ValueError('auth = "oauth2" logs in with a token: remove password')
         if self.transport == "smtp" and not self.host:
             raise ValueError("transport 'smtp' needs 'host' (the SMTP server's name)")
         if self.transport == "file" and self.directory is None:
@@ -382,7 +467,7 @@ class AccountSettings(_Model):
                 'unencrypted: use security = "starttls" or "ssl", or, if the network is '
                 "trusted, set allow_plaintext_auth = true"
             )
-        if not self.password.isascii() and self.transport == "smtp":
+        if not self.password.isascii() and self.transport == "smtp" and self.auth == "password":
             # smtplib's AUTH encodes ASCII only (a non-ASCII password crashed the run)
             raise ValueError(
                 "password: only ASCII characters can be sent by SMTP AUTH here; "
@@ -618,6 +703,11 @@ class Settings(_Model):
         found: list[tuple[str, str | None]] = [
             (a.password, a.username) for a in self.email.accounts.values()
         ]
+        found += [
+            (a.oauth2.client_secret, a.oauth2.client_id)
+            for a in self.email.accounts.values()
+            if a.oauth2 is not None
+        ]
         found.append((self.sms.password, self.sms.username))
         found.append((self.review.unsubscribe_secret, None))
         if self.erp.odbc:
@@ -716,6 +806,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
                 for key in ("directory", "ca_file"):
                     if isinstance(account.get(key), str):
                         account[key] = str(base / Path(account[key]).expanduser())
+                oauth2 = account.get("oauth2")
+                if isinstance(oauth2, dict):
+                    for key in ("certificate_file", "service_account_file"):
+                        if isinstance(oauth2.get(key), str):
+                            oauth2[key] = str(base / Path(oauth2[key]).expanduser())
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str] | None:
@@ -862,6 +957,9 @@ def literal_secrets(data: Mapping[str, Any]) -> list[str]:
         for name, account in accounts.items():
             if isinstance(account, dict) and literal(account.get("password")):
                 found.append(f"email.accounts.{name}.password")
+            oauth2 = account.get("oauth2") if isinstance(account, dict) else None
+            if isinstance(oauth2, dict) and literal(oauth2.get("client_secret")):
+                found.append(f"email.accounts.{name}.oauth2.client_secret")
     erp = data.get("erp")
     odbc = erp.get("odbc") if isinstance(erp, dict) else None
     if isinstance(odbc, str) and any(literal(v) for v in odbc_secrets(odbc)):

@@ -95,6 +95,19 @@ from = "Example Shop <shop@example.ch>"
 # max_per_minute = 60          # the provider's sending limits, if any
 # max_per_day = 2000
 
+# Microsoft 365 refuses passwords for SMTP (from the end of December 2026): log in with an
+# app's token instead. Set default_account = "m365" above, then run
+# 'proit-notify auth setup m365' for the admin steps and 'proit-notify auth test m365'.
+# [email.accounts.m365]
+# host = "smtp.office365.com"  # max_per_minute = 30 is the default here (Microsoft's limit)
+# from = "Example Shop <shop@example.ch>"   # the mailbox
+# auth = "oauth2"
+# [email.accounts.m365.oauth2]
+# provider = "microsoft"       # or "google" (service_account_file) or "command"
+# tenant = "example.onmicrosoft.com"
+# client_id = "00000000-0000-0000-0000-000000000000"
+# client_secret = "${M365_SECRET}"
+
 [sms]
 # Telefonfeld: the customers column that holds the mobile number
 # phone_field = "Natel"

@@ -10,10 +10,21 @@ import pytest
 import tomli_w
 from erp_backends import BACKENDS, ErpBackend, ServerPool, open_backend
 
+from proit_notify import redaction
+
 WriteConfig = Callable[..., Path]
 
 #: every statement the suite sends, checked as T-SQL at the end (see the module)
 pytest_plugins = ["sql_record"]
+
+
+@pytest.fixture(autouse=True)
+def _secrets_of_this_test_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no registered secret: a process of the tool loads one settings
+    file, while the suite loads hundreds (a test's password "secret" would otherwise mask
+    the word in every later test's messages)."""
+    monkeypatch.setattr(redaction, "_forms", [])
+    monkeypatch.setattr(redaction, "_secrets", [])
 
 
 @pytest.fixture(scope="session")

@@ -188,8 +188,11 @@ class SmtpServer:
             self._kwargs["auth_required"] = self._kwargs["auth_require_tls"]
         self._controller: Controller | None = None
 
+    #: the controller that makes the server (a subclass may make another SMTP class)
+    controller_class: type[Controller] = Controller
+
     def start(self) -> None:
-        self._controller = Controller(self.handler, **self._kwargs)
+        self._controller = self.controller_class(self.handler, **self._kwargs)
         self._controller.start()
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@ wheel, a module left out. Only an editable install (``pip install -e``) may live
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from importlib.metadata import distribution
@@ -50,10 +51,38 @@ def test_the_cli_module_imports_nothing_heavy() -> None:
     code = (
         "import sys, proit_notify.cli; "
         "print(sorted(m for m in ('pydantic', 'jinja2', 'babel', 'email_validator', "
-        "'phonenumbers', 'sqlite3', 'proit_notify.settings', 'proit_notify.runner') "
+        "'phonenumbers', 'sqlite3', 'proit_notify.settings', 'proit_notify.runner', "
+        "'msal', 'google.auth', 'google.oauth2', 'requests') "
         "if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_oauth2_libraries_are_imported_only_by_an_account_that_uses_them(
+    tmp_path: Path,
+) -> None:
+    # a password account and a token command's account, checked: neither msal nor
+    # google-auth is loaded (SPEC §9); the check goes on to the channels (an empty ERP)
+    sqlite3.connect(tmp_path / "erp.db").close()
+    config = tmp_path / "p.toml"
+    config.write_text(
+        '[erp]\nsqlite = "erp.db"\n[email.accounts.default]\ntransport = "file"\n'
+        'directory = "out"\nfrom = "a@example.ch"\n[email.accounts.m365]\n'
+        'host = "127.0.0.1"\nfrom = "b@example.ch"\nauth = "oauth2"\n'
+        '[email.accounts.m365.oauth2]\nprovider = "command"\ntoken_command = "echo t"\n',
+        encoding="utf-8",
+    )
+    code = (
+        "import sys; from proit_notify.cli import main; sys.argv = ['proit-notify', '-c', "
+        f"{str(config)!r}, 'check', '--no-network']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('msal', 'google.auth', 'google.oauth2') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert "email: not contacted (--no-network)" in result.stdout, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr

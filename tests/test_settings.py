@@ -547,3 +547,74 @@ def test_no_marketing_is_an_optional_customer_field() -> None:
     assert not ErpSettings(sqlite="erp.db").maps("customers", "no_marketing")  # unmapped: NULL
     data["erp"]["columns"] = {"customers": {"no_marketng": "Werbesperre"}}
     assert "customers.no_marketng: unknown field" in only_problem(data)
+
+
+# --- OAuth2 accounts (SPEC §9) -----------------------------------------------------------------
+
+
+def m365(**oauth2: Any) -> dict[str, Any]:
+    data = minimal()
+    data["email"]["accounts"]["m365"] = {
+        "host": "smtp.office365.com",
+        "from": "Shop <shop@example.ch>",
+        "auth": "oauth2",
+        "oauth2": {
+            "provider": "microsoft",
+            "tenant": "contoso.onmicrosoft.com",
+            "client_id": "6731de76-14a6-49ae-97bc-6eba6914391e",
+            "client_secret": "${M365_SECRET}",
+            **oauth2,
+        },
+    }
+    return data
+
+
+def test_an_m365_account_logs_in_as_its_from_address_30_messages_a_minute() -> None:
+    settings = parse_settings(m365(), SOURCE, env={"M365_SECRET": "s3cr3t-value-x"})
+    account = settings.email.accounts["m365"]
+    assert account.username == "shop@example.ch"
+    assert account.max_per_minute == 30
+    assert account.oauth2 is not None
+    assert account.oauth2.authority == "https://login.microsoftonline.com"
+
+
+@pytest.mark.parametrize(
+    ("oauth2", "said"),
+    [
+        ({"tenant": ""}, "provider microsoft needs tenant"),
+        ({"client_secret": ""}, "needs either client_secret or certificate_file"),
+        ({"certificate_file": "app.pem", "certificate_thumbprint": "A" * 40},
+         "needs either client_secret or certificate_file"),
+        ({"client_secret": "", "certificate_file": "app.pem", "certificate_thumbprint": "x"},
+         "certificate_thumbprint: the 40 hex digits"),
+        ({"authority": "http://login.example"}, "an https:// address"),
+        ({"provider": "google"}, "provider google needs service_account_file"),
+        ({"provider": "command"}, "provider command needs token_command"),
+    ],
+)  # fmt: skip
+def test_an_oauth2_table_missing_what_its_provider_needs_is_refused(
+    oauth2: dict[str, Any], said: str
+) -> None:
+    problems = problems_of(m365(**oauth2), env={"M365_SECRET": "s3cr3t-value-x"})
+    assert any(said in p for p in problems), problems
+
+
+def test_auth_oauth2_needs_its_table_and_no_password() -> None:
+    data = m365()
+    del data["email"]["accounts"]["m365"]["oauth2"]
+    assert 'needs an [email.accounts.NAME.oauth2] table' in only_problem(data)
+    data = m365()
+    data["email"]["accounts"]["m365"]["password"] = "${PW}"
+    assert "remove password" in only_problem(data, env={"PW": "x", "M365_SECRET": "y"})
+
+
+def test_a_literal_client_secret_in_a_readable_file_is_refused(tmp_path: Path) -> None:
+    data = m365(client_secret="literal-secret-value")
+    data["erp"]["sqlite"] = str(tmp_path / "erp.db")
+    path = tmp_path / "p.toml"
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    path.chmod(0o644)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    assert "email.accounts.m365.oauth2.client_secret" in str(caught.value)
+    assert f"chmod 600 {path}" in str(caught.value)

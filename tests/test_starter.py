@@ -21,6 +21,7 @@ EXAMPLE_ENV = {
     "PROIT_ERP_PASSWORD": "erp-secret",
     "PROIT_SMTP_PASSWORD": "smtp-secret",
     "PROIT_SMS_PASSWORD": "sms-secret",
+    "M365_SECRET": "m365-secret-value",
 }
 
 #: SPEC §2: the seed settings page's German labels and their keys
@@ -99,6 +100,8 @@ def test_example_loads() -> None:
     assert settings.sms.password == "sms-secret"
     assert settings.erp.odbc is not None
     assert "erp-secret" in settings.erp.odbc
+    m365 = settings.email.accounts["m365"]
+    assert (m365.auth, m365.username, m365.max_per_minute) == ("oauth2", "shop@example.ch", 30)
 
 
 def _documented_paths(text: str) -> set[str]:

@@ -335,3 +335,50 @@ def test_unknown_account_is_a_configuration_error(smtp_server: SmtpServer) -> No
     email = channel(smtp_server.account())
     with pytest.raises(ConfigError, match="shop"):
         email.send(outgoing(account="andere"))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to "
+        "process message due to a permanent exception",
+        "554 5.2.2 mailbox full; STOREDRV.Submission.Exception:SubmissionQuotaExceededException",
+        "452 4.5.3 Too many recipients",
+        "450 4.7.0 Throttled, try again later",
+    ],
+    ids=["quota-5.2.0", "quota-5.2.2", "4.5.3", "4.7.0"],
+)
+def test_exchange_online_throttling_is_deferred_never_failed(
+    smtp_server: SmtpServer, answer: str
+) -> None:
+    smtp_server.handler.data_answers["kunde1@example.ch"] = answer
+    email = EmailChannel({"shop": smtp_server.account()})
+    result = email.send(outgoing())
+    email.close()
+    assert result.outcome == "deferred"
+    assert answer.split()[1] in result.detail
+
+
+def test_a_recipient_refused_for_good_still_fails(smtp_server: SmtpServer) -> None:
+    smtp_server.handler.data_answers["kunde1@example.ch"] = "550 5.1.1 unknown user"
+    email = EmailChannel({"shop": smtp_server.account()})
+    result = email.send(outgoing())
+    email.close()
+    assert result.outcome == "failed"
+
+
+@pytest.mark.parametrize(
+    ("host", "given", "kept"),
+    [
+        ("smtp.office365.com", None, 30),
+        ("SMTP.Office365.com", 10, 10),
+        ("mail.example.ch", None, None),
+    ],
+)
+def test_microsoft_365_accounts_send_at_most_30_a_minute_unless_set(
+    host: str, given: int | None, kept: int | None
+) -> None:
+    values: dict[str, Any] = {"host": host, "from": "shop@example.ch"}
+    if given is not None:
+        values["max_per_minute"] = given
+    assert AccountSettings.model_validate(values).max_per_minute == kept

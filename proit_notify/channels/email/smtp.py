@@ -9,6 +9,7 @@ or untrusted, login refused) raises :class:`UnreachableError` from :func:`connec
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import socket
 import ssl
@@ -17,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import UnreachableError
-from ...redaction import reveals
+from ...oauth2 import Tokens, tokens_for
+from ...redaction import one_line, reveals
 from ...settings import AccountSettings
-from .. import Outcome, SendResult
+from .. import SendResult
 from .message import Wire
 
 
@@ -63,11 +65,19 @@ class Account:
     prepared: bool = False  # reached and logged in once in this batch
     last_send: float | None = None
     _tls: ssl.SSLContext | None = field(default=None, repr=False)
+    _tokens: Tokens | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     slots: threading.BoundedSemaphore = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.slots = threading.BoundedSemaphore(self.settings.connections)
+
+    def tokens(self) -> Tokens:
+        """The account's OAuth2 tokens for this run (one source, refreshed before expiry)."""
+        with self.lock:
+            if self._tokens is None:
+                self._tokens = tokens_for(self.name, self.settings)
+            return self._tokens
 
     def take(self) -> _TrackingSMTP | None:
         with self.lock:
@@ -109,8 +119,17 @@ class Account:
 ECHO_WITHHELD = "(the answer is not shown: it repeats the login)"
 
 
-def _code_outcome(code: int) -> Outcome:
-    return "failed" if 500 <= code <= 599 else "deferred"
+#: permanent-looking answers that only mean "not now": Exchange Online's sending quota
+#: (554 5.2.0 ... SubmissionQuotaExceeded, 5.2.2) and a mailbox over its limit
+_QUOTA_RE = re.compile(r"(?<![\d.])5\.2\.2(?![\d.])|SubmissionQuotaExceeded|quota", re.IGNORECASE)
+
+
+def _result(code: int, said: str) -> SendResult:
+    """An SMTP answer classified: 5xx failed, but a quota or throttling answer deferred
+    (it clears by itself: the back-off retries it), 4xx deferred."""
+    if 500 <= code <= 599 and not _QUOTA_RE.search(said):
+        return SendResult("failed", said)
+    return SendResult("deferred", said)
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -142,11 +161,11 @@ def transaction(account: Account, smtp: _TrackingSMTP, wire: Wire) -> SendResult
         )
     except smtplib.SMTPRecipientsRefused as exc:
         code, text = exc.recipients.get(recipient, next(iter(exc.recipients.values())))
-        return SendResult(_code_outcome(code), account.reply(code, text))
+        return _result(code, account.reply(code, text))
     except smtplib.SMTPResponseException as exc:
         # SMTPSenderRefused, SMTPDataError (also a refused DATA): the server answered
         code = exc.smtp_code
-        return SendResult(_code_outcome(code), account.reply(code, exc.smtp_error))
+        return _result(code, account.reply(code, exc.smtp_error))
     except smtplib.SMTPNotSupportedError as exc:
         return SendResult("failed", f"{recipient}: {exc}")
     except (smtplib.SMTPException, OSError) as exc:
@@ -169,7 +188,7 @@ def transaction(account: Account, smtp: _TrackingSMTP, wire: Wire) -> SendResult
     if recipient in refused:
         # the customer was refused, only a Bcc copy went out: classify by the customer
         code, text = refused[recipient]
-        return SendResult(_code_outcome(code), account.reply(code, text))
+        return _result(code, account.reply(code, text))
     detail = account.reply(*smtp.data_reply)
     if refused:
         detail += "; Bcc refused: " + ", ".join(
@@ -254,23 +273,85 @@ def connect(account: Account) -> _TrackingSMTP:
 
 
 def login(account: Account, smtp: _TrackingSMTP) -> None:
-    """AUTH; any refusal is a configuration problem (never with the password in it)."""
+    """AUTH by the account's mode (a password, or an OAuth2 token by XOAUTH2); any refusal
+    is a configuration problem, said with the admin step it needs and never with a
+    password or a token in it."""
     try:
-        smtp.login(account.settings.username, account.settings.password)
+        if account.settings.auth == "oauth2":
+            _xoauth2(account, smtp)
+        else:
+            smtp.login(account.settings.username, account.settings.password)
     except smtplib.SMTPServerDisconnected:
         raise
     except smtplib.SMTPResponseException as exc:
-        raise UnreachableError(
-            f"email account {account.name!r}: {account.where} refused the login "
-            f"({account.reply(exc.smtp_code, exc.smtp_error)}); "
-            f"check email.accounts.{account.name}.username/password"
-        ) from None
+        raise UnreachableError(refused(account, exc.smtp_code, exc.smtp_error)) from None
     except smtplib.SMTPException as exc:
         # no AUTH offered, or no mechanism in common
         raise UnreachableError(
             f"email account {account.name!r}: cannot log in to {account.where} ({exc}); "
             f"check email.accounts.{account.name}.security and username"
         ) from None
+
+
+def _xoauth2(account: Account, smtp: _TrackingSMTP) -> None:
+    """SASL XOAUTH2 with the account's token; the server's reply is read (235 or an error),
+    also after Google's 334 challenge, which is answered with an empty line."""
+    offered = str(smtp.esmtp_features.get("auth", "")).upper().split()
+    if "XOAUTH2" not in offered:
+        raise smtplib.SMTPException(
+            f"the server offers no XOAUTH2 (it offers {' '.join(offered) or 'no AUTH'})"
+        )
+    initial = account.tokens().xoauth2()
+    challenges: list[str] = []
+
+    def respond(challenge: bytes | None = None) -> str:
+        if challenge is None:
+            return initial
+        # an error in JSON (Google's {"status":"400",...}): kept for the message
+        challenges.append(challenge.decode("utf-8", "replace"))
+        return ""
+
+    try:
+        smtp.auth("XOAUTH2", respond, initial_response_ok=True)
+    except smtplib.SMTPResponseException as exc:
+        said = refused(account, exc.smtp_code, exc.smtp_error, "".join(challenges))
+        raise UnreachableError(said) from None
+
+
+#: what Microsoft 365's refusals of a login mean, by their enhanced status code
+LOGIN_STEPS = {
+    "5.7.3": "Exchange Online refused the app's token for {user}: the app needs a service "
+    "principal in Exchange (New-ServicePrincipal with the ENTERPRISE application's object "
+    "id) and rights on the mailbox (Add-MailboxPermission); 'proit-notify auth setup {name}' "
+    "prints both",
+    "5.7.139": "SMTP AUTH is switched off for the mailbox {user} (or the organisation): "
+    "Set-CASMailbox -Identity {user} -SmtpClientAuthenticationDisabled $false",
+    "5.7.30": 'Microsoft 365 no longer accepts a password for SMTP: set auth = "oauth2" '
+    "with an [email.accounts.{name}.oauth2] table ('proit-notify auth setup {name}')",
+}
+
+
+def refused(account: Account, code: int, text: bytes | str, challenge: str = "") -> str:
+    """The message for a refused login, with the step that is missing (``challenge``: what
+    the server said in a 334 before it refused an XOAUTH2 login)."""
+    said = account.reply(code, text)
+    head = f"email account {account.name!r}: {account.where} refused the login ({said})"
+    user, name = account.settings.username, account.name
+    for status, step in LOGIN_STEPS.items():
+        if re.search(rf"(?<![\d.]){re.escape(status)}(?![\d.])", said):
+            return f"{head}: {step.format(user=user, name=name)}"
+    if account.settings.auth != "oauth2":
+        return f"{head}; check email.accounts.{name}.username/password"
+    if challenge:
+        return (
+            f"{head}: the server refused the token ({one_line(challenge.strip())}); for Google: "
+            f"grant the service account domain-wide delegation for https://mail.google.com/ "
+            f"and check that {user} is a mailbox of the domain ('proit-notify auth setup {name}')"
+        )
+    return (
+        f"{head}: the token was refused for the mailbox {user}; "
+        f"'proit-notify auth test {name}' shows what the token allows"
+    )
 
 
 def abandon(smtp: smtplib.SMTP | None) -> None:

@@ -1,0 +1,341 @@
+"""Local stand-ins for Microsoft's and Google's identity platforms, and an XOAUTH2 relay.
+
+- ``test_authority`` (fixture): a CA made in the test (trustme) and an HTTPS server for
+  ``localhost`` signed by it that speaks like ``login.microsoftonline.com``: the tenant's
+  OpenID configuration, and a token endpoint for client credentials (a secret or a
+  certificate's client assertion) that answers with the real AADSTS error bodies
+  (7000215, 7000222, 700016, 90002), and like Google's ``token_uri`` for a service account's
+  JWT assertion with domain-wide delegation. It issues JWT-shaped tokens (audience, roles,
+  expiry) and counts the token requests.
+- ``XOAuth2Relay``: an aiosmtpd handler with ``auth_XOAUTH2`` that accepts only a token
+  the authority issued, not expired, for the configured mailbox; otherwise Microsoft's
+  ``535 5.7.3`` (or the reply set in ``refusal``), or, in Google's manner, a ``334`` JSON
+  challenge and then ``535 5.7.8``. A failed AuthResult has ``handled=False`` (else the
+  client would wait forever).
+
+What the answers look like was taken from Microsoft's documentation of the client
+credentials flow and the AADSTS error reference, and Google's documentation of OAuth 2.0
+for server-to-server applications and of SMTP XOAUTH2 (see the session note).
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import re
+import secrets
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
+
+import jwt
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult
+from pytest_httpserver import HTTPServer
+from smtp_server import RecordingHandler, SmtpServer
+from werkzeug import Request, Response
+
+TENANT = "contoso.onmicrosoft.com"
+CLIENT_ID = "6731de76-14a6-49ae-97bc-6eba6914391e"
+CLIENT_SECRET = "Qx8~sEcReT.0f-fake-Az_9kL"  # a secret's Value, as Entra shows it once
+EXPIRED_SECRET = "Old8~eXpIrEd.secret-value"
+MAILBOX = "shop@contoso.example"
+SMTP_AUDIENCE = "https://outlook.office365.com"
+
+
+def json_response(data: object, status: int = 200) -> Response:
+    return Response(json.dumps(data), status=status, content_type="application/json")
+
+
+def aadsts(code: int, error: str, text: str, status: int) -> Response:
+    """An error as Microsoft's identity platform answers it."""
+    return json_response(
+        {
+            "error": error,
+            "error_description": f"AADSTS{code}: {text} Trace ID: 0ab1 Correlation ID: 2cd3 "
+            "Timestamp: 2026-12-03 10:00:00Z",
+            "error_codes": [code],
+            "timestamp": "2026-12-03 10:00:00Z",
+            "trace_id": "0ab1",
+            "correlation_id": "2cd3",
+        },
+        status,
+    )
+
+
+@dataclass
+class Authority:
+    """The identity provider on ``url`` (see the module)."""
+
+    server: HTTPServer
+    ca_file: Path
+    #: token -> (who it is for, when it expires)
+    issued: dict[str, tuple[str, float]] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)  # grant types asked for, in order
+    lifetime: float = 3599.0
+    roles: tuple[str, ...] = ("SMTP.SendAsApp",)
+    #: google: the public key of the service account and the scopes delegated to it
+    google_public_key: Any = None
+    google_scopes: tuple[str, ...] = ("https://mail.google.com/",)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("").rstrip("/")
+
+    def microsoft_settings(self, **overrides: Any) -> dict[str, Any]:
+        """``[oauth2]`` of an account that gets its token here."""
+        settings = {
+            "provider": "microsoft",
+            "tenant": TENANT,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "authority": self.url,
+            **overrides,
+        }
+        return {k: v for k, v in settings.items() if v is not None}  # None: left out
+
+    def valid(self, token: str, who: str) -> bool:
+        with self._lock:
+            found = self.issued.get(token)
+        return found is not None and found[0] == who and found[1] > time.time()
+
+    def _issue(self, who: str, audience: str) -> str:
+        claims = {
+            "aud": audience,
+            "iss": f"https://sts.windows.net/{TENANT}/",
+            "roles": list(self.roles),
+            "appid": who,
+            "exp": int(time.time() + self.lifetime),
+            "jti": secrets.token_hex(8),
+        }
+        head = base64.urlsafe_b64encode(b'{"typ":"JWT","alg":"RS256"}').rstrip(b"=").decode()
+        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+        token = f"{head}.{body}.{secrets.token_urlsafe(32)}"
+        with self._lock:
+            self.issued[token] = (who, time.time() + self.lifetime)
+        return token
+
+    # --- Microsoft -------------------------------------------------------------------------
+    def openid_configuration(self, request: Request) -> Response:
+        tenant = request.path.split("/")[1]
+        if tenant != TENANT:
+            return aadsts(
+                90002, "invalid_tenant", f"Tenant '{tenant}' not found. Check to make sure you "
+                "have the correct tenant ID and are signing into the correct cloud.", 400
+            )  # fmt: skip
+        base = f"{self.url}/{tenant}"
+        return json_response(
+            {
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "issuer": f"{self.url}/{tenant}/v2.0",
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_post", "private_key_jwt", "client_secret_basic",
+                ],
+            }
+        )
+
+    def microsoft_token(self, request: Request) -> Response:
+        form = {k: v[0] for k, v in parse_qs(request.get_data(as_text=True)).items()}
+        self.requests.append(form.get("grant_type", ""))
+        if form.get("client_id") != CLIENT_ID:
+            return aadsts(
+                700016, "unauthorized_client", f"Application with identifier "
+                f"'{form.get('client_id')}' was not found in the directory '{TENANT}'.", 400,
+            )  # fmt: skip
+        if "client_assertion" in form:
+            # a certificate: the assertion is a JWT signed with its key (x5t = thumbprint)
+            ok = self._certificate_ok(form["client_assertion"])
+        else:
+            secret = form.get("client_secret")
+            if secret == EXPIRED_SECRET:
+                return aadsts(
+                    7000222, "invalid_client", "The provided client secret keys for app "
+                    f"'{CLIENT_ID}' are expired. Visit the Azure portal to create new keys "
+                    "for your app.", 401,
+                )  # fmt: skip
+            ok = secret == CLIENT_SECRET
+        if not ok:
+            return aadsts(
+                7000215, "invalid_client", "Invalid client secret provided. Ensure the "
+                "secret being sent in the request is the client secret value, not the "
+                f"client secret ID, for a secret added to app '{CLIENT_ID}'.", 401,
+            )  # fmt: skip
+        audience = form.get("scope", "").removesuffix("/.default")
+        token = self._issue(CLIENT_ID, audience)
+        return json_response(
+            {"token_type": "Bearer", "expires_in": int(self.lifetime),
+             "ext_expires_in": int(self.lifetime), "access_token": token}
+        )  # fmt: skip
+
+    certificate_public_key: Any = None
+    certificate_thumbprint: str = ""
+
+    def _certificate_ok(self, assertion: str) -> bool:
+        if self.certificate_public_key is None:
+            return False
+        try:
+            head = jwt.get_unverified_header(assertion)
+            claims = jwt.decode(
+                assertion, self.certificate_public_key, algorithms=["RS256", "PS256"],
+                audience=f"{self.url}/{TENANT}/oauth2/v2.0/token",
+            )  # fmt: skip
+        except jwt.PyJWTError:
+            return False
+        x5t = head.get("x5t", "")
+        thumb = base64.urlsafe_b64decode(x5t + "=" * (-len(x5t) % 4)).hex().upper()
+        return claims.get("iss") == CLIENT_ID and thumb == self.certificate_thumbprint.upper()
+
+    # --- Google ---------------------------------------------------------------------------
+    def google_token(self, request: Request) -> Response:
+        form = {k: v[0] for k, v in parse_qs(request.get_data(as_text=True)).items()}
+        self.requests.append(form.get("grant_type", ""))
+        try:
+            claims = jwt.decode(
+                # Google's token endpoint is the audience, whatever the key's token_uri
+                form.get("assertion", ""), self.google_public_key, algorithms=["RS256"],
+                audience="https://oauth2.googleapis.com/token",
+            )  # fmt: skip
+        except jwt.PyJWTError as exc:
+            return json_response({"error": "invalid_grant", "error_description": str(exc)}, 400)
+        if not set(str(claims.get("scope", "")).split()) <= set(self.google_scopes):
+            return json_response(
+                {"error": "unauthorized_client", "error_description": "Client is unauthorized "
+                 "to retrieve access tokens using this method, or client not authorized for "
+                 "any of the scopes requested."}, 401,
+            )  # fmt: skip
+        token = self._issue(str(claims.get("sub")), "google")
+        return json_response(
+            {"access_token": token, "expires_in": int(self.lifetime), "token_type": "Bearer"}
+        )
+
+
+@pytest.fixture(scope="session")
+def test_ca_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path]:
+    """A CA made for the tests (trustme) and its certificate as a file (a ca_file)."""
+    ca = trustme.CA()
+    path = tmp_path_factory.mktemp("idp") / "test-ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return ca, path
+
+
+@pytest.fixture
+def test_authority(test_ca_tls: tuple[trustme.CA, Path]) -> Iterator[Authority]:
+    """The identity provider on https://localhost:PORT (see the module)."""
+    ca, ca_file = test_ca_tls
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    server = HTTPServer(host="localhost", port=0, ssl_context=context)
+    server.start()
+    authority = Authority(server, ca_file)
+    server.expect_request(
+        re.compile(r"/[^/]+/v2\.0/\.well-known/openid-configuration"), method="GET"
+    ).respond_with_handler(authority.openid_configuration)
+    server.expect_request(
+        f"/{TENANT}/oauth2/v2.0/token", method="POST"
+    ).respond_with_handler(authority.microsoft_token)
+    server.expect_request("/google/token", method="POST").respond_with_handler(
+        authority.google_token
+    )
+    yield authority
+    server.clear()
+    if server.is_running():
+        server.stop()
+
+
+class XOAuth2Relay(RecordingHandler):
+    """An SMTP relay that logs in with XOAUTH2 only (see the module)."""
+
+    def __init__(self, authority: Authority, mailbox: str = MAILBOX, who: str = CLIENT_ID,
+                 google: bool = False) -> None:  # fmt: skip
+        super().__init__()
+        self.authority = authority
+        self.mailbox = mailbox
+        self.who = who
+        self.google = google
+        #: the reply to a refused token (Microsoft's default: no mailbox rights)
+        self.refusal = "535 5.7.3 Authentication unsuccessful [SN4PR0501CA0054.namprd05.prod]"
+        self.logins: list[tuple[str, bool]] = []  # (user, accepted)
+        #: a careless relay repeats the XOAUTH2 string it was sent in its refusal
+        self.echo = False
+        self.last_blob = ""
+        #: close the connection after each message (a relay that ends sessions): every
+        #: message then needs a login, with a token that is still valid
+        self.one_message_per_connection = False
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        if self.one_message_per_connection and getattr(session, "delivered", False):
+            server.transport.close()  # the session is over: the client must log in anew
+            return "421 4.7.0 closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        answer: str = await super().handle_DATA(server, session, envelope)
+        session.delivered = True
+        return answer
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        if len(args) > 1:
+            raw = base64.b64decode(args[1])
+        else:  # no initial response: ask for it (the answer comes decoded)
+            raw = await server.challenge_auth("", encode_to_b64=False)
+        text = raw.decode("utf-8", "replace")
+        self.last_blob = base64.b64encode(raw).decode()
+        parts = dict(p.split("=", 1) for p in text.split("\x01") if "=" in p)
+        user = parts.get("user", "")
+        token = parts.get("auth", "").removeprefix("Bearer ")
+        ok = user == self.mailbox and self.authority.valid(token, self.who if not self.google
+                                                           else self.mailbox)  # fmt: skip
+        self.logins.append((user, ok))
+        if ok:
+            return AuthResult(success=True, auth_data=user)
+        if self.google:
+            challenge = json.dumps(
+                {"status": "400", "schemes": "Bearer", "scope": "https://mail.google.com/"}
+            )
+            await server.challenge_auth(challenge)
+            return AuthResult(
+                success=False,
+                handled=False,
+                message="535-5.7.8 Username and Password not accepted. For more information, "
+                "go to\r\n535 5.7.8  https://support.google.com/mail/?p=BadCredentials",
+            )
+        echo = f" (you sent {self.last_blob})" if self.echo else ""
+        return AuthResult(success=False, handled=False, message=self.refusal + echo)
+
+
+class _LongAuthLines(SMTP):
+    """RFC 4954 lets an AUTH command line be 12,288 octets: an XOAUTH2 string with a real
+    token (1.5 to 3 kB) is longer than aiosmtpd's 512 by default, not than Exchange's."""
+
+    command_size_limit = 12288
+    command_size_limits: ClassVar[dict[str, int]] = collections.defaultdict(lambda: 12288)
+    line_length_limit = 12290
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _LongAuthLines(self.handler, **self.SMTP_kwargs)
+
+
+def relay_server(handler: XOAuth2Relay) -> SmtpServer:
+    """A started loopback server for ``handler``: AUTH offered without TLS (the client
+    allows that for loopback only), AUTH lines as long as RFC 4954 allows."""
+    server = SmtpServer(handler)
+    server._kwargs["auth_require_tls"] = False
+    server.controller_class = _Controller
+    server.start()
+    return server
