@@ -16,11 +16,12 @@ from .channels import Channel
 from .channels.email import EmailChannel
 from .clock import Clock
 from .db import LEDGER_ROLE, Dialect, connect, connect_sqlite
+from .delivery import Delivery, ProgressHook
 from .erp import Erp
 from .errors import ConfigError, ErpError, LedgerError, LockedError
 from .ledger import Entry, Ledger, RunLock
 from .render import Renderer
-from .runner import ProgressHook, Runner
+from .runner import Runner
 from .settings import Settings
 
 
@@ -138,14 +139,20 @@ def session(
         stack.callback(erp.close)
         ledger = open_ledger(settings, dry_run=dry_run)
         stack.callback(ledger.close)
+        delivery = Delivery(
+            settings=settings,
+            ledger=ledger,
+            channels=channels if channels is not None else make_channels(settings),
+            clock=clock,
+            progress=progress,
+        )
         runner = Runner(
             settings=settings,
             erp=erp,
             ledger=ledger,
             renderer=make_renderer(settings),
-            channels=channels if channels is not None else make_channels(settings),
+            delivery=delivery,
             clock=clock,
-            progress=progress,
         )
         yield Session(settings, erp, ledger, runner)
 

@@ -259,7 +259,7 @@ def _run_jobs(names: list[str], options: RunOptions, as_of: str | None) -> None:
             ) as s,
         ):
             for name in names:
-                job = registry.make_job(name, delivery_notes=options.delivery_notes)
+                job = registry.make_job(name, {"delivery_notes": options.delivery_notes})
                 report = JobReport(job.name, options.dry_run)
                 if record is not None:
                     record.job_started(s.ledger, name)
@@ -460,7 +460,7 @@ def run_all(
     from .jobs import registry
     from .runner import RunOptions
 
-    _run_jobs(list(registry.COMMANDS), RunOptions(dry_run, limit, preview), as_of)
+    _run_jobs(list(registry.commands()), RunOptions(dry_run, limit, preview), as_of)
 
 
 # --- setup commands ----------------------------------------------------------------------
@@ -502,7 +502,7 @@ def demo(
     options = RunOptions(dry_run=True, preview=True)
     samples: dict[str, tuple[str, str]] = {}
     with session(settings, clock, lock=False, dry_run=True) as s:
-        for name in registry.COMMANDS:
+        for name in registry.commands():
             report = s.runner.run(registry.make_job(name), options)
             _show_demo(report)
             if name == "shipping-confirmations":
@@ -732,7 +732,7 @@ def optout_add(
     ] = None,
 ) -> None:
     """Put an address on the opt-out list: it gets no review requests from now on."""
-    from . import optout
+    from . import objections as optout
     from .assembly import open_ledger
     from .clock import Clock
 
@@ -762,7 +762,7 @@ def optout_add(
 @optout_app.command("remove")
 def optout_remove(address: Address) -> None:
     """Take an address off the opt-out list (the customer agreed to review requests again)."""
-    from . import optout
+    from . import objections as optout
     from .assembly import open_ledger
 
     settings = state.settings()
@@ -784,7 +784,7 @@ def optout_list(
     ] = None,
 ) -> None:
     """The addresses on the opt-out list (exit 1 when ADDRESS is given and not on it)."""
-    from . import optout
+    from . import objections as optout
     from .assembly import open_ledger
     from .clock import Clock
 
@@ -911,7 +911,7 @@ def drafts_list(as_of: AsOf = None) -> None:
 
     settings = state.settings()
     with session(settings, _clock(settings, as_of), lock=False, channels={}) as s:
-        retired = s.runner.retire_drafts()
+        retired = drafts.retire(s.runner)
         found = drafts.list_drafts(s.ledger)
     if state.json:
         _print_json([d.as_json() for d in found])
@@ -983,7 +983,7 @@ def drafts_send(
             if keys is None or all_drafts
             else [d for k in keys for d in drafts.drafts_of(s.ledger, k)]
         )
-        report = s.runner.send_drafts(chosen)
+        report = drafts.send(s.runner, chosen)
     _show(report, RunOptions())
     raise typer.Exit(_exit_code([report]))
 
@@ -1046,8 +1046,8 @@ def send_test_message(
 
 def _send_test_alert(settings: Settings) -> None:
     from .assembly import make_alert_channel
+    from .ledger.runs import RunLog
     from .monitor import sample_alert, send_alert
-    from .runs import RunLog
 
     if not settings.alerts.to:
         raise ConfigError("alerts.to is empty: add the addresses under [alerts] in the settings")

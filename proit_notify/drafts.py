@@ -3,7 +3,7 @@
 With ``delivery_date.edit_before_send`` the runner stores each rendered notice as a ledger
 row with status ``draft``; ``info["draft"]`` holds a :class:`Payload` (subject, text, HTML and
 what is needed to send it later), written and read only here. These functions list, show,
-edit and discard drafts; the runner sends them (``Runner.send_drafts``), through the same
+edit and discard drafts, and send them (:func:`send`) through the delivery, with the same
 claim, re-check and record as every other message. Every state change is one conditional
 UPDATE (``... WHERE status = 'draft'``), so two people (or a person and a cron run) never
 send or discard the same draft twice.
@@ -15,13 +15,14 @@ the detail ``discarded``, so the next run does not re-create it for the same dat
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -30,10 +31,17 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from .channels import ChannelName, Outgoing
 from .clock import to_utc_text
+from .delivery import Handover
 from .errors import NotifyError, UsageError
-from .ledger import Entry, Ledger, Status
+from .jobs import NOBODY, NoLongerDue, Notification
+from .jobs.registry import of_key
+from .ledger import Entry, Ledger, Row
 from .render import Rendered
+from .report import ItemReport, JobReport
+from .runner import Runner
+from .statuses import Status
 
 DISCARDED = "discarded"
 #: how many drafts ``list`` reads at most (a review queue, not an archive)
@@ -307,3 +315,93 @@ def edit(ledger: Ledger, key: str, now: datetime, editor: Editor = open_editor) 
             raise UsageError(f"{key}: was sent or discarded while you edited; the edit is lost")
         changed.append(_draft(replace(d.entry, info=info)))
     return changed
+
+
+# --- sending: a draft becomes a hand-over --------------------------------------------------
+
+
+def handover(d: Draft) -> Handover:
+    """What the delivery gets for a reviewed draft (its row is claimed from ``draft``)."""
+    e = d.entry
+    channel: ChannelName = "sms" if e.channel == "sms" else "email"
+    return Handover(
+        row=Row(e.key, e.channel, e.job, e.document, e.recipient, e.account, dict(e.info)),
+        message=Outgoing(
+            key=e.key,
+            channel=channel,
+            to=e.recipient,
+            to_name=d.payload.to_name,
+            subject=d.payload.subject,
+            text=d.payload.text,
+            html=d.payload.html,
+            account=e.account if channel == "email" else None,
+            document=e.document,
+        ),
+        was="draft",
+    )
+
+
+def still_due(runner: Runner, d: Draft) -> NoLongerDue | None:
+    """The job's re-check of a draft: None if still due (or its job is unknown to this
+    version: a person decides), else why not."""
+    job_spec = of_key(d.key)
+    if job_spec is None:
+        return None
+    n = Notification(
+        key=d.key,
+        job=d.entry.job,
+        template=job_spec.template,
+        document=d.entry.document,
+        party=NOBODY,
+        shop=None,
+        context={},
+        info=d.entry.info,
+        ref=d.payload.ref,
+    )
+    verdict = runner.recheck(job_spec.make({}), n)
+    if isinstance(verdict, NoLongerDue):
+        return verdict
+    if verdict.problem is not None:
+        return NoLongerDue(verdict.problem)
+    return None
+
+
+def send(runner: Runner, chosen: Sequence[Draft]) -> JobReport:
+    """``drafts send``: each reviewed draft through the delivery, as a run's messages go."""
+    delivery = runner.delivery
+    report = JobReport("drafts send", dry_run=False)
+    if not delivery.may_send(report, dry_run=False):
+        return report
+    delivery.recover(report)
+    with delivery.batch(report) as p:
+        for d in chosen:
+            item = delivery.hand_over(p, handover(d), functools.partial(_recheck, runner, d))
+            if isinstance(item, ItemReport):
+                delivery.add(report, item)
+    return report
+
+
+def _recheck(runner: Runner, d: Draft) -> Handover | ItemReport:
+    h = handover(d)
+    verdict = still_due(runner, d)
+    if verdict is None:
+        return h
+    retired = runner.ledger.transition(
+        d.key, d.entry.channel, from_status="draft", to="skipped", now=runner.clock.utc,
+        detail=verdict.reason,
+    )  # fmt: skip
+    why = verdict.reason if retired else "no longer a draft: sent or discarded by someone else"
+    return h.item("skipped", why)
+
+
+def retire(runner: Runner) -> list[tuple[Draft, str]]:
+    """Drafts no longer due (date changed again, order delivered) become ``skipped``."""
+    retired = []
+    for d in list_drafts(runner.ledger):
+        verdict = still_due(runner, d)
+        if verdict is not None and runner.ledger.transition(
+            d.key, d.entry.channel, from_status="draft", to="skipped", now=runner.clock.utc,
+            detail=verdict.reason,
+        ):  # fmt: skip
+            retired.append((d, verdict.reason))
+    return retired

@@ -27,9 +27,9 @@ from .clock import Clock, from_utc_text, to_utc_text
 from .errors import NotifyError, UnreachableError
 from .jobs import registry
 from .ledger import Entry, Ledger
+from .ledger.runs import NO_JOB, RunLog, RunRecord
 from .redaction import one_line, redact
 from .report import ItemReport, JobReport
-from .runs import NO_JOB, RunLog, RunRecord
 from .settings import Settings
 
 log = logging.getLogger("proit_notify")

@@ -252,57 +252,6 @@ def _number(ctx: Context, value: object) -> str:
 
 # --- samples -------------------------------------------------------------------------------
 
-_SAMPLE_ITEMS = [
-    Item(1, "KR-15-W", "Kupferrohr 15 mm, weich", Decimal("1.500"), "m"),
-    Item(2, "PF-90-15", "Pressfitting Bogen 90° Ø 15 mm", Decimal("10.000"), "Stk"),
-    Item(3, None, "Montagematerial für Küche & Bad", Decimal("1"), None),
-]
-_SAMPLE_COMMON: dict[str, object] = {
-    "customer_name": "Müller Haustechnik AG",
-    "recipient_name": "Jürg Müller",
-    "order_number": "A-1234",
-    "order_date": date(2026, 11, 20),
-    "shop": "webshop",
-    "items": _SAMPLE_ITEMS,
-}
-
-#: a realistic context per job (``check``, ``demo`` previews and tests render with these)
-SAMPLE_CONTEXTS: dict[str, dict[str, object]] = {
-    "shipping": {
-        **_SAMPLE_COMMON,
-        "document": "Lieferschein LS-4711 zu Auftrag A-1234",
-        "delivery_note_number": "LS-4711",
-        "printed_at": datetime(2026, 11, 26, 14, 30),
-    },
-    "review": {
-        **_SAMPLE_COMMON,
-        "document": "Auftrag A-1234",
-        "portal_url": "https://www.example.ch/bewertung?auftrag=A-1234",
-        "unsubscribe_url": "abmelden@example.ch",
-        "delivered_at": date(2026, 11, 26),
-    },
-    "prepayment": {
-        **_SAMPLE_COMMON,
-        "document": "Rechnung R-2026-0815 zu Auftrag A-1234",
-        "invoice_number": "R-2026-0815",
-        "invoice_date": date(2026, 11, 20),
-        "amount": Decimal("1234.50"),
-        "open_amount": Decimal("1234.50"),
-        "currency": "CHF",
-        "reminder_no": 1,
-        "max_reminders": 3,
-    },
-    "delivery_date": {
-        **_SAMPLE_COMMON,
-        "document": "Auftrag A-1234",
-        "delivery_date": date(2026, 12, 4),
-        "previous_delivery_date": date(2026, 12, 1),
-    },
-}
-#: the template names (one per job of ``jobs.registry``; its test checks they agree)
-JOBS = tuple(SAMPLE_CONTEXTS)
-
-
 # --- renderer ------------------------------------------------------------------------------
 
 
@@ -327,12 +276,21 @@ class Renderer:
         default_language: str,
         default_country: str,
         language_codes: Mapping[str, Sequence[str]] | None = None,
+        samples: Mapping[str, Mapping[str, object]] | None = None,
     ) -> None:
+        """``samples``: template name -> the sample context ``check`` renders it with (the
+        registered jobs' by default)."""
         if templates_dir is not None and not templates_dir.is_dir():
             raise TemplateError(
                 f"templates.dir {templates_dir} is not a folder: create it (with files like "
                 "de/shipping.txt to override the shipped ones) or remove the setting"
             )
+        if samples is None:
+            from .jobs.registry import samples as registered  # jobs use the renderer's Item
+
+            samples = registered()
+        #: template name -> its sample context (one per job)
+        self.samples = dict(samples)
         self.templates_dir = templates_dir
         self.items_as_table = items_as_table
         #: ``[erp.language_codes]``: an ERP's own codes, read before the built-in spellings
@@ -403,12 +361,12 @@ class Renderer:
         return sorted({n.split("/", 1)[0] for n in self._names if "/" in n})
 
     def check(self) -> list[str]:
-        """Render every job × language × part with ``SAMPLE_CONTEXTS``; the problems found."""
+        """Render every job × language × part with its sample; the problems found."""
         problems: list[str] = []
         expected = {
             self._name(lang, job, part)
             for lang in self.languages()
-            for job in JOBS
+            for job in self.samples
             for part in PARTS
         }
         if self.templates_dir is not None:
@@ -423,10 +381,10 @@ class Renderer:
                     problems.append(
                         f"{path}: not a template name proit-notify uses (expected "
                         "<language>/<job><part>, job one of "
-                        f"{', '.join(JOBS)}, part one of {', '.join(PARTS.values())})"
+                        f"{', '.join(self.samples)}, part one of {', '.join(PARTS.values())})"
                     )
         for lang in self.languages():
-            for job in JOBS:
+            for job in self.samples:
                 names = {part: self._name(lang, job, part) for part in PARTS}
                 present = [p for p, n in names.items() if n in self._names]
                 if not present:
@@ -439,7 +397,7 @@ class Renderer:
                             f"{self.default_language} message instead)"
                         )
                         continue
-                    base = self._base_context(lang, lang, None, SAMPLE_CONTEXTS[job])
+                    base = self._base_context(lang, lang, None, self.samples[job])
                     try:
                         self._render(name, base, part=part)
                     except TemplateError as exc:
@@ -462,8 +420,8 @@ class Renderer:
         A language folder counts for a message only with all of its parts, so a half-done
         translation in ``templates.dir`` falls back instead of failing (``check`` reports it).
         """
-        if job not in JOBS:
-            raise TemplateError(f"unknown job {job!r} (known: {', '.join(JOBS)})")
+        if job not in self.samples:
+            raise TemplateError(f"unknown job {job!r} (known: {', '.join(self.samples)})")
         for lang in (self.language(language), self.default_language, FALLBACK_LANGUAGE):
             if lang and all(self._name(lang, job, p) in self._names for p in parts):
                 return lang
@@ -581,8 +539,6 @@ def _finish(out: str, part: str) -> str:
 
 __all__ = [
     "ITEMS_PLACEHOLDER",
-    "JOBS",
-    "SAMPLE_CONTEXTS",
     "Item",
     "Rendered",
     "Renderer",

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .render import Rendered
+from .statuses import COUNTED, PROBLEMS, Status
 
-ItemStatus = Literal["planned", "sent", "failed", "skipped", "deferred", "unknown", "draft"]
-COUNT_NAMES = ("sent", "failed", "skipped", "deferred", "unknown", "planned")
+#: an item's status: a ledger row's (statuses.py), or "planned" (a dry run's)
+ItemStatus = Status | Literal["planned"]
+COUNT_NAMES = (*COUNTED, "planned")
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,7 @@ class JobReport:
     @property
     def ok(self) -> bool:
         """False when something failed, was deferred or is unknown (exit 1)."""
-        c = self.counts
-        return not (c["failed"] or c["deferred"] or c["unknown"] or self.blocked)
+        return not (any(i.status in PROBLEMS for i in self.items) or self.blocked)
 
     def summary(self) -> str:
         text = self._summary()

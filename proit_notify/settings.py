@@ -6,6 +6,7 @@ allowed) as one :class:`ConfigError`; nothing is sent before the settings are va
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -25,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -679,6 +681,28 @@ class ErpSettings(_Model):
         return default
 
 
+#: settings sections of jobs that plug-ins register (``jobs.registry.register``): section
+#: -> its model; validated with the rest of the file
+JOB_SECTIONS: dict[str, type[BaseModel]] = {}
+
+
+def settings_model() -> type[Settings]:
+    """The model a settings file is validated with: :class:`Settings`, with a section for
+    each registered job that brings its own (:data:`JOB_SECTIONS`)."""
+    return _with_sections(tuple(JOB_SECTIONS.items()))
+
+
+@functools.cache
+def _with_sections(sections: tuple[tuple[str, type[BaseModel]], ...]) -> type[Settings]:
+    if not sections:
+        return Settings
+    fields: dict[str, Any] = {
+        name: (model, Field(default_factory=model)) for name, model in sections
+    }
+    made: type[Settings] = create_model("Settings", __base__=Settings, **fields)
+    return made
+
+
 class Settings(_Model):
     """The whole settings file."""
 
@@ -712,6 +736,12 @@ class Settings(_Model):
         found.append((self.review.unsubscribe_secret, None))
         if self.erp.odbc:
             found += [(v, None) for v in odbc_secrets(self.erp.odbc)]
+        return found
+
+    def section(self, name: str) -> BaseModel:
+        """A job's settings section by name (a registered job's own, too)."""
+        found = getattr(self, name)
+        assert isinstance(found, BaseModel)
         return found
 
     @property
@@ -815,12 +845,12 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str] | None:
     """The keys a table at ``loc`` allows, to say what is allowed next to an unknown key."""
-    model: Any = Settings
+    model: Any = settings_model()
     for part in loc[:-1]:
         fields = getattr(model, "model_fields", None)
         if fields is None or not isinstance(part, str) or part not in fields:
             # a dict level (accounts.<name>): step into its value type
-            if model is Settings or fields is None:
+            if model is settings_model() or fields is None:
                 return None
             continue
         annotation = fields[part].annotation
@@ -897,7 +927,7 @@ def parse_settings(
     problems = [f"{source}: {p}" for p in problems]
     _resolve_paths(data, source.parent)
     try:
-        settings = Settings.model_validate({**data, "source": source})
+        settings = settings_model().model_validate({**data, "source": source})
     except ValidationError as exc:
         for err in exc.errors():
             problems.extend(_format_error(source, err))

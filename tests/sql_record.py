@@ -35,7 +35,7 @@ SQLITE_ONLY = {
     "proit_notify.db:Database.has_table",
     "proit_notify.db:Database.tables",
     "proit_notify.db:Database.columns",
-    "proit_notify.ledger:Ledger.open_sqlite",  # PRAGMA journal_mode and synchronous
+    "proit_notify.ledger.store:Ledger.open_sqlite",  # PRAGMA journal_mode and synchronous
 }
 
 

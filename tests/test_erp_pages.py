@@ -17,6 +17,7 @@ from erp_backends import ErpBackend
 from scenario import shop
 from smtp_server import RecordingHandler, SmtpServer, email_section
 
+from proit_notify.ledger import Row
 from proit_notify.redaction import odbc_pairs
 
 __all__ = ["cli"]
@@ -102,16 +103,9 @@ def test_a_claim_made_a_deadlock_victim_is_tried_again(tmp_path: Path) -> None:
         return real(sql, params)
 
     ledger.db.insert_unique = insert  # type: ignore[method-assign]
-    row = {
-        "key": "shipping:1",
-        "channel": "email",
-        "job": "shipping",
-        "document": "LS 1",
-        "recipient": "a@example.ch",
-        "account": "default",
-        "now": datetime(2026, 11, 27, 7, tzinfo=UTC),
-    }
-    assert ledger.claim(**row) is True
+    row = Row("shipping:1", "email", "shipping", "LS 1", "a@example.ch", "default")
+    now = datetime(2026, 11, 27, 7, tzinfo=UTC)
+    assert ledger.claim(row, now) is True
     assert [e.status for e in ledger.entries("shipping:1")] == ["sending"]
-    assert ledger.claim(**row) is False  # the second claim meets the first: no deadlock
+    assert ledger.claim(row, now) is False  # the second claim meets the first: no deadlock
     ledger.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from proit_notify.languages import language_of, region_of
-from proit_notify.optout import normalize
+from proit_notify.objections import normalize
 
 
 @pytest.mark.parametrize(

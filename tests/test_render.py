@@ -13,14 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proit_notify.errors import TemplateError
+from proit_notify.jobs.registry import samples
 from proit_notify.render import (
-    JOBS,
-    SAMPLE_CONTEXTS,
     Item,
     Renderer,
     display_width,
     items_text,
 )
+
+#: the registered jobs' sample contexts, by template name (the registry owns them)
+SAMPLE_CONTEXTS = samples()
+JOBS = tuple(SAMPLE_CONTEXTS)
 
 # GSM 03.38 basic alphabet (+ the extension table, which costs two characters each)
 GSM7 = set(

@@ -22,9 +22,9 @@ from tsql import (
 )
 
 from proit_notify.channels import SendResult
-from proit_notify.db import Dialect, connect_sqlite
+from proit_notify.db import Database, Dialect, connect_sqlite
 from proit_notify.erp import LOGICAL_SCHEMA, Erp
-from proit_notify.ledger import Ledger, ddl
+from proit_notify.ledger import Ledger, Row, ddl
 from proit_notify.settings import ErpSettings, RetrySettings
 
 
@@ -39,10 +39,22 @@ def test_every_ledger_statement_is_t_sql(table: str) -> None:
 
 def test_the_printed_ddl_is_t_sql() -> None:
     statements = ddl("dbo.proit_notify_ledger", Dialect.MSSQL)
-    assert len(statements) == 5  # ledger table and index, run records and index, opt-outs
+    # ledger table and its two indexes, run records and index, opt-outs, schema version
+    # and its two rows
+    assert len(statements) == 9
     assert {s: p for s in statements if (p := problems(s))} == {}
     # the index is named from the table's last part: dbo.x_job is not a valid index name
     assert "[proit_notify_ledger_job]" in statements[1]
+    assert "[proit_notify_ledger_msgid]" in statements[2]
+
+
+@pytest.mark.parametrize("table", ["proit_notify_ledger", "dbo.proit_notify_ledger"])
+def test_the_printed_upgrade_is_t_sql(table: str) -> None:
+    # 'ledger migrate --print' for a DBA: from schema 1 to this version (SPEC §8)
+    versions = Ledger(Database(_NoConn(), Dialect.MSSQL, "x"), table, RetrySettings()).versions
+    statements = versions.statements(1)
+    assert any(s.startswith("ALTER TABLE") and " ADD message_id" in s for s in statements)
+    assert {s: p for s in statements if (p := problems(s))} == {}
 
 
 @pytest.mark.parametrize("mapping", list(MAPPINGS))
@@ -74,8 +86,9 @@ def test_the_check_catches_what_sql_server_refuses() -> None:
 
 def test_the_reference_names_each_statement_by_the_method_that_sent_it() -> None:
     found = reference()
-    assert "proit_notify.ledger:Ledger.claim" in found
-    assert "proit_notify.runs:RunLog.start" in found
+    assert "proit_notify.ledger.store:Ledger.claim" in found
+    assert "proit_notify.ledger.runs:RunLog.start" in found
+    assert "proit_notify.ledger.migrate:Versions.upgrade" in found  # schema 1 -> now
     assert "proit_notify.erp:Erp.check" in found
     assert all(found.values())
 
@@ -88,8 +101,7 @@ def test_the_recorder_records_what_the_tool_sends_by_origin(
     now = sql_record.tsql.NOW
     ledger = Ledger(connect_sqlite(tmp_path / "l.sqlite", create=True), "led", RetrySettings())
     ledger.ensure_schema()
-    row = {"job": "shipping", "document": "LS 1", "recipient": "a@b.ch", "account": "default"}
-    assert ledger.claim(key="shipping:1", channel="email", now=now, **row)
+    assert ledger.claim(Row("shipping:1", "email", "shipping", "LS 1", "a@b.ch", "default"), now)
     ledger.record("shipping:1", "email", SendResult("sent", "250"), now)
     ledger.db.execute("SELECT 1")  # a test's own statement: not the tool's, not recorded
     erp_db = connect_sqlite(tmp_path / "erp.sqlite", create=True)
@@ -97,10 +109,11 @@ def test_the_recorder_records_what_the_tool_sends_by_origin(
     erp = Erp(erp_db, ErpSettings(sqlite="erp.sqlite"), None)
     assert list(erp.pages("SELECT o.id AS order_id FROM {orders} o", [], "order_id")) == []
 
-    assert {"proit_notify.ledger:Ledger.claim", "proit_notify.ledger:Ledger.record"} <= set(
-        recorder.code
-    )
-    assert recorder.code["proit_notify.ledger:Ledger.claim"] == {"sqlite"}
+    assert {
+        "proit_notify.ledger.store:Ledger.claim",
+        "proit_notify.ledger.store:Ledger.record",
+    } <= set(recorder.code)
+    assert recorder.code["proit_notify.ledger.store:Ledger.claim"] == {"sqlite"}
     assert not any(origin.startswith("tests") for origin in recorder.code)
     assert [page for _, page in recorder.templates] == [("order_id", False)]
     assert "SELECT 1" not in recorder.statements["sqlite"]
@@ -110,9 +123,22 @@ def test_the_recorder_records_what_the_tool_sends_by_origin(
 
 def test_the_recorder_fails_an_origin_without_a_sql_server_reference() -> None:
     recorder = sql_record.Recorder()
-    recorder.code["proit_notify.ledger:Ledger.purge"] = {"postgresql"}
+    recorder.code["proit_notify.ledger.store:Ledger.purge"] = {"postgresql"}
     recorder.templates[("SELECT o.id FROM {orders} o LIMIT 5", None)] = {"sqlite"}
     recorder.check()
     assert len(recorder.problems) == 3  # the origin, and the template under both mappings
     assert "Ledger.purge sends SQL on postgresql" in recorder.problems[-1]
     assert all("LIMIT" in p for p in recorder.problems[:2])
+
+
+class _NoConn:
+    """Never asked: the printed statements need no connection."""
+
+    def cursor(self) -> None:
+        raise AssertionError("no statement is sent")
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None: ...

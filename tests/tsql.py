@@ -28,7 +28,7 @@ from proit_notify.db import Database, Dialect
 from proit_notify.erp import Erp, Mapping, page_sql
 from proit_notify.errors import UsageError
 from proit_notify.jobs import delivery_dates, prepayment, review, shipping
-from proit_notify.ledger import Ledger
+from proit_notify.ledger import Ledger, Row
 from proit_notify.settings import ErpSettings, RetrySettings
 
 NOW = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
@@ -46,6 +46,7 @@ PLUMBING = {
     "proit_notify.db": {"Database._execute", "Database.insert_unique", "Database.stream"}
     | {"Database.one", "Database.execute"},
     "proit_notify.erp": {"Erp.query", "Erp.pages", "Erp.lookup"},
+    "proit_notify.ledger.table": {"Table.read", "Table.write", "Table.errors"},
 }
 
 
@@ -80,13 +81,16 @@ def origin_of(frame: FrameType | None) -> str | None:
 
 
 class _Cursor:
-    def __init__(self, log: list[tuple[str | None, str]]) -> None:
+    def __init__(self, log: list[tuple[str | None, str]], old: bool = False) -> None:
         self.log = log
+        self.old = old
         self.description: list[tuple[str]] = []
         self.rowcount = 1
 
     def execute(self, sql: str, params: Any = ()) -> None:
         self.log.append((origin_of(sys._getframe(1)), sql))
+        if self.old and sql.startswith("SELECT message_id FROM"):
+            raise RuntimeError("[42S22] Invalid column name 'message_id'")  # schema 1
 
     def setinputsizes(self, sizes: Any) -> None: ...
 
@@ -94,7 +98,12 @@ class _Cursor:
         return []
 
     def tables(self, **kwargs: Any) -> list[Any]:
-        return []
+        if not self.old:
+            return []
+        # an older ledger: its tables are there (the one asked for, as SQLTables says)
+        row = type("Row", (), {"table_name": kwargs.get("table", ""), "table_type": "TABLE",
+                               "table_cat": None, "table_schem": kwargs.get("schema")})
+        return [row()]
 
     def columns(self, **kwargs: Any) -> list[Any]:
         return []
@@ -103,13 +112,15 @@ class _Cursor:
 
 
 class _Conn:
-    """A connection that answers nothing and keeps (origin, statement) of what it is sent."""
+    """A connection that answers nothing and keeps (origin, statement) of what it is sent;
+    ``old``: it holds a ledger of schema 1 (its tables, without message_id)."""
 
-    def __init__(self) -> None:
+    def __init__(self, old: bool = False) -> None:
         self.log: list[tuple[str | None, str]] = []
+        self.old = old
 
     def cursor(self) -> _Cursor:
-        return _Cursor(self.log)
+        return _Cursor(self.log, self.old)
 
     def commit(self) -> None: ...
 
@@ -124,20 +135,17 @@ def _database(conn: _Conn) -> Database:
 
 def ledger_statements(table: str) -> list[tuple[str | None, str]]:
     """(origin, statement) of every Ledger and RunLog method, for SQL Server."""
+    old = _Conn(old=True)  # the upgrade of a ledger of schema 1 (SPEC §8)
+    upgraded = Ledger(_database(old), table, RetrySettings())
+    upgraded.ensure_schema()
+    upgraded.versions.upgraded_by()
     conn = _Conn()
     ledger = Ledger(_database(conn), table, RetrySettings())
     ledger.ensure_schema()
-    row = {
-        "key": "shipping:1",
-        "channel": "email",
-        "job": "shipping",
-        "document": "LS 1",
-        "recipient": "a@example.ch",
-        "account": "default",
-        "now": NOW,
-    }
-    ledger.claim(**row)
-    ledger.claim(**row, status="draft", detail="waiting")
+    row = Row("shipping:1", "email", "shipping", "LS 1", "a@example.ch", "default",
+              {"order_id": 1}, "<proit-notify.0f@example.ch>")  # fmt: skip
+    ledger.claim(row, NOW)
+    ledger.claim(row, NOW, status="draft", detail="waiting")
     ledger.record("shipping:1", "email", SendResult("sent", "250 ok"), NOW)
     ledger.record("shipping:1", "email", SendResult("deferred", "451"), NOW)
     ledger.set_status("shipping:1", "email", "sent", NOW, "marked", {"a": 1})
@@ -168,7 +176,7 @@ def ledger_statements(table: str) -> list[tuple[str | None, str]]:
     runs.set_alert("r1", "sent")
     runs.last_per_job()
     runs.previous_start("shipping-confirmations", NOW)
-    return conn.log
+    return old.log + conn.log
 
 
 def scope_statements() -> list[tuple[str | None, str]]:

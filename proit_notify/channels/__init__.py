@@ -2,7 +2,7 @@
 
 A channel is handed one :class:`Outgoing` at a time and answers with a :class:`SendResult`
 that classifies the outcome as SPEC §6 defines it. Channels never touch the ledger; the
-runner claims before calling ``send`` and records the result after it.
+delivery claims before calling ``send`` and records the result after it.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from ..statuses import Outcome as Outcome  # what a channel's answer makes of a row
+
 ChannelName = Literal["email", "sms"]
-Outcome = Literal["sent", "deferred", "failed", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,16 @@ class Channel(Protocol):
 
     def check(self) -> list[str]:
         """Log in / reach the server without sending; the problems found (empty = fine)."""
+        ...
+
+    def capacity(self, account: str | None) -> int:
+        """How many messages of ``account`` may be on their way at once (its lane's
+        threads: an SMTP account's ``connections``)."""
+        ...
+
+    def message_id(self, message: Outgoing) -> str | None:
+        """The id an encoded message goes out with, kept in its ledger row (an email's
+        Message-ID, by which a bounce is matched, SPEC §10), or None."""
         ...
 
     def refuse(self, message: Outgoing) -> str | None:

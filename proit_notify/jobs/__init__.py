@@ -1,8 +1,8 @@
 """Jobs: the rules of each notification kind, one module each, no I/O of their own.
 
 A job is handed a :class:`Sources` (ERP queries and ledger look-ups) and yields
-:class:`Notification` objects; the runner (``core.py``) resolves recipients, claims, sends
-and records. Before sending, the runner asks the job to re-check eligibility.
+:class:`Notification` objects; the runner plans (recipients, re-check, rendering) and the
+delivery claims, sends and records. Right before sending, the job re-checks eligibility.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar
 
 from ..clock import Clock
 from ..erp import MAX_DESCRIPTION, to_date, to_decimal, to_flag, to_int, to_text
@@ -100,38 +100,47 @@ class Sources(Protocol):
         ...
 
 
-class Job(Protocol):
-    """One notification kind."""
+@dataclass(frozen=True)
+class NoLongerDue:
+    """A notification that is no longer due right before it would be sent, and why
+    (paid, printed no more, the date changed): nothing is sent and nothing recorded."""
 
-    @property
-    def name(self) -> str:
-        """The command name: "shipping-confirmations"."""
-        ...
+    reason: str
+
+
+#: a job's word on one notification right before it is sent: still due (None), still due
+#: with values re-read just now (the part-paid invoice's open amount), or no longer due
+Verdict = Notification | NoLongerDue | None
+
+
+class Job:
+    """One notification kind: its rules, no I/O of its own (a :class:`Sources` reads).
+
+    A job module defines a subclass and a :class:`~proit_notify.jobs.registry.JobSpec`
+    entry; nothing else of the tool needs to know it.
+    """
+
+    #: the command name ("shipping-confirmations")
+    name: str
+    #: re-checks are asked for many planned notifications at once (one ERP round trip)
+    batched: bool = False
 
     def plan(self, src: Sources, settings: Settings, clock: Clock) -> Iterator[Notification]:
         """The notifications due now (the ledger may already hold some of them)."""
-        ...
+        raise NotImplementedError
 
     def recheck(
         self, src: Sources, settings: Settings, clock: Clock, n: Notification
-    ) -> str | Notification | None:
-        """Right before sending: None if still due, else why not (it is then not sent).
-
-        A :class:`Notification` (same key) means still due, with values re-read just now
-        (e.g. the open amount of a part-paid invoice): that one is sent instead.
-        """
-        ...
-
-
-@runtime_checkable
-class BatchRecheck(Protocol):
-    """A job that re-checks many notifications in one query (one ERP round trip)."""
+    ) -> Verdict:
+        """Right before sending: is ``n`` still due (see :data:`Verdict`)?"""
+        raise NotImplementedError
 
     def recheck_many(
         self, src: Sources, settings: Settings, clock: Clock, ns: Sequence[Notification]
-    ) -> list[str | Notification | None]:
-        """:meth:`Job.recheck` of each of ``ns``, in their order."""
-        ...
+    ) -> list[Verdict]:
+        """:meth:`recheck` of each of ``ns``, in their order (a batched job asks the ERP
+        once for all of them)."""
+        return [self.recheck(src, settings, clock, n) for n in ns]
 
 
 # --- shared row reading ---------------------------------------------------------------------
@@ -222,6 +231,24 @@ def order_context(row: Mapping[str, Any], party: Party, use_contact: bool) -> di
         "order_date": order_date,
         "shop": to_text(row.get("shop"), "orders.shop"),
     }
+
+
+# --- samples (``check`` renders every template with them; the demo and tests too) ----------
+
+SAMPLE_ITEMS = [
+    Item(1, "KR-15-W", "Kupferrohr 15 mm, weich", Decimal("1.500"), "m"),
+    Item(2, "PF-90-15", "Pressfitting Bogen 90° Ø 15 mm", Decimal("10.000"), "Stk"),
+    Item(3, None, "Montagematerial für Küche & Bad", Decimal("1"), None),
+]
+#: the placeholders every job's sample has (see :func:`order_context`)
+SAMPLE_COMMON: dict[str, object] = {
+    "customer_name": "Müller Haustechnik AG",
+    "recipient_name": "Jürg Müller",
+    "order_number": "A-1234",
+    "order_date": date(2026, 11, 20),
+    "shop": "webshop",
+    "items": SAMPLE_ITEMS,
+}
 
 
 # --- a row that cannot be read ----------------------------------------------------------------

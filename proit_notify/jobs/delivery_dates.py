@@ -33,14 +33,26 @@ from . import (
     PARTY_COLUMNS,
     PARTY_JOINS,
     ROW_ERRORS,
+    SAMPLE_COMMON,
+    Job,
+    NoLongerDue,
     Notification,
     Sources,
+    Verdict,
     failed_row,
     items_of,
     order_context,
     party_of,
     raw_document,
 )
+
+#: a realistic context (``check`` renders the templates with it)
+SAMPLE: dict[str, object] = {
+    **SAMPLE_COMMON,
+    "document": "Auftrag A-1234",
+    "delivery_date": date(2026, 12, 4),
+    "previous_delivery_date": date(2026, 12, 1),
+}
 
 #: ``detail`` of the rows of the first run (SPEC §4 "Baseline")
 BASELINE = "baseline"
@@ -140,7 +152,7 @@ def _previous(notices: Sequence[_Notice], before: int) -> date | None:
 
 
 @dataclass(frozen=True)
-class DeliveryDates:
+class DeliveryDates(Job):
     """``delivery-dates``: tell the customer the promised delivery date, once per date."""
 
     name: str = "delivery-dates"
@@ -250,19 +262,19 @@ class DeliveryDates:
 
     def recheck(
         self, src: Sources, settings: Settings, clock: Clock, n: Notification
-    ) -> str | None:
+    ) -> Verdict:
         for row in src.lookup(STILL_DUE, [n.ref]):
             current = to_date(row["delivery_date"], "orders.delivery_date")
             if current is None:
-                return "the order has no delivery date any more"
+                return NoLongerDue("the order has no delivery date any more")
             if current.isoformat() != n.info.get("delivery_date"):
-                return SUPERSEDED
+                return NoLongerDue(SUPERSEDED)
             if current < clock.today:
-                return "the delivery date has passed"
+                return NoLongerDue("the delivery date has passed")
             if not int(row["open_lines"] or 0):
-                return "the order is completely delivered"
+                return NoLongerDue("the order is completely delivered")
             return None
-        return "the order no longer exists"
+        return NoLongerDue("the order no longer exists")
 
 
 def _marker(taken: int) -> Notification:

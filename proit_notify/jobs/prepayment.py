@@ -43,14 +43,31 @@ from . import (
     ITEMS_OF_ORDER,
     PARTY_COLUMNS,
     ROW_ERRORS,
+    SAMPLE_COMMON,
+    Job,
+    NoLongerDue,
     Notification,
     Sources,
+    Verdict,
     failed_row,
     items_of,
     order_context,
     party_of,
     raw_document,
 )
+
+#: a realistic context (``check`` renders the templates with it)
+SAMPLE: dict[str, object] = {
+    **SAMPLE_COMMON,
+    "document": "Rechnung R-2026-0815 zu Auftrag A-1234",
+    "invoice_number": "R-2026-0815",
+    "invoice_date": date(2026, 11, 20),
+    "amount": Decimal("1234.50"),
+    "open_amount": Decimal("1234.50"),
+    "currency": "CHF",
+    "reminder_no": 1,
+    "max_reminders": 3,
+}
 
 #: still a reminder candidate; the same conditions are re-checked before each send
 OPEN = "i.is_prepayment = 1 AND (i.cancelled = 0 OR i.cancelled IS NULL) AND i.open_amount > 0"
@@ -142,7 +159,7 @@ def last_invoice_day(settings: Settings, clock: Clock) -> date:
 
 
 @dataclass(frozen=True)
-class PrepaymentReminders:
+class PrepaymentReminders(Job):
     """``prepayment-reminders``."""
 
     name: str = "prepayment-reminders"
@@ -261,19 +278,19 @@ class PrepaymentReminders:
 
     def recheck(
         self, src: Sources, settings: Settings, clock: Clock, n: Notification
-    ) -> str | Notification | None:
+    ) -> Verdict:
         """Still a prepayment, not cancelled, still open: then with the open amount read now."""
         rows = src.lookup(RECHECK, [n.ref])
         if not rows:
-            return "the invoice no longer exists"
+            return NoLongerDue("the invoice no longer exists")
         row = rows[0]
         if not to_flag(row["is_prepayment"]):
-            return "the invoice is no longer a prepayment invoice"
+            return NoLongerDue("the invoice is no longer a prepayment invoice")
         if to_flag(row["cancelled"]):
-            return "the invoice was cancelled"
+            return NoLongerDue("the invoice was cancelled")
         open_amount = to_decimal(row["open_amount"], "invoices.open_amount") or Decimal(0)
         if open_amount <= 0:
-            return "the invoice has been paid"
+            return NoLongerDue("the invoice has been paid")
         if open_amount == n.context.get("open_amount"):
             return None
         # paid in part since the selection: the customer is told what is open now

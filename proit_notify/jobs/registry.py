@@ -1,59 +1,143 @@
-"""The job registry: every job's names in one place (adding a job = a module + an entry).
+"""The job registry: a job is one module and one entry here (SPEC §1, §7).
 
-A job has three names: the command (``shipping-confirmations``), the ledger's job name
-(``shipping``, also the first part of its keys) and its template name (the files
-``templates/<lang>/<template>.*``). ``run-all`` runs the jobs in the order listed here.
+A :class:`JobSpec` holds everything the rest of the tool knows of a job: its three names
+(the command ``shipping-confirmations``, the ledger's ``shipping``, also the first part of
+its keys, and the template name: the files ``templates/<lang>/<template>.*``), how to make
+it from the command line's options, its settings section, the sample context its
+templates are checked with, its command-line options, whether it is advertising (then the
+opt-out list and List-Unsubscribe apply, SPEC §5) and whether its messages wait as drafts.
+The CLI builds the job commands from here; ``run-all`` runs the jobs in the order listed.
+
+A job of a plug-in (or a test) registers itself with :func:`register`; a settings section
+of its own is a pydantic model (:attr:`JobSpec.section_model`), validated with the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+from pydantic import BaseModel
+
+from .. import settings as settings_module
 from ..errors import UsageError
 from ..settings import Settings
-from . import Job
-from .delivery_dates import DeliveryDates
-from .prepayment import PrepaymentReminders
-from .review import ReviewRequests
-from .shipping import ShippingConfirmations
+from . import Job, delivery_dates, prepayment, review, shipping
+
+
+@dataclass(frozen=True)
+class JobOption:
+    """A command-line option of one job, besides those every job has (``--dry-run``...):
+    its flag, its help, and the name its value is handed to :attr:`JobSpec.make` under."""
+
+    flag: str
+    help: str
+    name: str
+    #: "repeat": a text given any number of times (a tuple); "flag": on or off
+    kind: Literal["repeat", "flag"] = "repeat"
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One job's names and how to make it (``delivery_notes``: ``--delivery-note``)."""
+    """One job, as the rest of the tool knows it (see the module)."""
 
     command: str
     ledger_name: str
     template: str
-    make: Callable[[tuple[str, ...]], Job]
-    #: the catch-up window in days (``<job>.max_age_days``) of a job whose notifications age
-    #: out WITHOUT a ledger row; None: nothing ages out silently (rows say why)
+    #: the job, from its command-line options (by :attr:`JobOption.name`)
+    make: Callable[[Mapping[str, Any]], Job]
+    #: the command's help (one line)
+    summary: str
+    #: the sample context its templates are rendered with by ``check``
+    sample: Mapping[str, object]
+    #: its settings section (``[shipping]``)
+    section: str
+    #: the catch-up window in days (``<section>.max_age_days``) of a job whose
+    #: notifications age out WITHOUT a ledger row; None: nothing ages out silently
     window: Callable[[Settings], int] | None = None
+    options: tuple[JobOption, ...] = ()
+    #: advertising in the eyes of the courts (a review request): a customer who objected
+    #: gets none, and its emails carry List-Unsubscribe (SPEC §5)
+    advertising: bool = False
+    #: its messages wait as drafts for a person (``delivery_date.edit_before_send``)
+    drafts: Callable[[Settings], bool] = field(default=lambda _: False)
+    #: a person may edit each message before it is sent (``--edit``)
+    editable: bool = False
+    #: a settings section of its own (a job of a plug-in): validated with the others
+    section_model: type[BaseModel] | None = None
 
 
-JOBS: tuple[JobSpec, ...] = (
+JOBS: list[JobSpec] = [
     JobSpec(
         "shipping-confirmations",
         "shipping",
         "shipping",
-        ShippingConfirmations,
-        lambda s: s.shipping.max_age_days,
+        lambda o: shipping.ShippingConfirmations(tuple(o.get("delivery_notes", ()))),
+        "Send a shipping confirmation for each printed delivery note.",
+        shipping.SAMPLE,
+        "shipping",
+        window=lambda s: s.shipping.max_age_days,
+        options=(
+            JobOption(
+                "--delivery-note",
+                "Confirm this delivery note (by number); repeatable.",
+                "delivery_notes",
+            ),
+        ),
     ),
     JobSpec(
         "review-requests",
         "review",
         "review",
-        lambda _: ReviewRequests(),
-        lambda s: s.review.max_age_days,
+        lambda _: review.ReviewRequests(),
+        "Send review requests that are due (review.delay_days after the trigger).",
+        review.SAMPLE,
+        "review",
+        window=lambda s: s.review.max_age_days,
+        advertising=True,
     ),
-    JobSpec("prepayment-reminders", "prepayment", "prepayment", lambda _: PrepaymentReminders()),
-    JobSpec("delivery-dates", "delivery_date", "delivery_date", lambda _: DeliveryDates()),
-)
-#: the commands in the order ``run-all`` runs them (SPEC §7)
-COMMANDS: tuple[str, ...] = tuple(spec.command for spec in JOBS)
-#: the template names, for the renderer's check of every job's templates
-TEMPLATES: tuple[str, ...] = tuple(spec.template for spec in JOBS)
+    JobSpec(
+        "prepayment-reminders",
+        "prepayment",
+        "prepayment",
+        lambda _: prepayment.PrepaymentReminders(),
+        "Remind customers of unpaid prepayment invoices.",
+        prepayment.SAMPLE,
+        "prepayment",
+    ),
+    JobSpec(
+        "delivery-dates",
+        "delivery_date",
+        "delivery_date",
+        lambda _: delivery_dates.DeliveryDates(),
+        "Tell customers the promised delivery date of their order.",
+        delivery_dates.SAMPLE,
+        "delivery_date",
+        drafts=lambda s: s.delivery_date.edit_before_send,
+        editable=True,
+    ),
+]
+
+
+def register(job: JobSpec) -> None:
+    """Add a job (run by ``run-all`` after the others); its settings section is known to
+    the settings from now on."""
+    if any(job.command in (j.command, j.ledger_name) for j in JOBS):
+        raise ValueError(f"a job named {job.command!r} is registered already")
+    JOBS.append(job)
+    if job.section_model is not None:
+        settings_module.JOB_SECTIONS[job.section] = job.section_model
+
+
+def commands() -> tuple[str, ...]:
+    """The commands in the order ``run-all`` runs them (SPEC §7)."""
+    return tuple(job.command for job in JOBS)
+
+
+def samples() -> dict[str, Mapping[str, object]]:
+    """Template name -> sample context, for the renderer's check of every job's templates."""
+    return {job.template: job.sample for job in JOBS}
 
 
 def spec(name: str) -> JobSpec:
@@ -61,13 +145,13 @@ def spec(name: str) -> JobSpec:
     for job in JOBS:
         if name in (job.command, job.ledger_name):
             return job
-    known = ", ".join([*COMMANDS, *(j.ledger_name for j in JOBS)])
+    known = ", ".join([*commands(), *(j.ledger_name for j in JOBS)])
     raise UsageError(f"unknown job {name!r}: use one of {known}")
 
 
-def make_job(name: str, *, delivery_notes: tuple[str, ...] = ()) -> Job:
+def make_job(name: str, options: Mapping[str, Any] | None = None) -> Job:
     """The job object for a command name (or ledger job name)."""
-    return spec(name).make(delivery_notes)
+    return spec(name).make(options or {})
 
 
 def of_key(key: str) -> JobSpec | None:

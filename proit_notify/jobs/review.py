@@ -26,23 +26,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
-from .. import optout
+from .. import objections
 from ..clock import Clock
-from ..countries import country_code
 from ..erp import to_datetime, to_flag, to_text
 from ..errors import ConfigError, RowError
-from ..settings import ReviewSettings, Settings
+from ..settings import Settings
 from . import (
     PARTY_COLUMNS,
     PARTY_JOINS,
     ROW_ERRORS,
+    SAMPLE_COMMON,
+    Job,
+    NoLongerDue,
     Notification,
-    Party,
     Sources,
+    Verdict,
     batches,
     failed_row,
     items_of,
@@ -53,6 +55,14 @@ from . import (
 )
 from .shipping import key_of as shipping_key
 
+#: a realistic context (``check`` renders the templates with it)
+SAMPLE: dict[str, object] = {
+    **SAMPLE_COMMON,
+    "document": "Auftrag A-1234",
+    "portal_url": "https://www.example.ch/bewertung?auftrag=A-1234",
+    "unsubscribe_url": "abmelden@example.ch",
+    "delivered_at": date(2026, 11, 26),
+}
 #: most ids bound in one IN list (SQL Server allows 2100 parameters, SQLite 999 in old builds)
 
 ORDER_SELECT = (
@@ -88,62 +98,6 @@ RECHECK = (
     "AS incomplete, c.no_marketing FROM {orders} o JOIN {customers} c ON c.id = o.customer_id "
     "WHERE o.id IN ({marks})"
 )
-#: why an objecting customer gets no review request (a ``skipped`` row says so)
-NO_MARKETING = "the customer objected to advertising (customers.no_marketing): no review request"
-OPTED_OUT = "{address} is on the opt-out list (proit-notify optout list): no review request"
-
-
-def objection(party: Party, opted_out: set[str], settings: Settings) -> str | None:
-    """Why ``party`` must not get a review request (SPEC §5), or None. ``opted_out``: the
-    forms found on the list (:func:`opt_out_forms`)."""
-    if party.no_marketing:
-        return NO_MARKETING
-    for address, forms in opt_out_forms(party, settings).items():
-        if forms & opted_out:
-            return OPTED_OUT.format(address=address)
-    return None
-
-
-def opt_out_forms(party: Party, settings: Settings) -> dict[str, set[str]]:
-    """Each address of ``party`` and the forms it is kept in on the opt-out list: a number
-    read with the customer's country (else ``service.country``), as the SMS rules read it."""
-    region = country_code(party.country) or settings.service.country
-    return {a: optout.forms(a, region) for a in party.addresses if a}
-
-
-def _forms_of(row: dict[str, Any], settings: Settings) -> set[str]:
-    """A candidate's forms for the batch's opt-out look-up; none when the row cannot be
-    read (that row then fails on its own, the batch goes on)."""
-    try:
-        party = party_of(row)
-    except ROW_ERRORS:
-        return set()
-    return {f for forms in opt_out_forms(party, settings).values() for f in forms}
-
-
-def unsubscribe_link(review: ReviewSettings, recipient: str | None) -> str:
-    """``review.list_unsubscribe`` for one recipient: an https link's ``{token}`` becomes
-    the recipient's signed token (:func:`~proit_notify.optout.token_for`)."""
-    link = review.list_unsubscribe
-    if optout.TOKEN not in link:
-        return link
-    token = optout.token_for(recipient or "", review.unsubscribe_secret)
-    return link.replace(optout.TOKEN, quote(token, safe=""))
-
-
-def unsubscribe_headers(review: ReviewSettings, link: str) -> tuple[tuple[str, str], ...]:
-    """List-Unsubscribe (RFC 2369) of a review request with the recipient's ``link``; the
-    one-click POST of RFC 8058 (the "unsubscribe" button of mail clients) only when the
-    link carries the recipient's token: a link that is the same for everyone cannot say
-    who objected."""
-    if not link:
-        return ()
-    headers = [("List-Unsubscribe", f"<{link}>")]
-    if review.one_click:
-        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    return tuple(headers)
-
-
 def key_of(order_id: object) -> str:
     return f"review:{order_id}"
 
@@ -174,10 +128,11 @@ def _window(settings: Settings, clock: Clock) -> _Window:
 
 
 @dataclass(frozen=True)
-class ReviewRequests:
+class ReviewRequests(Job):
     """``review-requests``."""
 
     name: str = "review-requests"
+    batched: bool = True
 
     # --- planning -----------------------------------------------------------------------
     def plan(self, src: Sources, settings: Settings, clock: Clock) -> Iterator[Notification]:
@@ -335,12 +290,10 @@ class ReviewRequests:
         lines: dict[str, list[dict[str, Any]]] = {}
         for line in src.lookup(ITEMS_OF.replace("{marks}", marks(len(due_ids))), due_ids):
             lines.setdefault(str(line["order_id"]), []).append(line)
-        # one look-up of the opt-out list for the batch
-        opted = src.opted_out(f for row, _ in due for f in _forms_of(row, settings))
         for row, (moment, kind) in due:
             lines_of = lines.get(str(row["order_id"]), [])
             try:
-                yield self._notification(settings, row, moment, kind, portal, lines_of, opted)
+                yield self._notification(row, moment, kind, portal, lines_of)
             except ROW_ERRORS as exc:  # one row never stops a run: it fails, with the reason
                 yield self._failed(settings, row, exc)
 
@@ -358,24 +311,21 @@ class ReviewRequests:
 
     @staticmethod
     def _notification(
-        settings: Settings,
         row: dict[str, Any],
         trigger: datetime,
         kind: str,
         portal: str,
         lines: list[dict[str, Any]],
-        opted_out: set[str],
     ) -> Notification:
+        """A review request; the objection and List-Unsubscribe of an advertising job are
+        the runner's (``objections``), like for any advertising job."""
         party = party_of(row)
         context = order_context(row, party, use_contact=False)
         number = str(context["order_number"]) or str(row["order_id"])
-        link = unsubscribe_link(settings.review, party.email or party.phone)
         context.update(
             portal_url=portal.replace("{order_number}", quote(number, safe="")),
             delivered_at=trigger.date(),
             items=items_of(lines, "order_lines"),
-            # how to object (SPEC §5): every review template says it
-            unsubscribe_url=link.removeprefix("mailto:") if link else None,
         )
         return Notification(
             key=key_of(row["order_id"]),
@@ -391,35 +341,32 @@ class ReviewRequests:
                 "trigger_kind": kind,
             },
             ref=row["order_id"],
-            skip=objection(party, opted_out, settings),
-            headers=unsubscribe_headers(settings.review, link),
         )
 
     # --- right before sending -----------------------------------------------------------------
     def recheck(
         self, src: Sources, settings: Settings, clock: Clock, n: Notification
-    ) -> str | Notification | None:
+    ) -> Verdict:
         return self.recheck_many(src, settings, clock, [n])[0]
 
     def recheck_many(
         self, src: Sources, settings: Settings, clock: Clock, ns: Sequence[Notification]
-    ) -> list[str | Notification | None]:
-        """Flag, completeness and objection of each order, in one look-up (and one of the
-        opt-out list)."""
+    ) -> list[Verdict]:
+        """Flag, completeness and the customer's objection (the ERP's flag) of each order,
+        in one look-up (the opt-out list is the runner's, for every advertising job)."""
         ids = [n.ref for n in ns]
         rows = {
             str(row["order_id"]): row
             for row in src.lookup(RECHECK.replace("{marks}", marks(len(ids))), ids)
         }
-        opted = src.opted_out(
-            f for n in ns for forms in opt_out_forms(n.party, settings).values() for f in forms
-        )
-        return [self._verdict(settings, rows.get(str(n.ref)), n, opted) for n in ns]
+        verdicts: list[Verdict] = []
+        for n in ns:
+            why = self._verdict(settings, rows.get(str(n.ref)))
+            verdicts.append(None if why is None else NoLongerDue(why))
+        return verdicts
 
     @staticmethod
-    def _verdict(
-        settings: Settings, row: dict[str, Any] | None, n: Notification, opted: set[str]
-    ) -> str | None:
+    def _verdict(settings: Settings, row: dict[str, Any] | None) -> str | None:
         if row is None:
             return "the order no longer exists"
         flag = to_flag(row["review_mail"])
@@ -427,8 +374,8 @@ class ReviewRequests:
             return "the order's review flag no longer allows a review request"
         if settings.review.only_complete_delivery and to_flag(row["incomplete"]):
             return "the order is no longer completely delivered"
-        # an objection made since the plan: by the ERP flag or on the list, right now
+        # an objection made since the plan, by the ERP's flag, right now
         if to_flag(row["no_marketing"]) is True:
-            return NO_MARKETING
+            return objections.NO_MARKETING
         # "at most one per order, ever" across channels is the runner's rule for every job
-        return objection(n.party, opted, settings)
+        return None

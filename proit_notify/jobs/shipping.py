@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ..clock import Clock
@@ -15,8 +16,12 @@ from . import (
     PARTY_COLUMNS,
     PARTY_JOINS,
     ROW_ERRORS,
+    SAMPLE_COMMON,
+    Job,
+    NoLongerDue,
     Notification,
     Sources,
+    Verdict,
     batches,
     failed_row,
     items_of,
@@ -25,6 +30,14 @@ from . import (
     party_of,
     raw_document,
 )
+
+#: a realistic context (``check`` renders the templates with it)
+SAMPLE: dict[str, object] = {
+    **SAMPLE_COMMON,
+    "document": "Lieferschein LS-4711 zu Auftrag A-1234",
+    "delivery_note_number": "LS-4711",
+    "printed_at": datetime(2026, 11, 26, 14, 30),
+}
 
 SELECT = (
     "SELECT dn.id AS note_id, dn.number AS note_number, dn.printed_at, o.id AS order_id, "
@@ -45,11 +58,12 @@ def key_of(note_id: object) -> str:
 
 
 @dataclass(frozen=True)
-class ShippingConfirmations:
+class ShippingConfirmations(Job):
     """``shipping-confirmations``; ``delivery_notes`` = the ``--delivery-note`` numbers."""
 
     delivery_notes: tuple[str, ...] = ()
     name: str = "shipping-confirmations"
+    batched: bool = True
 
     def plan(self, src: Sources, settings: Settings, clock: Clock) -> Iterator[Notification]:
         if self.delivery_notes:
@@ -125,24 +139,24 @@ class ShippingConfirmations:
 
     def recheck(
         self, src: Sources, settings: Settings, clock: Clock, n: Notification
-    ) -> str | Notification | None:
+    ) -> Verdict:
         return self.recheck_many(src, settings, clock, [n])[0]
 
     def recheck_many(
         self, src: Sources, settings: Settings, clock: Clock, ns: Sequence[Notification]
-    ) -> list[str | Notification | None]:
+    ) -> list[Verdict]:
         """Each note still printed (still there, for ``--delivery-note``), in one look-up."""
         ids = [n.ref for n in ns]
         printed = {
             str(row["note_id"]): row["printed_at"]
             for row in src.lookup(STILL_PRINTED.replace("{marks}", marks(len(ids))), ids)
         }
-        verdicts: list[str | Notification | None] = []
+        verdicts: list[Verdict] = []
         for n in ns:
             if str(n.ref) not in printed:
-                verdicts.append("the delivery note no longer exists")
+                verdicts.append(NoLongerDue("the delivery note no longer exists"))
             elif printed[str(n.ref)] is None and not self.delivery_notes:
-                verdicts.append("the delivery note is no longer printed")
+                verdicts.append(NoLongerDue("the delivery note is no longer printed"))
             else:
                 verdicts.append(None)
         return verdicts

@@ -15,6 +15,7 @@ from scenario import shop
 from smtp_server import SmtpServer, email_section
 
 from proit_notify.db import connect
+from proit_notify.ledger import Row
 from proit_notify.settings import load_settings
 
 AS_OF = "2026-11-27T08:00"
@@ -117,18 +118,10 @@ def test_a_claim_taken_on_another_host_is_refused(erp_backend: Any, write_config
     settings = load_settings(write_config(ledger={"erp": True, "sqlite": None}))
     first, second = open_ledger(settings), open_ledger(settings)
     now = Clock.parse(AS_OF, settings.service.tz).utc
-    claim = {
-        "key": "shipping:4711",
-        "channel": "email",
-        "job": "shipping",
-        "document": "LS 4711",
-        "recipient": "a@example.ch",
-        "account": "default",
-        "now": now,
-    }
+    claim = Row("shipping:4711", "email", "shipping", "LS 4711", "a@example.ch", "default")
     try:
-        assert first.claim(**claim) is True
-        assert second.claim(**claim) is False  # the primary key holds across connections
+        assert first.claim(claim, now) is True
+        assert second.claim(claim, now) is False  # the primary key holds across connections
         assert [e.status for e in second.entries("shipping:4711")] == ["sending"]
     finally:
         first.close()

@@ -24,6 +24,8 @@ from ledger_rows import ledger_rows
 from scenario import Shop, shop
 from smtp_server import DROP, HOST, Received, RecordingHandler, SmtpServer, email_section, free_port
 
+from proit_notify.ledger import Row
+
 AS_OF = "2026-11-27T08:00"
 
 
@@ -405,10 +407,9 @@ def test_json_of_the_run_that_recovers_a_crashed_run_counts_the_unknown_row(
     settings = load_settings(config)
     ledger = open_ledger(settings)
     assert ledger.claim(
-        key="shipping:999", channel="email", job="shipping", document="LS 999",
-        recipient="gone@example.ch", account="default",
-        now=Clock.parse(AS_OF, settings.service.tz).utc,
-    )  # fmt: skip
+        Row("shipping:999", "email", "shipping", "LS 999", "gone@example.ch", "default"),
+        Clock.parse(AS_OF, settings.service.tz).utc,
+    )
     ledger.close()
 
     result = cli("--json", "-c", config, "shipping-confirmations", "--as-of", AS_OF)
@@ -438,14 +439,14 @@ def test_a_slow_account_keeps_at_most_park_limit_messages_rendered_and_waiting(
     cli: Cli,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from proit_notify import runner
+    from proit_notify import delivery, runner
 
     addresses = notes(shop(erp_backend), 12)
     handler = fault_server.handler
     assert isinstance(handler, FaultHandler)
     for address in addresses:
         handler.rcpt_stall[address] = 0.05  # a slow relay: the runner renders faster
-    monkeypatch.setattr(runner, "PARK_LIMIT", 2)
+    monkeypatch.setattr(delivery, "PARK_LIMIT", 2)
     rendered: list[str] = []
     render = runner.Runner.render
 

@@ -14,7 +14,7 @@ from scenario import shop
 from smtp_server import DROP, SmtpServer, email_section
 
 from proit_notify import cli as cli_module
-from proit_notify.ledger import RunLock
+from proit_notify.ledger import Row, RunLock
 
 AS_OF = "2026-11-27T08:00"
 PRINTED = datetime(2026, 11, 26, 15, 30)
@@ -206,15 +206,7 @@ def test_a_sending_row_left_by_a_crash_becomes_unknown_not_resent(
     settings = load_settings(config)
     ledger = open_ledger(settings)
     now = Clock.parse(AS_OF, settings.service.tz).utc
-    assert ledger.claim(
-        key=f"shipping:{note}",
-        channel="email",
-        job="shipping",
-        document="LS",
-        recipient="x",
-        account="default",
-        now=now,
-    )
+    assert ledger.claim(Row(f"shipping:{note}", "email", "shipping", "LS", "x", "default"), now)
     ledger.close()
 
     result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)

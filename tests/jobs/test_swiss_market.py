@@ -220,7 +220,7 @@ def test_an_objection_made_after_the_plan_is_honoured_at_the_re_check(
     cli: Cli,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from proit_notify.jobs import review
+    from proit_notify import objections
 
     s = shop(erp_backend)
     customer = s.customer(email="spaet@example.ch", no_marketing=True)
@@ -228,7 +228,7 @@ def test_an_objection_made_after_the_plan_is_honoured_at_the_re_check(
     s.delivery_note(order, datetime(2026, 11, 20, 9, 0))
     # the plan sees no objection (as if the customer objected a moment after it read the
     # candidates); the re-check right before sending reads the ERP again
-    monkeypatch.setattr(review, "objection", lambda party, opted_out, settings: None)
+    monkeypatch.setattr(objections, "objection", lambda party, opted_out, region: None)
     settings = {"delay_days": 0, "on_delivery_note_print": True, "portal_url": PORTAL}
     config = write_config(email=email_section(smtp_server), review=settings)
 

@@ -1,10 +1,15 @@
-"""The email channel: SMTP (starttls, ssl, none) or .eml files, one connection per account.
+"""The email channel: one message builder, transports by name.
 
-Each SMTP answer is classified as SPEC §6 says: 2xx sent, 4xx / timeout / refused
-connection before DATA deferred, 5xx failed, a connection lost after the message data
-was handed over unknown. Configuration-level problems (the server cannot be reached, no
-greeting, TLS refused or untrusted, a rejected login) raise :class:`UnreachableError`
-instead: from :meth:`EmailChannel.prepare` before the runner claims anything for the
+Each account's ``transport`` picks its :class:`Transport` from :data:`TRANSPORTS`
+(``smtp``: SMTP with starttls, ssl or none; ``file``: ``.eml`` files); a new transport is
+one module and one entry there. The message is built once, in the runner's thread
+(:meth:`EmailChannel.encode`, :mod:`.message`), and the transport only delivers its bytes.
+
+Each answer is classified as SPEC §6 says: sent, deferred (4xx, a timeout or a refused
+connection before the data), failed (5xx), unknown (the connection lost after the data was
+handed over). Configuration-level problems (the server cannot be reached, no greeting,
+TLS refused or untrusted, a rejected login, no token) raise :class:`UnreachableError`
+instead: from :meth:`EmailChannel.prepare` before the delivery claims anything for the
 account, or from ``send`` when a new connection fails (nothing was handed over). The run
 then sends nothing more through that account and exits 4.
 
@@ -13,14 +18,15 @@ The Message-ID is derived from the ledger key and channel, so a resend carries t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from email.utils import getaddresses, parseaddr
+from typing import Protocol
 
-from ...errors import ConfigError, UnreachableError
+from ...errors import ConfigError
 from ...settings import AccountSettings
 from .. import ChannelName, Outgoing, SendResult
+from .account import Account
 from .message import (
     POLICY,
     POLICY_UTF8,
@@ -30,17 +36,47 @@ from .message import (
     check_address,
     message_id,
 )
-from .outbox import check_directory, write_eml
-from .smtp import Account, Stale, abandon, connect, quit_, transaction
+from .outbox import FileTransport
+from .smtp import SmtpTransport
 
 __all__ = [
     "POLICY",
     "POLICY_UTF8",
+    "TRANSPORTS",
     "CheckedAddress",
     "EmailChannel",
+    "Transport",
     "check_address",
     "message_id",
 ]
+
+
+class Transport(Protocol):
+    """How an account's messages leave: one per ``email.accounts.NAME.transport``."""
+
+    def capacity(self, account: Account) -> int:
+        """How many messages of the account may be on their way at once."""
+        ...
+
+    def prepare(self, account: Account) -> None:
+        """Make the account ready (connect, log in), or raise UnreachableError."""
+        ...
+
+    def send(self, account: Account, wire: Wire) -> SendResult:
+        """Deliver one built message; a per-message problem comes back as a result."""
+        ...
+
+    def check(self, account: Account) -> list[str]:
+        """Reach and log in without sending; the problems found."""
+        ...
+
+    def close(self, account: Account) -> None:
+        """Close what is open at the end of a batch."""
+        ...
+
+
+#: the transports by the name ``email.accounts.NAME.transport`` gives
+TRANSPORTS: dict[str, Transport] = {"smtp": SmtpTransport(), "file": FileTransport()}
 
 
 class EmailChannel:
@@ -70,10 +106,22 @@ class EmailChannel:
         if problems:
             raise ConfigError("email accounts are invalid", tuple(problems))
 
+    def _transport(self, account: Account) -> Transport:
+        return TRANSPORTS[account.settings.transport]
+
+    def capacity(self, account: str | None) -> int:
+        acc = self._account(account)
+        return self._transport(acc).capacity(acc)
+
     def encode(self, message: Outgoing) -> Outgoing:
         """The message with its bytes built (in the runner's thread: ``send``, in a
         sending thread, then only talks to the server)."""
         return replace(message, encoded=self._build(message))
+
+    def message_id(self, message: Outgoing) -> str | None:
+        """The Message-ID an encoded message goes out with (kept in the ledger)."""
+        built = message.encoded
+        return built.message_id if isinstance(built, Wire) else None
 
     def send(self, message: Outgoing) -> SendResult:
         """Build (unless :meth:`encode` did), then deliver one message; per-message
@@ -84,10 +132,7 @@ class EmailChannel:
             built = self._build(message)
         if isinstance(built, SendResult):
             return built
-        if account.settings.transport == "file":
-            self._throttle(account)
-            return write_eml(account, message.key, built)
-        return self._send_smtp(account, built)
+        return self._transport(account).send(account, built)
 
     def refuse(self, message: Outgoing) -> str | None:
         built = self._build(message)
@@ -99,41 +144,25 @@ class EmailChannel:
         return build(account.settings, account.message_id_domain, message, envelope)
 
     def prepare(self, account: str | None) -> None:
-        """Reach and log in to the account's server once per batch (its connection then
-        serves the first message); a file account's directory must be writable."""
+        """Make the account ready once per batch (a connection that then serves the first
+        message; a writable directory)."""
         acc = self._account(account)
         if acc.prepared:
             return
-        if acc.settings.transport == "file":
-            problem = check_directory(acc)
-            if problem:
-                raise UnreachableError(problem)
-        else:
-            acc.give_back(connect(acc))
+        self._transport(acc).prepare(acc)
         acc.prepared = True
 
     def check(self) -> list[str]:
-        """Connect and log in to every SMTP account; check every file directory."""
+        """Reach and log in to every account without sending."""
         problems: list[str] = []
         for account in self._accounts.values():
-            if account.settings.transport == "file":
-                problem = check_directory(account)
-                if problem:
-                    problems.append(problem)
-                continue
-            try:
-                smtp = connect(account)
-            except UnreachableError as exc:
-                problems.append(str(exc))
-                continue
-            quit_(smtp)
+            problems += self._transport(account).check(account)
         return problems
 
     def close(self) -> None:
-        """QUIT every open connection; the next batch starts afresh."""
+        """Close what is open; the next batch starts afresh."""
         for account in self._accounts.values():
-            while (smtp := account.take()) is not None:
-                quit_(smtp)
+            self._transport(account).close(account)
             account.prepared = False
 
     def _account(self, name: str | None) -> Account:
@@ -143,43 +172,3 @@ class EmailChannel:
                 f"email account {name!r} is not defined (defined accounts: {defined})"
             )
         return self._accounts[name]
-
-    def _throttle(self, account: Account) -> None:
-        """Space messages evenly so no minute sees more than ``max_per_minute``."""
-        limit = account.settings.max_per_minute
-        if limit is None:
-            return
-        with account.lock:  # one schedule for all connections of the account
-            now = time.monotonic()
-            if account.last_send is not None:
-                wait = account.last_send + 60.0 / limit - now
-                if wait > 0:
-                    time.sleep(wait)
-                    now = time.monotonic()
-            account.last_send = now
-
-    def _send_smtp(self, account: Account, wire: Wire) -> SendResult:
-        with account.slots:  # at most `connections` conversations with the server at once
-            smtp = account.take()
-            reused = smtp is not None
-            if smtp is None:
-                smtp = connect(account)  # UnreachableError: nothing was handed over
-            self._throttle(account)
-            try:
-                result = transaction(account, smtp, wire)
-            except Stale as stale:
-                abandon(smtp)
-                if not reused:
-                    return SendResult("deferred", str(stale))
-                # The server closed the idle connection between two messages: reconnect once.
-                smtp = connect(account)
-                try:
-                    result = transaction(account, smtp, wire)
-                except Stale as stale_again:
-                    abandon(smtp)
-                    return SendResult("deferred", str(stale_again))
-            # smtplib closes the socket itself after a 421 (and we after a lost DATA);
-            # otherwise it sent RSET and the connection serves the next message
-            if smtp.sock is not None:
-                account.give_back(smtp)
-            return result

@@ -86,6 +86,8 @@ class Wire:
     recipient: str  # the envelope recipient (IDNA domain; a non-ASCII local part as is)
     #: MAIL options: SMTPUTF8 and BODY=8BITMIME when an address needs them (send_message's)
     options: tuple[str, ...] = ()
+    key: str = ""  # the ledger key
+    message_id: str = ""  # what the Message-ID header says (kept in the ledger, SPEC §10)
 
 
 def verify_headers(
@@ -183,6 +185,7 @@ def _build(
         return SendResult("failed", checked.problem or "no email address")
     recipient = checked.envelope
     policy = flatten_policy(recipient, *envelope)
+    mid = message_id(message.key, message.channel, message_id_domain)
     name = " ".join((message.to_name or "").split())
     if len(name) > MAX_NAME:
         name = name[: MAX_NAME - 1] + "…"
@@ -192,7 +195,7 @@ def _build(
             ("To", _To(to_header(name, recipient, utf8=bool(policy.utf8)))),
             ("Subject", message.subject),
             ("Date", formatdate(localtime=True)),
-            ("Message-ID", message_id(message.key, message.channel, message_id_domain)),
+            ("Message-ID", mid),
         ]
         if settings.reply_to:
             headers.append(("Reply-To", settings.reply_to))
@@ -211,7 +214,7 @@ def _build(
         return SendResult("failed", problem)
     data = b"".join(folded for _, folded in block) + b"\r\n" + body[1]
     options = ("SMTPUTF8", "BODY=8BITMIME") if policy.utf8 else ()
-    return Wire(data, recipient, options)
+    return Wire(data, recipient, options, message.key, mid)
 
 
 class _To(str):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ...errors import UnreachableError
 from .. import SendResult
+from .account import Account
 from .message import Wire
-from .smtp import Account
 
 _FILE_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -55,3 +55,26 @@ def check_directory(account: Account) -> str | None:
             f"({exc.strerror}); check email.accounts.{account.name}.directory"
         )
     return None
+
+
+class FileTransport:
+    """``transport = "file"``: each message an ``.eml`` file in ``directory``."""
+
+    def capacity(self, account: Account) -> int:
+        return 1
+
+    def prepare(self, account: Account) -> None:
+        problem = check_directory(account)
+        if problem:
+            raise UnreachableError(problem)
+
+    def send(self, account: Account, wire: Wire) -> SendResult:
+        account.throttle()
+        return write_eml(account, wire.key, wire)
+
+    def check(self, account: Account) -> list[str]:
+        problem = check_directory(account)
+        return [problem] if problem else []
+
+    def close(self, account: Account) -> None:
+        """Nothing stays open."""

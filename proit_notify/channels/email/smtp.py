@@ -13,15 +13,12 @@ import re
 import smtplib
 import socket
 import ssl
-import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import UnreachableError
-from ...oauth2 import Tokens, tokens_for
-from ...redaction import one_line, reveals
-from ...settings import AccountSettings
+from ...redaction import one_line
 from .. import SendResult
+from .account import Account
 from .message import Wire
 
 
@@ -48,77 +45,6 @@ class _TrackingSMTPSSL(smtplib.SMTP_SSL, _TrackingSMTP):
     """SMTP over implicit TLS (port 465) with the same DATA tracking."""
 
 
-@dataclass
-class Account:
-    """One account's parsed settings and its connection state for the current batch.
-
-    Up to ``connections`` threads talk to the server at once (``slots``); open connections
-    wait in ``idle`` for the next message, so a batch reuses them.
-    """
-
-    name: str
-    settings: AccountSettings
-    envelope_from: str
-    bcc: list[str]
-    message_id_domain: str
-    idle: list[_TrackingSMTP] = field(default_factory=list)
-    prepared: bool = False  # reached and logged in once in this batch
-    last_send: float | None = None
-    _tls: ssl.SSLContext | None = field(default=None, repr=False)
-    _tokens: Tokens | None = field(default=None, repr=False)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    slots: threading.BoundedSemaphore = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.slots = threading.BoundedSemaphore(self.settings.connections)
-
-    def tokens(self) -> Tokens:
-        """The account's OAuth2 tokens for this run (one source, refreshed before expiry)."""
-        with self.lock:
-            if self._tokens is None:
-                self._tokens = tokens_for(self.name, self.settings)
-            return self._tokens
-
-    def take(self) -> _TrackingSMTP | None:
-        with self.lock:
-            return self.idle.pop() if self.idle else None
-
-    def give_back(self, smtp: _TrackingSMTP) -> None:
-        with self.lock:
-            self.idle.append(smtp)
-
-    @property
-    def where(self) -> str:
-        return f"{self.settings.host}:{self.settings.effective_port}"
-
-    def reply(self, code: int, text: bytes | str) -> str:
-        """A server's answer on one line, as details and messages show it; an answer that
-        repeats the login (the password, or the user name in an escaped form, read in every
-        decoding ``redaction.decodings`` knows) is not shown at all."""
-        said = _reply(code, text)
-        settings = self.settings
-        if reveals(said, [settings.password]) or (
-            settings.username not in said and reveals(said, [settings.username])
-        ):
-            return f"{code} {ECHO_WITHHELD}"
-        return said
-
-    def tls_context(self) -> ssl.SSLContext:
-        # created once per account: loading the trust store costs milliseconds
-        with self.lock:
-            return self._tls_context()
-
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:
-            ca = self.settings.ca_file
-            self._tls = ssl.create_default_context(cafile=str(ca) if ca else None)
-        return self._tls
-
-
-#: what is shown instead of a server's answer that repeats the login
-ECHO_WITHHELD = "(the answer is not shown: it repeats the login)"
-
-
 #: permanent-looking answers that only mean "not now": Exchange Online's sending quota
 #: (554 5.2.0 ... SubmissionQuotaExceeded, 5.2.2) and a mailbox over its limit
 _QUOTA_RE = re.compile(r"(?<![\d.])5\.2\.2(?![\d.])|SubmissionQuotaExceeded|quota", re.IGNORECASE)
@@ -131,11 +57,6 @@ def _result(code: int, said: str) -> SendResult:
         return SendResult("failed", said)
     return SendResult("deferred", said)
 
-
-def _reply(code: int, text: bytes | str) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return f"{code} {' '.join(text.split())}".strip()
 
 
 def transaction(account: Account, smtp: _TrackingSMTP, wire: Wire) -> SendResult:
@@ -387,3 +308,55 @@ def _describe(account: Account, exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
         return account.reply(exc.smtp_code, exc.smtp_error)
     return str(exc) or type(exc).__name__
+
+
+class SmtpTransport:
+    """``transport = "smtp"``: up to ``connections`` open connections per account, reused
+    across a batch; classified as the module says."""
+
+    def capacity(self, account: Account) -> int:
+        return account.settings.connections
+
+    def prepare(self, account: Account) -> None:
+        """Reach and log in once per batch; that connection then serves the first message."""
+        account.give_back(connect(account))
+
+    def send(self, account: Account, wire: Wire) -> SendResult:
+        with account.slots:  # at most `connections` conversations with the server at once
+            smtp = account.take()
+            reused = smtp is not None
+            if smtp is None:
+                smtp = connect(account)  # UnreachableError: nothing was handed over
+            account.throttle()
+            try:
+                result = transaction(account, smtp, wire)
+            except Stale as stale:
+                abandon(smtp)
+                if not reused:
+                    return SendResult("deferred", str(stale))
+                # The server closed the idle connection between two messages: reconnect once.
+                smtp = connect(account)
+                try:
+                    result = transaction(account, smtp, wire)
+                except Stale as stale_again:
+                    abandon(smtp)
+                    return SendResult("deferred", str(stale_again))
+            # smtplib closes the socket itself after a 421 (and we after a lost DATA);
+            # otherwise it sent RSET and the connection serves the next message
+            if smtp.sock is not None:
+                account.give_back(smtp)
+            return result
+
+    def check(self, account: Account) -> list[str]:
+        """Connect and log in without sending."""
+        try:
+            smtp = connect(account)
+        except UnreachableError as exc:
+            return [str(exc)]
+        quit_(smtp)
+        return []
+
+    def close(self, account: Account) -> None:
+        """QUIT every open connection; the next batch starts afresh."""
+        while (smtp := account.take()) is not None:
+            quit_(smtp)

@@ -97,6 +97,12 @@ class SmsChannel:
     def encode(self, message: Outgoing) -> Outgoing:
         return message  # a request is a few hundred bytes: built where it is sent
 
+    def capacity(self, account: str | None) -> int:
+        return 1  # one request at a time: gateways count parallel requests against limits
+
+    def message_id(self, message: Outgoing) -> str | None:
+        return None  # the gateway's id comes with its answer (the row's detail)
+
     def refuse(self, message: Outgoing) -> str | None:
         """Nothing: an SMS is plain text, its number was checked when it was chosen."""
         return None

@@ -1,8 +1,9 @@
-"""The ledger (SPEC §6): one row per notification and channel, and the run lock.
+"""The ledger's rows (SPEC §6): one per notification and channel.
 
 The claim (``sending``) is committed before a channel is spoken to; the outcome right
 after. The primary key (key, channel) makes a second claim fail, also between two hosts
-that share a ledger in the ERP database (``ledger.erp = true``).
+that share a ledger in the ERP database (``ledger.erp = true``). The states and the moves
+between them are :mod:`proit_notify.statuses`'s.
 """
 
 from __future__ import annotations
@@ -10,27 +11,27 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import filelock
-
-from .channels import SendResult
-from .clock import from_utc_text, to_utc_text
-from .db import LEDGER_ROLE, Database, Dialect, connect_sqlite
-from .errors import DeadlockError, ErpError, LedgerError, LockedError, UsageError
+from ..channels import SendResult
+from ..clock import from_utc_text, to_utc_text
+from ..db import LEDGER_ROLE, Database, Dialect, connect_sqlite
+from ..errors import DeadlockError, ErpError, LedgerError, UsageError
+from ..paths import private, refuse_link
+from ..redaction import redact
+from ..settings import RetrySettings
+from ..statuses import Status, allowed
+from . import migrate
+from .migrate import SCHEMA_VERSION, Versions, meta_ddl
 from .optout import OptOutList
 from .optout import ddl as optout_ddl
-from .paths import private, refuse_link
-from .redaction import redact
 from .runs import RunLog
 from .runs import ddl as runs_ddl
-from .settings import RetrySettings
-from .statuses import STATUSES as STATUSES  # re-exported: the ledger speaks of them
-from .statuses import Status as Status
+from .table import Table
 
 #: tries of a claim that the database made a deadlock victim
 DEADLOCK_RETRIES = 3
@@ -60,6 +61,8 @@ class Entry:
     next_attempt_at: datetime | None
     host: str
     info: dict[str, Any]
+    #: the Message-ID the email went out with (schema 2; None before and for SMS)
+    message_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """What identifies the row and whom it was for (the base of every --json listing)."""
@@ -71,6 +74,20 @@ class Entry:
             "recipient": self.recipient,
             "account": self.account,
         }
+
+
+@dataclass(frozen=True)
+class Row:
+    """What a new row holds besides its status: one notification on one channel."""
+
+    key: str
+    channel: str
+    job: str
+    document: str
+    recipient: str
+    account: str
+    info: dict[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
 
 
 _COLUMNS = (
@@ -89,13 +106,15 @@ _COLUMNS = (
     "next_attempt_at",
     "host",
     "info",
+    "message_id",
 )
 
 
 def _ddl(table: str, dialect: Dialect) -> list[str]:
-    """CREATE TABLE, then CREATE INDEX (named from the table's last part: an index name
-    cannot be schema-qualified). NVARCHAR on SQL Server: pyodbc binds text as NVARCHAR,
-    and an NVARCHAR parameter against a VARCHAR key turns an index seek into a scan."""
+    """CREATE TABLE (the latest schema), then CREATE INDEX (named from the table's last
+    part: an index name cannot be schema-qualified). NVARCHAR on SQL Server: pyodbc binds
+    text as NVARCHAR, and an NVARCHAR parameter against a VARCHAR key turns an index seek
+    into a scan."""
     mssql = dialect is Dialect.MSSQL
     text = "NVARCHAR(MAX)" if mssql else "TEXT"
     vc = "NVARCHAR" if mssql else "VARCHAR"
@@ -108,9 +127,10 @@ def _ddl(table: str, dialect: Dialect) -> list[str]:
         f"account {vc}(100) NOT NULL, status {vc}(10) NOT NULL, "
         f"detail {text}, attempts INTEGER NOT NULL, created_at {vc}(19) NOT NULL, "
         f"updated_at {vc}(19) NOT NULL, sent_at {vc}(19), next_attempt_at {vc}(19), "
-        f"host {vc}(200) NOT NULL, info {text}, "
+        f"host {vc}(200) NOT NULL, info {text}, message_id {vc}(250), "
         "PRIMARY KEY (key_, channel))",
         f"CREATE INDEX {exists}{q(index_name(table, 'job'))} ON {q(table)} (job, status, sent_at)",
+        *migrate.message_id_index(table, dialect),
     ]
 
 
@@ -120,36 +140,51 @@ def index_name(table: str, suffix: str) -> str:
 
 
 def ddl(table: str, dialect: Dialect) -> list[str]:
-    """Every statement that sets up the ledger, the run records and the opt-out list
-    (``ledger ddl``)."""
+    """Every statement that sets up the ledger, the run records, the opt-out list and the
+    schema version (``ledger ddl``: a DBA's fresh install)."""
     return [
         *_ddl(table, dialect),
         *runs_ddl(f"{table}_runs", dialect),
         *optout_ddl(f"{table}_optout", dialect),
+        *meta_ddl(f"{table}_meta", dialect),
+        *migrate.Versions.rows_sql(f"{table}_meta", dialect, SCHEMA_VERSION),
     ]
 
 
-class Ledger:
-    """Ledger rows in a database table (a local SQLite file, or the ERP's database)."""
+class Ledger(Table):
+    """Ledger rows in a database table (a local SQLite file, or the ERP's database), with
+    the run records, the opt-out list and the schema version beside them. A context
+    manager: ``with open_ledger(settings) as ledger:`` closes it."""
 
     def __init__(
         self, db: Database, table: str, retry: RetrySettings, *, local: bool = False
     ) -> None:
-        self.db = db
-        self.table = table
+        super().__init__(db, table)
         self.retry = retry
         self.host = socket.gethostname()
-        self._q = db.dialect.quote(table)
         self._local = local  # a SQLite file of ours (in WAL mode), not the ERP's database
         #: for the person reading a dry run's output (the ledger table does not exist yet)
         self.note: str | None = None
         #: the run records, in the same database (SPEC §6)
         self.runs = RunLog(db, f"{table}_runs")
-        #: who objected to review requests (SPEC §5), in the same database
+        #: who objected to advertising (SPEC §5), in the same database
         self.optout = OptOutList(db, f"{table}_optout", self.host)
+        #: the schema version (SPEC §8)
+        self.versions = Versions(db, f"{table}_meta", table)
+        #: the schema of this ledger's rows (an older one is read as it is by a dry run)
+        self.version = SCHEMA_VERSION
+        self._columns = ", ".join(_COLUMNS)
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @classmethod
-    def open_sqlite(cls, path: Path, table: str, retry: RetrySettings) -> Ledger:
+    def open_sqlite(
+        cls, path: Path, table: str, retry: RetrySettings, *, write: bool = True
+    ) -> Ledger:
         for suffix in ("", "-wal", "-shm"):  # SQLite writes all three
             refuse_link(path.with_name(path.name + suffix), "ledger.sqlite")
         try:
@@ -169,33 +204,50 @@ class Ledger:
         except ErpError as exc:
             raise LedgerError(f"cannot use the ledger {path}: {exc}") from None
         ledger = cls(db, table, retry, local=True)
-        ledger.ensure_schema()
+        ledger.ensure_schema(write=write)
         return ledger
 
     # --- schema -----------------------------------------------------------------------
-    def ensure_schema(self) -> None:
-        """Create the ledger table and the run records' table unless they exist.
+    def ensure_schema(self, *, write: bool = True) -> list[str]:
+        """Create what is missing (a new ledger gets the latest schema), bring an older
+        ledger up to date, and refuse one a newer tool has upgraded (SPEC §8); what was
+        upgraded. ``write=False`` (a dry run): nothing is created or changed, an older
+        ledger is read as it is.
 
-        Safe when several hosts start at once on a database without them: each statement
-        is committed on its own, and a CREATE that fails because another host just made
-        the object is a race lost quietly (the object is there: it is used).
+        Safe when several hosts start at once on a database without the tables, or with an
+        older ledger: each statement is committed on its own, a CREATE that fails because
+        another host just made the object is a race lost quietly, and each upgrade step is
+        idempotent.
         """
+        with self.errors(f"cannot look for the ledger tables on {self.db.where}"):
+            fresh = not self.db.has_table(self.table)
+            stored = SCHEMA_VERSION if fresh else self.versions.stored()
+        migrate.refuse_newer(stored, self.versions.upgraded_by)
+        if not write:
+            self._read_as(stored)
+            return []
         for table, statements in (
             (self.table, _ddl(self.table, self.db.dialect)),
             (self.runs.table, runs_ddl(self.runs.table, self.db.dialect)),
             (self.optout.table, optout_ddl(self.optout.table, self.db.dialect)),
+            (self.versions.table, meta_ddl(self.versions.table, self.db.dialect)),
         ):
-            try:
+            with self.errors(f"cannot look for the ledger table {table} on {self.db.where}"):
                 if self.db.has_table(table):
                     continue
-            except ErpError as exc:
-                raise LedgerError(
-                    f"cannot look for the ledger table {table} on {self.db.where}: {exc}"
-                ) from None
             create, *indexes = statements
             self._create(table, create, required=True)
             for statement in indexes:
                 self._create(table, statement, required=False)
+        if fresh:
+            self.versions.record(SCHEMA_VERSION)
+            return []
+        return self.versions.upgrade(stored)
+
+    def _read_as(self, version: int) -> None:
+        self.version = version
+        columns = [c for c in _COLUMNS if version >= 2 or c != "message_id"]
+        self._columns = ", ".join(columns)
 
     def _create(self, table: str, statement: str, *, required: bool) -> None:
         try:
@@ -220,83 +272,76 @@ class Ledger:
         ) from None
 
     # --- reading ----------------------------------------------------------------------
-    def _rows(self, where: str, params: Sequence[object]) -> Iterator[Entry]:
-        cols = ", ".join(_COLUMNS)
-        try:
-            for row in self.db.stream(f"SELECT {cols} FROM {self._q} WHERE {where}", params):
-                yield _entry(row)
-        except ErpError as exc:
-            raise LedgerError(f"ledger read failed: {exc}") from None
+    def _rows(self, where: str, params: Sequence[object]) -> list[Entry]:
+        found = self.read(
+            f"SELECT {self._columns} FROM {self._q} WHERE {where}", params, "ledger read failed"
+        )
+        return [_entry(row) for row in found]
+
+    def _value(self, sql: str, params: Sequence[object], name: str) -> object:
+        """One value of a one-row query."""
+        rows = self.read(sql, params, "ledger read failed")
+        return rows[0][name] if rows else None
 
     def get(self, key: str, channel: str) -> Entry | None:
-        for entry in self._rows("key_ = ? AND channel = ?", [key, channel]):
-            return entry
-        return None
+        found = self._rows("key_ = ? AND channel = ?", [key, channel])
+        return found[0] if found else None
 
     def entries(self, key: str) -> list[Entry]:
         """All channels' rows of one key."""
-        return list(self._rows("key_ = ?", [key]))
+        return self._rows("key_ = ?", [key])
 
     def with_prefix(self, prefix: str) -> list[Entry]:
         """Rows whose key starts with ``prefix`` (e.g. ``prepayment:42:``)."""
         escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-        return list(self._rows("key_ LIKE ? ESCAPE '!'", [escaped + "%"]))
+        return self._rows("key_ LIKE ? ESCAPE '!'", [escaped + "%"])
 
     def sent_between(self, job: str, start: datetime, end: datetime) -> list[Entry]:
         """Rows of ``job`` sent in [start, end] (aware datetimes)."""
-        return list(
-            self._rows(
-                "job = ? AND status = 'sent' AND sent_at >= ? AND sent_at <= ?",
-                [job, to_utc_text(start), to_utc_text(end)],
-            )
+        return self._rows(
+            "job = ? AND status = 'sent' AND sent_at >= ? AND sent_at <= ?",
+            [job, to_utc_text(start), to_utc_text(end)],
         )
 
     def started(self, job: str, baseline: str) -> bool:
         """Whether ``job`` has any row but a ``skipped`` one with detail ``baseline``."""
-        try:
-            row = self.db.one(
-                f"SELECT CASE WHEN EXISTS (SELECT 1 FROM {self._q} WHERE job = ? AND "
-                "(status <> 'skipped' OR detail IS NULL OR detail <> ?)) "
-                "THEN 1 ELSE 0 END AS found",
-                [job, baseline],
-            )
-        except ErpError as exc:
-            raise LedgerError(f"ledger read failed: {exc}") from None
-        return bool(row and int(row["found"]))
+        found = self._value(
+            f"SELECT CASE WHEN EXISTS (SELECT 1 FROM {self._q} WHERE job = ? AND "
+            "(status <> 'skipped' OR detail IS NULL OR detail <> ?)) "
+            "THEN 1 ELSE 0 END AS found",
+            [job, baseline],
+            "found",
+        )
+        return bool(found and int(str(found)))
 
     def tally(self, since: datetime | None = None) -> dict[str, int]:
         """Rows per status (changed since ``since``, if given): for ``status``."""
         where, params = ("updated_at >= ?", [to_utc_text(since)]) if since else ("1 = 1", [])
-        try:
-            rows = self.db.stream(
-                f"SELECT status, COUNT(*) AS n FROM {self._q} WHERE {where} GROUP BY status",
-                params,
-            )
-            return {str(r["status"]): int(r["n"]) for r in rows}
-        except ErpError as exc:
-            raise LedgerError(f"ledger read failed: {exc}") from None
+        rows = self.read(
+            f"SELECT status, COUNT(*) AS n FROM {self._q} WHERE {where} GROUP BY status",
+            params,
+            "ledger read failed",
+        )
+        return {str(r["status"]): int(r["n"]) for r in rows}
 
     def oldest(self, status: Status) -> datetime | None:
         """When the oldest row with ``status`` was created."""
-        try:
-            row = self.db.one(
-                f"SELECT MIN(created_at) AS oldest_at FROM {self._q} WHERE status = ?", [status]
-            )
-        except ErpError as exc:
-            raise LedgerError(f"ledger read failed: {exc}") from None
-        return from_utc_text(str(row["oldest_at"])) if row and row["oldest_at"] else None
+        found = self._value(
+            f"SELECT MIN(created_at) AS oldest_at FROM {self._q} WHERE status = ?",
+            [status],
+            "oldest_at",
+        )
+        return from_utc_text(str(found)) if found else None
 
     def count_sent(self, account: str, since: datetime) -> int:
         """Messages an account has sent since ``since`` (for ``max_per_day``)."""
-        try:
-            row = self.db.one(
-                f"SELECT COUNT(*) AS n FROM {self._q} WHERE account = ? AND channel = 'email' "
-                "AND status IN ('sent', 'sending', 'unknown') AND updated_at >= ?",
-                [account, to_utc_text(since)],
-            )
-        except ErpError as exc:
-            raise LedgerError(f"ledger read failed: {exc}") from None
-        return int(row["n"]) if row else 0
+        found = self._value(
+            f"SELECT COUNT(*) AS n FROM {self._q} WHERE account = ? AND channel = 'email' "
+            "AND status IN ('sent', 'sending', 'unknown') AND updated_at >= ?",
+            [account, to_utc_text(since)],
+            "n",
+        )
+        return int(str(found)) if found is not None else 0
 
     def history(
         self,
@@ -320,56 +365,54 @@ class Ledger:
         if since:
             where.append("updated_at >= ?")
             params.append(to_utc_text(since))
-        rows = list(self._rows(" AND ".join(where) + " ORDER BY updated_at, key_", params))
+        rows = self._rows(" AND ".join(where) + " ORDER BY updated_at, key_", params)
         return rows[-limit:]
 
     # --- writing ----------------------------------------------------------------------
     def claim(
         self,
-        *,
-        key: str,
-        channel: str,
-        job: str,
-        document: str,
-        recipient: str,
-        account: str,
+        row: Row,
         now: datetime,
-        info: dict[str, Any] | None = None,
+        *,
         status: Status = "sending",
         detail: str = "",
     ) -> bool:
-        """Insert a new row (committed). False when the row exists: someone has it already.
+        """Insert ``row`` with ``status`` (committed). False when it exists: someone has it
+        already.
 
         A ``deferred`` row whose back-off has passed is taken over instead (still atomic:
         the UPDATE only matches while the row is deferred). Two hosts claiming at once can
         make the database pick one as a deadlock victim (InnoDB does with concurrent inserts
         of one key): its claim was rolled back, so it is simply tried again.
         """
+        assert allowed(None, status), status
+        stamp = to_utc_text(now)
+        info_text = json.dumps(row.info, default=str, ensure_ascii=False)
+        values = [
+            row.key,
+            row.channel,
+            row.job,
+            row.document[:400],
+            row.recipient[:320],
+            row.account[:100],
+            status,
+            redact(detail),
+            1 if status == "sending" else 0,
+            stamp,
+            stamp,
+            stamp if status == "sent" else None,
+            None,
+            self.host,
+            info_text,
+            row.message_id,
+        ]
 
         def once() -> bool:
-            stamp = to_utc_text(now)
-            info_text = json.dumps(info or {}, default=str, ensure_ascii=False)
-            try:
+            with self.errors(f"ledger write failed for {row.key}"):
                 inserted = self.db.insert_unique(
                     f"INSERT INTO {self._q} ({', '.join(_COLUMNS)}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        key,
-                        channel,
-                        job,
-                        document[:400],
-                        recipient[:320],
-                        account[:100],
-                        status,
-                        redact(detail),
-                        1 if status == "sending" else 0,
-                        stamp,
-                        stamp,
-                        stamp if status == "sent" else None,
-                        None,
-                        self.host,
-                        info_text,
-                    ],
+                    f"VALUES ({', '.join('?' for _ in _COLUMNS)})",
+                    values,
                 )
                 if inserted:
                     self.db.commit()
@@ -378,29 +421,27 @@ class Ledger:
                     return False
                 taken = self.db.execute(
                     f"UPDATE {self._q} SET status = 'sending', attempts = attempts + 1, "
-                    "updated_at = ?, host = ?, recipient = ?, account = ?, document = ?, info = ? "
+                    "updated_at = ?, host = ?, recipient = ?, account = ?, document = ?, "
+                    "info = ?, message_id = ? "
                     "WHERE key_ = ? AND channel = ? AND status = 'deferred' "
                     "AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
                     [
                         stamp,
                         self.host,
-                        recipient[:320],
-                        account[:100],
-                        document[:400],
+                        row.recipient[:320],
+                        row.account[:100],
+                        row.document[:400],
                         info_text,
-                        key,
-                        channel,
+                        row.message_id,
+                        row.key,
+                        row.channel,
                         stamp,
                     ],
                 )
                 self.db.commit()
                 return taken == 1
-            except DeadlockError:
-                raise
-            except ErpError as exc:
-                raise LedgerError(f"ledger write failed for {key}: {exc}") from None
 
-        return self._retrying(key, once)
+        return self._retrying(row.key, once)
 
     def _retrying(self, key: str, write: Callable[[], bool]) -> bool:
         """``write``, again after a deadlock (the database rolled it back)."""
@@ -471,16 +512,13 @@ class Ledger:
     ) -> bool:
         """Change the status only while it is ``from_status``: one conditional UPDATE, so of
         two runs (or two people) that try the same change, exactly one succeeds."""
+        assert allowed(from_status, to), (from_status, to)
         sets, params = self._status_sets(to, now, detail, info)
-        try:
-            count = self.db.execute(
-                f"UPDATE {self._q} SET {', '.join(sets)} "
-                "WHERE key_ = ? AND channel = ? AND status = ?",
-                [*params, key, channel, from_status],
-            )
-            self.db.commit()
-        except ErpError as exc:
-            raise LedgerError(f"ledger write failed for {key}: {exc}") from None
+        count = self.write(
+            f"UPDATE {self._q} SET {', '.join(sets)} WHERE key_ = ? AND channel = ? AND status = ?",
+            [*params, key, channel, from_status],
+            f"ledger write failed for {key}",
+        )
         return count == 1
 
     def _status_sets(
@@ -510,28 +548,27 @@ class Ledger:
         """Undo our claim of a message that was never handed over (the account could not be
         used at all): a new row goes away, a taken-over ``deferred`` or ``draft`` row gets its
         status back, due at once (no back-off: nothing was tried)."""
-        try:
-            if back_to is None:
-                self.db.execute(
-                    f"DELETE FROM {self._q} WHERE key_ = ? AND channel = ? AND status = 'sending'",
-                    [key, channel],
-                )
-            else:
-                self.db.execute(
-                    f"UPDATE {self._q} SET status = ?, detail = ?, updated_at = ?, "
-                    "attempts = attempts - 1, next_attempt_at = NULL "
-                    "WHERE key_ = ? AND channel = ? AND status = 'sending'",
-                    [back_to, redact(detail), to_utc_text(now), key, channel],
-                )
-            self.db.commit()
-        except ErpError as exc:
-            raise LedgerError(f"ledger write failed for {key}: {exc}") from exc
+        if back_to is None:
+            self.write(
+                f"DELETE FROM {self._q} WHERE key_ = ? AND channel = ? AND status = 'sending'",
+                [key, channel],
+                f"ledger write failed for {key}",
+            )
+            return
+        assert allowed("sending", back_to), back_to
+        self.write(
+            f"UPDATE {self._q} SET status = ?, detail = ?, updated_at = ?, "
+            "attempts = attempts - 1, next_attempt_at = NULL "
+            "WHERE key_ = ? AND channel = ? AND status = 'sending'",
+            [back_to, redact(detail), to_utc_text(now), key, channel],
+            f"ledger write failed for {key}",
+        )
 
     def _update(
         self, sets: str, params: Sequence[object], key: str, channel: str, durable: bool = True
     ) -> None:
         relaxed = not durable and self._local
-        try:
+        with self.errors(f"ledger write failed for {key}"):
             if relaxed:
                 self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.execute(
@@ -541,8 +578,6 @@ class Ledger:
             self.db.commit()
             if relaxed:
                 self.db.execute("PRAGMA synchronous = FULL")
-        except ErpError as exc:
-            raise LedgerError(f"ledger write failed for {key}: {exc}") from None
 
     def recover_stale(self, now: datetime) -> list[Entry]:
         """``sending`` rows of this host are left by a run that ended abruptly: they become
@@ -552,15 +587,14 @@ class Ledger:
         run of this host is active, while a run on another host sharing the ledger may be
         sending right now.
         """
-        stale = list(self._rows("status = 'sending' AND host = ?", [self.host]))
-        recovered = [
+        stale = self._rows("status = 'sending' AND host = ?", [self.host])
+        return [
             replace(e, status="unknown", detail=STALE, updated_at=now)
             for e in stale
             if self.transition(
                 e.key, e.channel, from_status="sending", to="unknown", now=now, detail=STALE
             )
         ]
-        return recovered
 
     def resolve(
         self, key: str, *, sent: bool, now: datetime, channel: str | None = None
@@ -584,23 +618,16 @@ class Ledger:
             if sent:
                 self.set_status(key, entry.channel, "sent", now, "marked sent by the operator")
             elif entry.channel == "none":
-                self._write(
-                    key,
+                self.write(
                     f"DELETE FROM {self._q} WHERE key_ = ? AND channel = ? AND status = 'failed'",
                     [key, entry.channel],
+                    f"ledger write failed for {key}",
                 )
             else:
                 self.set_status(
                     key, entry.channel, "deferred", now, "released for resending by the operator"
                 )
         return [e.channel for e in targets]
-
-    def _write(self, key: str, sql: str, params: Sequence[object]) -> None:
-        try:
-            self.db.execute(sql, params)
-            self.db.commit()
-        except ErpError as exc:
-            raise LedgerError(f"ledger write failed for {key}: {exc}") from None
 
     def close(self) -> None:
         self.db.close()
@@ -623,30 +650,5 @@ def _entry(row: dict[str, Any]) -> Entry:
         next_attempt_at=from_utc_text(row["next_attempt_at"]) if row["next_attempt_at"] else None,
         host=row["host"],
         info=json.loads(row["info"]) if row["info"] else {},
+        message_id=row.get("message_id") or None,
     )
-
-
-class RunLock:
-    """An OS file lock (works on Windows too); a killed run leaves no stale lock."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = filelock.FileLock(str(path), timeout=0)
-
-    def __enter__(self) -> RunLock:
-        # filelock (>= 3.20.3) opens with O_NOFOLLOW too; this says why in our words
-        refuse_link(self.path, "ledger.lock_file")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock.acquire()
-        except filelock.Timeout:
-            raise LockedError(
-                f"another proit-notify run holds the lock {self.path}; this run did nothing. "
-                "If no other run is active, check ledger.lock_file."
-            ) from None
-        except OSError as exc:
-            raise LedgerError(f"cannot create the lock file {self.path}: {exc.strerror}") from None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()

@@ -1,10 +1,11 @@
-"""The opt-out list (SPEC §5, §7): addresses that objected to review requests.
+"""Objections to advertising (SPEC §5, §7): who objected, in every spelling.
 
 A review request is advertising (German Federal Court of Justice, VI ZR 225/17): whoever
-asked not to get one, by mail, phone or the List-Unsubscribe link, is put on this list with
-``proit-notify optout add ADDRESS`` and gets none. The list lives next to the ledger table
-(``<ledger.table>_optout``), so hosts that share a ledger share it too. Other messages
-(shipping confirmations, reminders, delivery dates) are not advertising and still go out.
+asked not to get one, by mail, phone or the List-Unsubscribe link, is put on the opt-out
+list (``proit-notify optout add ADDRESS``, kept by :mod:`proit_notify.ledger.optout`) and
+gets none. Here: the one form an address is kept and compared in, and the signed token of
+a one-click unsubscribe. Messages that are not advertising (shipping confirmations,
+reminders, delivery dates) still go out.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import hashlib
 import hmac
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import replace
+from urllib.parse import quote
 
-from .clock import from_utc_text, to_utc_text
-from .db import Database, Dialect
-from .errors import ErpError, LedgerError, MissingObjectError, UsageError
+from .countries import country_code
+from .errors import UsageError
+from .jobs import Notification, Party
 from .phones import to_e164
+from .settings import ReviewSettings, Settings
 
 _PHONE_NOISE_RE = re.compile(r"[\s\-./()]")
 
@@ -119,87 +120,6 @@ def address_of_token(token: str, secret: str) -> str:
     return _unb64(payload).decode("utf-8")
 
 
-def ddl(table: str, dialect: Dialect) -> list[str]:
-    """The opt-out table (created with the ledger's)."""
-    vc = "NVARCHAR" if dialect is Dialect.MSSQL else "VARCHAR"
-    exists = "" if dialect is Dialect.MSSQL else "IF NOT EXISTS "
-    return [
-        f"CREATE TABLE {exists}{dialect.quote(table)} ("
-        f"address {vc}(320) NOT NULL, added_at {vc}(19) NOT NULL, host {vc}(200) NOT NULL, "
-        "PRIMARY KEY (address))"
-    ]
-
-
-@dataclass(frozen=True)
-class OptOut:
-    """One address on the list."""
-
-    address: str
-    added_at: datetime
-    host: str
-
-
-class OptOutList:
-    """The opt-out list of one ledger database."""
-
-    def __init__(self, db: Database, table: str, host: str) -> None:
-        self.db = db
-        self.table = table
-        self.host = host
-        self._q = db.dialect.quote(table)
-
-    def add(self, key: str, now: datetime) -> bool:
-        """Put ``key`` (:func:`checked`) on the list; False when it was on it already."""
-        try:
-            added = self.db.insert_unique(
-                f"INSERT INTO {self._q} (address, added_at, host) VALUES (?, ?, ?)",
-                [key, to_utc_text(now), self.host[:200]],
-            )
-            self.db.commit()
-        except ErpError as exc:
-            raise LedgerError(f"writing the opt-out list ({self.table}) failed: {exc}") from None
-        return added
-
-    def remove(self, keys: Iterable[str]) -> bool:
-        """Take an address off the list (every form it may be kept in, :func:`forms`);
-        False when it was not on it."""
-        keys = sorted(set(keys))
-        marks = ", ".join("?" for _ in keys)
-        try:
-            removed = self.db.execute(
-                f"DELETE FROM {self._q} WHERE address IN ({marks})", keys
-            )
-            self.db.commit()
-        except ErpError as exc:
-            raise LedgerError(f"writing the opt-out list ({self.table}) failed: {exc}") from None
-        return removed > 0
-
-    def entries(self) -> list[OptOut]:
-        """Every address on the list, in the order added."""
-        rows = self._read(f"SELECT address, added_at, host FROM {self._q} ORDER BY added_at", [])
-        return [
-            OptOut(str(r["address"]), from_utc_text(str(r["added_at"])), str(r["host"]))
-            for r in rows
-        ]
-
-    def holding(self, keys: Iterable[str]) -> set[str]:
-        """Which of ``keys`` (forms of addresses, :func:`forms`) are on the list."""
-        keys = sorted(set(keys))
-        if not keys:
-            return set()
-        marks = ", ".join("?" for _ in keys)
-        rows = self._read(f"SELECT address FROM {self._q} WHERE address IN ({marks})", keys)
-        return {str(r["address"]) for r in rows}
-
-    def _read(self, sql: str, params: Sequence[object]) -> list[dict[str, object]]:
-        try:
-            return list(self.db.stream(sql, params))
-        except MissingObjectError:
-            return []  # a ledger made before the list existed, read by a dry run
-        except ErpError as exc:
-            raise LedgerError(f"reading the opt-out list ({self.table}) failed: {exc}") from None
-
-
 def checked(address: str, region: str) -> str:
     """``address`` as the list keeps it (:func:`normalize`), or a usage error that says
     why it is refused: anything that is neither an email address nor a phone number."""
@@ -210,3 +130,64 @@ def checked(address: str, region: str) -> str:
             f"without country prefix is read as a number of {region}, service.country)"
         )
     return key
+
+
+# --- the policy of an advertising job (SPEC §5) ----------------------------------------------
+
+#: why an objecting customer gets no advertising (a ``skipped`` row says so)
+NO_MARKETING = "the customer objected to advertising (customers.no_marketing): no review request"
+OPTED_OUT = "{address} is on the opt-out list (proit-notify optout list): no review request"
+
+
+def forms_of_party(party: Party, default_region: str) -> dict[str, set[str]]:
+    """Each address of ``party`` and the forms it may be kept in on the list: a number read
+    with the customer's country (else ``default_region``), as the SMS rules read it."""
+    region = country_code(party.country) or default_region
+    return {a: forms(a, region) for a in party.addresses if a}
+
+
+def objection(party: Party, opted_out: set[str], default_region: str) -> str | None:
+    """Why ``party`` gets no advertising, or None. ``opted_out``: the forms found on the list."""
+    if party.no_marketing:
+        return NO_MARKETING
+    for address, kept in forms_of_party(party, default_region).items():
+        if kept & opted_out:
+            return OPTED_OUT.format(address=address)
+    return None
+
+
+def unsubscribe_link(review: ReviewSettings, recipient: str | None) -> str:
+    """``review.list_unsubscribe`` for one recipient: an https link's ``{token}`` becomes
+    the recipient's signed token (:func:`token_for`)."""
+    link = review.list_unsubscribe
+    if TOKEN not in link:
+        return link
+    token = token_for(recipient or "", review.unsubscribe_secret)
+    return link.replace(TOKEN, quote(token, safe=""))
+
+
+def unsubscribe_headers(review: ReviewSettings, link: str) -> tuple[tuple[str, str], ...]:
+    """List-Unsubscribe (RFC 2369) with the recipient's ``link``; the one-click POST of
+    RFC 8058 (the "unsubscribe" button of mail clients) only when the link carries the
+    recipient's token: a link that is the same for everyone cannot say who objected."""
+    if not link:
+        return ()
+    headers = [("List-Unsubscribe", f"<{link}>")]
+    if review.one_click:
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return tuple(headers)
+
+
+def advertised(n: Notification, opted_out: set[str], settings: Settings) -> Notification:
+    """An advertising job's notification as it goes out: skipped with the reason when its
+    customer objected, else with List-Unsubscribe and the way to object in its context
+    (every advertising template says it: ``unsubscribe_url``)."""
+    if n.skip is not None or n.problem is not None:
+        return n
+    why = objection(n.party, opted_out, settings.service.country)
+    if why is not None:
+        return replace(n, skip=why)
+    link = unsubscribe_link(settings.review, n.party.email or n.party.phone)
+    context = {**n.context, "unsubscribe_url": link.removeprefix("mailto:") if link else None}
+    headers = (*n.headers, *unsubscribe_headers(settings.review, link))
+    return replace(n, context=context, headers=headers)

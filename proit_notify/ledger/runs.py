@@ -15,15 +15,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .clock import from_utc_text, to_utc_text
-from .db import Database, Dialect
-from .errors import ErpError, LedgerError, MissingObjectError
-from .redaction import redact
+from ..clock import from_utc_text, to_utc_text
+from ..db import Database, Dialect
+from ..errors import MissingObjectError
+from ..redaction import redact
+from ..statuses import COUNTED
+from .table import Table
 
 #: the job of the row of a command that failed before any job ran
 NO_JOB = "-"
 #: the counts a row keeps (the report's, plus drafts)
-COUNTS = ("sent", "failed", "skipped", "deferred", "unknown", "draft")
+COUNTS = (*COUNTED, "draft")
 
 
 def ddl(table: str, dialect: Dialect) -> list[str]:
@@ -64,13 +66,11 @@ class RunRecord:
         return self.counts["failed"] + self.counts["deferred"] + self.counts["unknown"]
 
 
-class RunLog:
+class RunLog(Table):
     """The run records of one ledger database."""
 
     def __init__(self, db: Database, table: str) -> None:
-        self.db = db
-        self.table = table
-        self._q = db.dialect.quote(table)
+        super().__init__(db, table)
         self.host = self.host_name()
 
     @staticmethod
@@ -126,8 +126,11 @@ class RunLog:
     def last_per_job(self) -> dict[str, RunRecord]:
         """The latest row of each job (and of ``-``)."""
         latest: dict[str, RunRecord] = {}
-        jobs = self.db.stream(f"SELECT DISTINCT job FROM {self._q}")
-        for job in [str(r["job"]) for r in jobs]:
+        try:
+            jobs = [str(r["job"]) for r in self.read(f"SELECT DISTINCT job FROM {self._q}")]
+        except MissingObjectError:
+            return {}  # an older ledger without run records (a dry run does not create it)
+        for job in jobs:
             rows = self._read("job = ? ORDER BY started_at DESC", [job], first=True)
             if rows:
                 latest[job] = rows[0]
@@ -140,23 +143,18 @@ class RunLog:
             f"detail, alert FROM {self._q} WHERE {where}"
         )
         try:
-            rows = []
-            for row in self.db.stream(sql, params):
-                rows.append(_record(row))
-                if first:
-                    break
-            return rows
+            with self.errors(f"reading the run records ({self.table}) failed"):
+                rows = []
+                for row in self.db.stream(sql, params):
+                    rows.append(_record(row))
+                    if first:
+                        break
+                return rows
         except MissingObjectError:
             return []  # an older ledger without run records (a dry run does not create it)
-        except ErpError as exc:
-            raise LedgerError(f"reading the run records ({self.table}) failed: {exc}") from None
 
     def _write(self, sql: str, params: Sequence[object]) -> None:
-        try:
-            self.db.execute(sql, params)
-            self.db.commit()
-        except ErpError as exc:
-            raise LedgerError(f"writing the run records ({self.table}) failed: {exc}") from None
+        self.write(sql, params, f"writing the run records ({self.table}) failed")
 
 
 def _record(row: Mapping[str, object]) -> RunRecord:
