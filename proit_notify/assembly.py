@@ -6,6 +6,7 @@ renderer, the channels, the run lock.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from .ledger import Entry, Ledger, RunLock
 from .render import Renderer
 from .runner import Runner
 from .settings import Settings
+
+log = logging.getLogger("proit_notify")
 
 
 def make_renderer(settings: Settings) -> Renderer:
@@ -73,8 +76,7 @@ def open_ledger(settings: Settings, *, dry_run: bool = False) -> Ledger:
             )
         ledger = Ledger(db, settings.ledger.table, settings.retry)
         if not dry_run:
-            ledger.ensure_schema()
-            return ledger
+            return _upgraded(ledger, ledger.ensure_schema())
         # a dry run writes nothing, in the ERP neither: without the table it reads nothing
         try:
             exists = db.has_table(settings.ledger.table)
@@ -84,6 +86,7 @@ def open_ledger(settings: Settings, *, dry_run: bool = False) -> Ledger:
                 f"cannot look for the ledger table in the ERP database: {exc}"
             ) from None
         if exists:
+            ledger.ensure_schema(write=False)  # an older ledger is read as it is
             return ledger
         db.close()
         empty = _empty_ledger(settings)
@@ -93,7 +96,18 @@ def open_ledger(settings: Settings, *, dry_run: bool = False) -> Ledger:
             "it with 'proit-notify ledger ddl'; this dry run read an empty ledger"
         )
         return empty
-    return Ledger.open_sqlite(settings.ledger_path, settings.ledger.table, settings.retry)
+    ledger = Ledger.open_sqlite(
+        settings.ledger_path, settings.ledger.table, settings.retry, write=not dry_run
+    )
+    return _upgraded(ledger, ledger.upgraded)
+
+
+def _upgraded(ledger: Ledger, steps: list[str]) -> Ledger:
+    """The ledger, its upgrade said in the log (SPEC §8: the next cron run just works)."""
+    ledger.upgraded = steps
+    for step in steps:
+        log.info("ledger %s upgraded to %s", ledger.table, step)
+    return ledger
 
 
 def _empty_ledger(settings: Settings) -> Ledger:

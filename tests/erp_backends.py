@@ -184,7 +184,7 @@ _TYPES: dict[Dialect, dict[str, str]] = {
 
 #: tables other modules may create in the ERP database (the ledger with ``ledger.erp``):
 #: emptied before each test too, when they exist
-EXTRA_TABLES = ("proit_notify_ledger", "proit_notify_ledger_runs")
+EXTRA_TABLES = ("proit_notify_ledger", "proit_notify_ledger_runs", "proit_notify_ledger_optout")
 _FINGERPRINT_TABLE = "proit_notify_test_schema"
 
 

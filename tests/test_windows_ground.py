@@ -110,7 +110,7 @@ def test_the_log_file_keeps_every_line_and_the_summary_and_rotates(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from proit_notify import cli as cli_module
+    from proit_notify.cli import console
 
     s = shop(erp_backend)
     s.delivery_note(s.order(s.customer(email="weg@example.ch")), datetime(2026, 11, 26, 9))
@@ -132,7 +132,7 @@ def test_the_log_file_keeps_every_line_and_the_summary_and_rotates(
     assert broken.exit_code == 2
     assert "nonsense" in log_file.read_text(encoding="utf-8")
 
-    monkeypatch.setattr(cli_module, "LOG_MAX_BYTES", 300)
+    monkeypatch.setattr(console, "LOG_MAX_BYTES", 300)
     for _ in range(20):
         cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
     rotated = sorted(p.name for p in log_file.parent.iterdir())

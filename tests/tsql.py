@@ -26,9 +26,10 @@ import sqlglot.errors
 from proit_notify.channels import SendResult
 from proit_notify.db import Database, Dialect
 from proit_notify.erp import Erp, Mapping, page_sql
-from proit_notify.errors import UsageError
+from proit_notify.errors import ConfigError, UsageError
 from proit_notify.jobs import delivery_dates, prepayment, review, shipping
 from proit_notify.ledger import Ledger, Row
+from proit_notify.ledger.migrate import refuse_newer
 from proit_notify.settings import ErpSettings, RetrySettings
 
 NOW = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
@@ -139,6 +140,8 @@ def ledger_statements(table: str) -> list[tuple[str | None, str]]:
     upgraded = Ledger(_database(old), table, RetrySettings())
     upgraded.ensure_schema()
     upgraded.versions.upgraded_by()
+    with pytest.raises(ConfigError):  # a newer ledger, named by the version that upgraded it
+        refuse_newer(99, upgraded.versions.upgraded_by)
     conn = _Conn()
     ledger = Ledger(_database(conn), table, RetrySettings())
     ledger.ensure_schema()

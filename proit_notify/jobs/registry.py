@@ -36,6 +36,8 @@ class JobOption:
     name: str
     #: "repeat": a text given any number of times (a tuple); "flag": on or off
     kind: Literal["repeat", "flag"] = "repeat"
+    #: what the help shows for a value (``--delivery-note NUMBER``)
+    metavar: str = "TEXT"
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ JOBS: list[JobSpec] = [
                 "--delivery-note",
                 "Confirm this delivery note (by number); repeatable.",
                 "delivery_notes",
+                metavar="NUMBER",
             ),
         ),
     ),

@@ -173,6 +173,8 @@ class Ledger(Table):
         self.versions = Versions(db, f"{table}_meta", table)
         #: the schema of this ledger's rows (an older one is read as it is by a dry run)
         self.version = SCHEMA_VERSION
+        #: what opening it upgraded (``ledger migrate`` says it)
+        self.upgraded: list[str] = []
         self._columns = ", ".join(_COLUMNS)
 
     def __enter__(self) -> Ledger:
@@ -204,7 +206,7 @@ class Ledger(Table):
         except ErpError as exc:
             raise LedgerError(f"cannot use the ledger {path}: {exc}") from None
         ledger = cls(db, table, retry, local=True)
-        ledger.ensure_schema(write=write)
+        ledger.upgraded = ledger.ensure_schema(write=write)
         return ledger
 
     # --- schema -----------------------------------------------------------------------

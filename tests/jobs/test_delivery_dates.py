@@ -14,7 +14,7 @@ from ledger_rows import ledger_rows as read_ledger
 from scenario import Shop, shop
 from smtp_server import Received, SmtpServer, email_section
 
-from proit_notify import cli as cli_module
+from proit_notify.cli import jobs as cli_jobs
 from proit_notify.jobs.delivery_dates import MARKER_KEY
 
 AS_OF = "2026-11-27T08:00"
@@ -337,7 +337,7 @@ def test_edit_option_opens_each_notice_on_a_terminal_only(
     assert "--edit needs a terminal" in refused.stderr
     assert ledger_rows(config) == []
 
-    monkeypatch.setattr(cli_module, "_interactive", lambda: True)
+    monkeypatch.setattr(cli_jobs, "_interactive", lambda: True)
     edited = cli("-c", config, "delivery-dates", "--edit", "--as-of", AS_OF)
     assert edited.exit_code == 0, edited.stderr
     assert "1 sent" in edited.stdout  # reviewed now: sent, not stored as a draft

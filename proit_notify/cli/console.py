@@ -1,0 +1,318 @@
+"""What the command line shows, and where its log lines go: one module for both.
+
+The consoles print text as data (:class:`_SafeConsole`: no secrets, control characters
+escaped), ``--json`` prints one document per job (:func:`print_json`), listings are a table
+on a terminal and tab-separated lines elsewhere (:func:`print_rows`), and the log goes to
+stderr and ``service.log_file`` (the owner's only, rotated).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+from .. import __version__
+from ..errors import ConfigError, NotifyError
+from ..redaction import json_safe, one_line, printable, redact
+
+if TYPE_CHECKING:
+    from .. import output
+    from ..clock import Clock
+    from ..report import ItemReport, JobReport
+    from ..runner import RunOptions
+    from ..settings import Settings
+
+log = logging.getLogger("proit_notify")
+
+class _SafeConsole(Console):
+    """A console that prints text as data: without secrets, and with control characters
+    shown escaped (an ESC sequence or an OSC 52 in an ERP name would otherwise drive the
+    terminal: clear it, set its title, write the clipboard). Tables are built of such text
+    (``output.table``)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        clean = tuple(printable(redact(o)) if isinstance(o, str) else o for o in objects)
+        super().print(*clean, **kwargs)
+
+    def rule(self, title: Any = "", **kwargs: Any) -> None:
+        if isinstance(title, str):
+            title = Text(one_line(redact(title)))  # a Text: a title is read as markup
+        super().rule(title, **kwargs)
+
+
+# markup=False: ERP text ("A-[/]1", "[link=...]") is data and is printed as typed (SPEC §7)
+out = _SafeConsole(highlight=False, soft_wrap=True, markup=False)
+err = _SafeConsole(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+@dataclass
+class State:
+    config: Path | None = None
+    verbose: bool = False
+    quiet: bool = False
+    json: bool = False
+
+    def settings(self) -> Settings:
+        from ..settings import load_settings, resolve_config_path
+
+        settings = load_settings(resolve_config_path(self.config))
+        log_to_file(settings.service.log_file)
+        return settings
+
+
+state = State()
+
+
+#: service.log_file rotation (SPEC §2)
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 5
+#: what only the log file gets: the summaries and notes that stdout/stderr show
+record = logging.getLogger("proit_notify.record")
+record.propagate = False
+record.addHandler(logging.NullHandler())  # without a log file: nowhere (not stderr)
+
+
+def log_to_file(path: Path | None) -> None:
+    """Append our log lines, and the summaries, to ``service.log_file``."""
+    for logger in (log, record):
+        for old in [h for h in logger.handlers if isinstance(h, RotatingFileHandler)]:
+            logger.removeHandler(old)
+            old.close()
+    if path is None:
+        return
+    from ..paths import private
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        private(path, "service.log_file")  # customers' addresses: the owner's only
+        handler = _PrivateLog(
+            path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8", delay=True
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"service.log_file {path}: cannot be written ({exc.strerror}); check the path "
+            "and the rights of the account the task runs as"
+        ) from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(_SafeLine())
+    handler.setLevel(logging.DEBUG if state.verbose else logging.INFO)
+    for logger in (log, record):
+        logger.addHandler(handler)
+    record.setLevel(logging.INFO)
+    if log.level > logging.INFO:  # -q: stderr stays quiet, the file still gets everything
+        log.setLevel(logging.INFO)
+
+
+class _PrivateLog(RotatingFileHandler):
+    """The log file, created (also after each rotation) readable by its owner only and
+    never through a symbolic link (:mod:`proit_notify.paths`)."""
+
+    def _open(self) -> Any:
+        from ..paths import private
+
+        private(Path(self.baseFilename), "service.log_file")
+        return super()._open()
+
+
+def print_json(data: object) -> None:
+    """One JSON document on stdout (for scripts: no colours), without secrets."""
+    print(json_safe(redact(json.dumps(data, ensure_ascii=False))))
+
+
+class _SafeLine(logging.Filter):
+    """Every log line without secrets, and with ERP data's control characters escaped, so a
+    recipient "a\\r\\nERROR ..." cannot forge a line of its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = one_line(redact(record.getMessage()))
+        record.args = None
+        return True
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"proit-notify {__version__}")
+        raise typer.Exit()
+
+
+def main_options(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Settings file (default: $PROIT_NOTIFY_CONFIG or ./proit-notify.toml).",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON object per job on stdout.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Email and SMS notifications for the ProIT Handel ERP."""
+    from rich.logging import RichHandler
+
+    state.config, state.verbose, state.quiet, state.json = config, verbose, quiet, json_output
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler: logging.Handler
+    if err.is_terminal:
+        handler = RichHandler(console=err, show_path=False, rich_tracebacks=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(_SafeLine())
+    handler.setLevel(level)
+    # our logger only: the root logger belongs to the libraries (and to the host program)
+    for old in list(log.handlers):
+        log.removeHandler(old)
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+
+
+# --- options every job command has -----------------------------------------------------
+
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Send nothing, write nothing; show what would go out.")
+]
+Limit = Annotated[int | None, typer.Option("--limit", min=1, help="At most N notifications.")]
+AsOf = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Act as at this local time: 2026-11-27 or 2026-11-27T08:00."),
+]
+Preview = Annotated[bool, typer.Option("--preview", help="Print the rendered messages.")]
+
+
+def clock_for(settings: Settings, as_of: str | None) -> Clock:
+    from ..clock import Clock
+
+    tz = settings.service.tz
+    return Clock.parse(as_of, tz) if as_of else Clock.real(tz)
+
+
+def exit_code(reports: list[JobReport]) -> int:
+    """4 when an account could not be used at all (SPEC §6), else 1 for any problem row."""
+    blocked = list(dict.fromkeys(b for r in reports for b in r.blocked))
+    for problem in blocked:
+        err.print(f"error: {redact(problem)}", markup=False)
+    if blocked:
+        return 4
+    return 0 if all(r.ok for r in reports) else 1
+
+
+@contextmanager
+def progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | None]:
+    """A progress line on a terminal; plain log lines under cron; nothing around an editor.
+    Every item is also a line of ``service.log_file``, whatever is shown."""
+    from rich.progress import Progress
+
+    def line(logger: logging.Logger) -> Callable[[ItemReport], None]:
+        def write(item: ItemReport) -> None:
+            reason = f" ({item.reason})" if item.reason else ""
+            args = (item.status, item.key, item.channel, item.recipient, reason)
+            logger.info("%s %s %s %s%s", *args)
+
+        return write
+
+    if editing:
+        yield None
+        return
+    if state.json or state.quiet:
+        yield line(record)  # the log file only
+        return
+    if err.is_terminal:
+        to_file = line(record)
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task("sending", total=None)
+
+            def tick(item: ItemReport) -> None:
+                # the description column reads markup: the document is escaped into text
+                bar.update(task, advance=1, description=escape(f"{item.status}: {item.document}"))
+                to_file(item)
+
+            yield tick
+        return
+    yield line(log)
+
+
+def show(report: JobReport, options: RunOptions) -> None:
+    from .. import output
+
+    for note in report.notes:
+        err.print(redact(note), markup=False)
+        record.info(note)
+    record.info(report.summary())
+    if state.json:
+        print_json(report.as_json())
+        return
+    if options.preview:
+        for item in report.items:
+            if item.preview is None:
+                continue
+            out.rule(f"{item.key} → {item.channel} {item.recipient}")
+            if item.preview.subject:
+                out.print(f"Subject: {item.preview.subject}\n")
+            out.print(item.preview.text, markup=False)
+    if report.items and not state.quiet and (out.is_terminal or options.dry_run):
+        out.print(output.table(output.REPORT_COLUMNS, output.report_rows(report), report.job))
+    out.print(report.summary())
+
+
+def print_rows(columns: tuple[str, ...], rows: list[output.Row]) -> None:
+    """A table on a terminal; one tab-separated line per row for grep and scripts."""
+    from .. import output
+
+    if out.is_terminal:
+        out.print(output.table(columns, rows))
+    else:
+        for row in rows:
+            print("\t".join(one_line(redact(cell)) for cell in row))
+
+
+def fail(exc: NotifyError) -> NoReturn:
+    err.print(f"error: {redact(str(exc))}", markup=False)
+    record.error("error (exit %d): %s", exc.exit_code, exc)
+    if state.verbose and exc.__cause__ is not None:
+        # what the driver or server said, and where: for a bug report, still without secrets
+        err.print("caused by:", markup=False)
+        err.print(redact("".join(traceback.format_exception(exc.__cause__))), markup=False)
+    sys.exit(exc.exit_code)
+
+
+def safe_streams() -> None:
+    """Output never crashes on a code page (SPEC §7): redirected output (the Task
+    Scheduler, ``> log.txt``, cp1252 on Windows) is written as UTF-8; a console that cannot
+    show a character gets a replacement instead of an exception."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None or encoding == "utf8":
+            continue
+        try:
+            if stream.isatty():
+                reconfigure(errors="replace")
+            else:
+                reconfigure(encoding="utf-8", errors="replace")
+        except (OSError, ValueError):
+            pass  # a stream that cannot be changed: left as it is
+
+

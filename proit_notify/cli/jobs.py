@@ -1,0 +1,216 @@
+"""The job commands (SPEC §7), made from the job registry, and ``run-all``.
+
+Every registered job gets a command with the options all jobs have (``--dry-run``,
+``--limit``, ``--as-of``, ``--preview``) and the ones its entry names; a job whose
+messages a person may edit gets ``--edit``. A run is recorded and alerted on whatever ends
+it (an error too, SPEC §6).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ..errors import NotifyError, UsageError
+from ..redaction import one_line, redact
+from .console import (
+    AsOf,
+    DryRun,
+    Limit,
+    Preview,
+    clock_for,
+    err,
+    exit_code,
+    log,
+    progress,
+    show,
+    state,
+)
+
+if TYPE_CHECKING:
+    from ..jobs.registry import JobOption, JobSpec
+    from ..ledger import Ledger
+    from ..monitor import CommandRun
+    from ..runner import RunOptions
+
+#: the exit code of a bug (sysexits' EX_SOFTWARE)
+INTERNAL_ERROR = 70
+
+
+def _run_jobs(
+    names: list[str],
+    options: RunOptions,
+    as_of: str | None,
+    own: dict[str, Any] | None = None,
+) -> None:
+    """Run the jobs ``names`` (``own``: the options of a job's own, by name), show each
+    one's report, record the command and send its alert."""
+    from ..assembly import session
+    from ..jobs import registry
+    from ..monitor import CommandRun
+    from ..report import JobReport
+    from ..runner import job_options
+
+    settings = state.settings()
+    clock = clock_for(settings, as_of)
+    reports: list[JobReport] = []
+    command = names[0] if len(names) == 1 else "run-all"
+    # a dry run writes nothing, so it is not recorded and sends no alert
+    record = None if options.dry_run else CommandRun(settings, clock, command)
+    error: BaseException | None = None
+    try:
+        with (
+            progress(editing=options.edit is not None) as tick,
+            session(
+                settings,
+                clock,
+                lock=not options.dry_run,
+                progress=tick,
+                dry_run=options.dry_run,
+            ) as s,
+        ):
+            for name in names:
+                job = registry.make_job(name, own or {})
+                report = JobReport(job.name, options.dry_run)
+                if record is not None:
+                    record.job_started(s.ledger, name)
+                try:
+                    s.runner.run(job, job_options(name, settings, options), report)
+                except Exception as exc:
+                    # what the job did before the error is shown (--json: with an "error"),
+                    # recorded and named in the alert
+                    report.error = redact(one_line(_error_line(exc)))
+                    reports.append(report)
+                    if record is not None:
+                        record.reports.append(report)
+                    show(report, options)
+                    raise
+                if record is not None:
+                    record.job_ended(s.ledger, report)
+                reports.append(report)
+                show(report, options)
+        code = exit_code(reports)
+    except Exception as exc:  # a bug too still ends in a record and an alert
+        if record is None:
+            raise
+        error = exc
+        code = exc.exit_code if isinstance(exc, NotifyError) else INTERNAL_ERROR
+    if record is not None:
+        _finish(record, code, error)
+    if error is not None:
+        raise error
+    raise typer.Exit(code)
+
+
+def _error_line(exc: BaseException) -> str:
+    """An error as the run record and the alert name it (a bug says it is one)."""
+    if isinstance(exc, NotifyError):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def _finish(record: CommandRun, code: int, error: BaseException | None) -> None:
+    """The run's record and alert, on a connection of their own (the run's may be gone)."""
+    from ..assembly import make_alert_channel, open_ledger
+
+    try:
+        ledger: Ledger | None = open_ledger(record.settings)
+    except NotifyError as exc:
+        log.error("could not record this run: %s", redact(str(exc)))
+        ledger = None
+    channel = make_alert_channel(record.settings)
+    detail = None if error is None else _error_line(error)
+    try:
+        outcome = record.finish(ledger, code, detail, channel)
+    finally:
+        channel.close()
+        if ledger is not None:
+            ledger.close()
+    if outcome is not None and not state.quiet:
+        err.print(f"alert: {redact(outcome)}", markup=False)
+
+
+def _interactive() -> bool:
+    """A person at a terminal who can use an editor (not cron, not a pipe)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def add_job_commands(app: typer.Typer) -> None:
+    """A command for each registered job (run-all runs them in the registry's order)."""
+    from ..jobs import registry
+
+    for spec in registry.JOBS:
+        app.command(spec.command, help=spec.summary)(_job_command(spec))
+
+
+def _job_command(spec: JobSpec) -> Callable[..., None]:
+    """The command of one job: the options of every job, then its own."""
+
+    def command(**given: Any) -> None:
+        from ..drafts import edit_in_editor
+        from ..runner import RunOptions
+
+        edit = bool(given.pop("edit", False))
+        if edit and not _interactive():
+            raise UsageError(
+                "--edit needs a terminal to open the editor in; under cron or in a script set "
+                "delivery_date.edit_before_send = true and review with 'proit-notify drafts'"
+            )
+        own = {o.name: tuple(given.pop(o.name) or ()) if o.kind == "repeat" else given.pop(o.name)
+               for o in spec.options}  # fmt: skip
+        options = RunOptions(
+            dry_run=given["dry_run"],
+            limit=given["limit"],
+            preview=given["preview"],
+            delivery_notes=tuple(own.get("delivery_notes", ())),
+            edit=edit_in_editor if edit else None,
+        )
+        _run_jobs([spec.command], options, given["as_of"], own)
+
+    params = [
+        *(
+            _option(o.name, _OWN_TYPES[o.kind](o), _OWN_DEFAULTS[o.kind])
+            for o in spec.options
+        ),
+        *([_option("edit", _EDIT, False)] if spec.editable else []),
+        _option("dry_run", DryRun, False),
+        _option("limit", Limit, None),
+        _option("as_of", AsOf, None),
+        _option("preview", Preview, False),
+    ]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = spec.summary
+    return command
+
+
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+_EDIT = Annotated[
+    bool, typer.Option("--edit", help="Open each message in $VISUAL/$EDITOR before it is sent.")
+]
+_OWN_DEFAULTS: dict[str, Any] = {"repeat": None, "flag": False}
+_OWN_TYPES: dict[str, Callable[[JobOption], Any]] = {
+    "repeat": lambda o: Annotated[
+        list[str] | None, typer.Option(o.flag, help=o.help, metavar=o.metavar)
+    ],
+    "flag": lambda o: Annotated[bool, typer.Option(o.flag, help=o.help)],
+}
+
+
+def run_all(
+    dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, preview: Preview = False
+) -> None:
+    """Run every job, in the order shipping, review, prepayment, delivery dates."""
+    from ..jobs import registry
+    from ..runner import RunOptions
+
+    _run_jobs(list(registry.commands()), RunOptions(dry_run, limit, preview), as_of)
