@@ -17,8 +17,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from proit_notify.channels import Outgoing, SendResult
+from proit_notify.channels import sms as sms_package
 from proit_notify.channels.sms import SmsChannel, count_segments, fit_segments
-from proit_notify.channels.sms.base import ECHO_WITHHELD
+from proit_notify.channels.sms.base import ECHO_WITHHELD, GatewayProvider
+from proit_notify.channels.sms.base import Request as GatewayRequest
 from proit_notify.errors import ConfigError, UnreachableError
 from proit_notify.settings import HttpGatewaySettings, SmsSettings
 
@@ -580,3 +582,51 @@ def test_a_redirect_is_not_followed_and_the_credentials_stay_home(httpserver: HT
         assert elsewhere.log == []  # nothing (no password, no key) reached the second host
     finally:
         elsewhere.stop()
+
+
+# --- a new provider: one class with its request and its accepted answer --------------------
+
+
+class PlainProvider(GatewayProvider):
+    """A provider written as a newcomer would: only its call and what its 200 means."""
+
+    name = "plain"
+
+    def request(self, to_e164: str, text: str, sender: str | None) -> GatewayRequest:
+        form = {"to": to_e164, "text": text, "key": self.gateway.settings.password}
+        return GatewayRequest("POST", self.gateway.url("https://plain.invalid", "/sms"),
+                              {"data": form})
+
+    def accepted(self, response: Any) -> SendResult:
+        if response.text.startswith("OK "):
+            return self.gateway.result("sent", f"id {response.text[3:]}")
+        return self.gateway.result("failed", self.gateway.snippet(response))
+
+
+def test_a_provider_with_only_its_request_gets_the_whole_classification(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the gateway base does the rest: connection faults, 429/5xx, login refused, redirects,
+    # the password kept out of every detail (SPEC §6)
+    monkeypatch.setitem(sms_package.PROVIDERS, "http", PlainProvider)
+    gateway = HttpGatewaySettings()
+    answers = [
+        (Response("OK 77"), "sent", "id 77"),
+        (Response("no credit"), "failed", "no credit"),
+        (Response("busy", status=503), "deferred", "HTTP 503 busy"),
+        (Response("slow down", status=429), "deferred", "HTTP 429"),
+        (Response("bad number", status=400), "failed", "HTTP 400 bad number"),
+        (Response("", status=302, headers={"Location": "http://127.0.0.1:1/x"}), "failed",
+         "not followed"),
+    ]
+    for answer, outcome, detail in answers:
+        httpserver.clear()
+        httpserver.expect_request("/sms", method="POST").respond_with_response(answer)
+        result = clean(make_channel(httpserver.url_for(""), "http", http=gateway).send(sms()))
+        assert (result.outcome, detail in result.detail) == (outcome, True), result
+        assert form_of(last_request(httpserver))["to"] == TO
+    httpserver.clear()
+    httpserver.expect_request("/sms").respond_with_data("who are you", status=401)
+    refused_login(make_channel(httpserver.url_for(""), "http", http=gateway), "http")
+    lost = make_channel(f"http://127.0.0.1:{free_port()}/", "http", http=gateway).send(sms())
+    assert lost.outcome == "deferred"

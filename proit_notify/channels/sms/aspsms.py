@@ -31,38 +31,28 @@ from typing import Any
 import requests
 
 from .. import SendResult
-from .base import Gateway
+from .base import GatewayProvider, Request
 
 BASE_URL = "https://json.aspsms.com"
 _LOGIN_WORDS = re.compile(r"authori[sz]|user ?key|password|credential|login", re.IGNORECASE)
 
 
-class AspsmsProvider:
+class AspsmsProvider(GatewayProvider):
     """ASPSMS JSON API: SendSimpleTextSMS and CheckCredits."""
 
     name = "aspsms"
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
 
     def _credentials(self) -> dict[str, Any]:
         settings = self.gateway.settings
         return {"UserName": settings.username, "Password": settings.password}
 
-    def send(self, to_e164: str, text: str, sender: str | None) -> SendResult:
+    def request(self, to_e164: str, text: str, sender: str | None) -> Request:
         payload = {**self._credentials(), "Recipients": [to_e164], "MessageText": text}
         if sender:
             payload["Originator"] = sender
-        answer = self.gateway.call(
-            "POST", self.gateway.url(BASE_URL, "/SendSimpleTextSMS"), json=payload
-        )
-        if isinstance(answer, SendResult):
-            return answer
-        if not answer.ok:
-            return self.gateway.classify_http_error(answer)
-        return self._classify(answer)
+        return Request("POST", self.gateway.url(BASE_URL, "/SendSimpleTextSMS"), {"json": payload})
 
-    def _classify(self, response: requests.Response) -> SendResult:
+    def accepted(self, response: requests.Response) -> SendResult:
         data = self.gateway.json(response)
         if not isinstance(data, dict) or "StatusCode" not in data:
             # accepted at HTTP level but not in the documented form: we cannot tell

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -47,6 +47,48 @@ class Provider(Protocol):
     def check(self) -> list[str]:
         """Log in without sending (the balance call where there is one); problems found."""
         ...
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request that hands an SMS to a gateway (keyword arguments of requests)."""
+
+    method: str
+    url: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class GatewayProvider:
+    """The send skeleton every provider shares: :meth:`request` (the provider's call) ->
+    :meth:`Gateway.call` (connection problems classified) -> :meth:`answer` (by default: a
+    non-2xx status by :meth:`Gateway.classify_http_error`, a 2xx one by :meth:`accepted`).
+    A provider fills in ``request`` and ``accepted``; one whose error statuses mean
+    something of their own overrides ``answer``."""
+
+    name = "gateway"
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def send(self, to_e164: str, text: str, sender: str | None) -> SendResult:
+        request = self.request(to_e164, text, sender)
+        answer = self.gateway.call(request.method, request.url, **request.options)
+        return answer if isinstance(answer, SendResult) else self.answer(answer)
+
+    def request(self, to_e164: str, text: str, sender: str | None) -> Request:
+        raise NotImplementedError
+
+    def answer(self, response: requests.Response) -> SendResult:
+        if not response.ok:
+            return self.gateway.classify_http_error(response)
+        return self.accepted(response)
+
+    def accepted(self, response: requests.Response) -> SendResult:
+        """A 2xx answer: what its body says (many gateways refuse inside HTTP 200)."""
+        raise NotImplementedError
+
+    def check(self) -> list[str]:
+        return []  # no documented call that logs in without sending
 
 
 def number_as(to_e164: str, number_format: NumberFormat) -> str:

@@ -24,21 +24,20 @@ credits: a later run after topping up the account sends it), 429/5xx -> deferred
 
 from __future__ import annotations
 
+import requests
+
 from .. import SendResult
-from .base import Gateway, number_as
+from .base import GatewayProvider, Request, number_as
 
 BASE_URL = "https://url.ecall.ch"
 
 
-class EcallProvider:
+class EcallProvider(GatewayProvider):
     """eCall HTTP(S) interface, /api/sms."""
 
     name = "ecall"
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-
-    def send(self, to_e164: str, text: str, sender: str | None) -> SendResult:
+    def request(self, to_e164: str, text: str, sender: str | None) -> Request:
         settings = self.gateway.settings
         form = {
             "username": settings.username,
@@ -48,17 +47,16 @@ class EcallProvider:
         }
         if sender:
             form["callback"] = sender
-        answer = self.gateway.call("POST", self.gateway.url(BASE_URL, "/api/sms"), data=form)
-        if isinstance(answer, SendResult):
-            return answer
+        return Request("POST", self.gateway.url(BASE_URL, "/api/sms"), {"data": form})
+
+    def answer(self, answer: requests.Response) -> SendResult:
         if answer.status_code == 403:
             return self.gateway.result(
                 "deferred", f"HTTP 403 insufficient credits: {self.gateway.snippet(answer)}"
             )
         if not answer.ok:
             return self.gateway.classify_http_error(answer, auth_statuses=(401,))
-        return self.gateway.result("sent", f"accepted: {self.gateway.snippet(answer)}")
+        return self.accepted(answer)
 
-    def check(self) -> list[str]:
-        # no documented call that logs in without sending
-        return []
+    def accepted(self, response: requests.Response) -> SendResult:
+        return self.gateway.result("sent", f"accepted: {self.gateway.snippet(response)}")

@@ -26,10 +26,12 @@ import re
 from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
+import requests
+
 from ...errors import ConfigError
 from ...settings import HttpGatewaySettings
 from .. import SendResult
-from .base import Gateway, number_as
+from .base import Gateway, GatewayProvider, Request, number_as
 
 PLACEHOLDERS = ("to", "text", "sender", "username", "password", "public_ip")
 _PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
@@ -41,13 +43,13 @@ def fill(template: str, values: Mapping[str, str], encode: Callable[[str], str] 
     return _PLACEHOLDER_RE.sub(lambda m: encode(values[m.group(1)]), template)
 
 
-class HttpProvider:
+class HttpProvider(GatewayProvider):
     """A gateway described by ``[sms.http]`` at ``sms.url``."""
 
     name = "http"
 
     def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+        super().__init__(gateway)
         http = gateway.settings.http
         if http is None:  # the settings refuse provider "http" without [sms.http]
             http = HttpGatewaySettings()
@@ -64,7 +66,7 @@ class HttpProvider:
         if problems:
             raise ConfigError("the [sms.http] gateway uses unknown placeholders", tuple(problems))
 
-    def send(self, to_e164: str, text: str, sender: str | None) -> SendResult:
+    def request(self, to_e164: str, text: str, sender: str | None) -> Request:
         settings = self.gateway.settings
         values = {
             "to": number_as(to_e164, self.http.number_format),
@@ -77,17 +79,18 @@ class HttpProvider:
         url = fill(settings.url or "", values, lambda v: quote(v, safe=""))
         params = {k: fill(v, values) for k, v in self.http.params.items()}
         headers = {k: fill(v, values) for k, v in self.http.headers.items()}
-        if self.http.method == "GET":
-            answer = self.gateway.call("GET", url, params=params, headers=headers)
-        elif self.http.method == "POST":
-            answer = self.gateway.call("POST", url, data=params, headers=headers)
-        else:
-            answer = self.gateway.call("POST", url, json=params, headers=headers)
-        if isinstance(answer, SendResult):
-            return answer
-        body = answer.text
+        body_as = {"GET": "params", "POST": "data"}.get(self.http.method, "json")
+        method = "GET" if self.http.method == "GET" else "POST"
+        return Request(method, url, {body_as: params, "headers": headers})
+
+    def answer(self, answer: requests.Response) -> SendResult:
+        # success is what [sms.http] says it is, not any 2xx
         if answer.status_code not in self.http.success_status:
             return self.gateway.classify_http_error(answer)
+        return self.accepted(answer)
+
+    def accepted(self, answer: requests.Response) -> SendResult:
+        body = answer.text
         expected = self.http.success_contains
         if expected is not None and expected not in body:
             return self.gateway.result(
@@ -105,10 +108,6 @@ class HttpProvider:
             return None
         found = match.group(1) if match.groups() else match.group(0)
         return f"message id {found}" if found else None
-
-    def check(self) -> list[str]:
-        # a generic gateway has no known way to log in without sending
-        return []
 
 
 def _compile(pattern: str | None) -> re.Pattern[str] | None:

@@ -28,7 +28,7 @@ from typing import Any
 import requests
 
 from .. import SendResult
-from .base import Gateway
+from .base import GatewayProvider, Request
 
 BASE_URL = "https://gateway.seven.io"
 _LOGIN_CODES = {
@@ -49,31 +49,22 @@ _CODE_TEXT = {
 }
 
 
-class SevenProvider:
+class SevenProvider(GatewayProvider):
     """seven.io REST API: POST /api/sms and GET /api/balance."""
 
     name = "seven"
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-
     def _headers(self) -> dict[str, str]:
         return {"X-Api-Key": self.gateway.settings.password, "Accept": "application/json"}
 
-    def send(self, to_e164: str, text: str, sender: str | None) -> SendResult:
+    def request(self, to_e164: str, text: str, sender: str | None) -> Request:
         form = {"to": to_e164, "text": text}
         if sender:
             form["from"] = sender
-        answer = self.gateway.call(
-            "POST", self.gateway.url(BASE_URL, "/api/sms"), data=form, headers=self._headers()
-        )
-        if isinstance(answer, SendResult):
-            return answer
-        if not answer.ok:
-            return self.gateway.classify_http_error(answer)
-        return self._classify(answer)
+        url = self.gateway.url(BASE_URL, "/api/sms")
+        return Request("POST", url, {"data": form, "headers": self._headers()})
 
-    def _classify(self, response: requests.Response) -> SendResult:
+    def accepted(self, response: requests.Response) -> SendResult:
         data = self.gateway.json(response)
         message: dict[str, Any] = {}
         if isinstance(data, dict):

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
+
 from .. import SendResult
-from .base import Gateway, number_as
+from .base import GatewayProvider, Request, number_as
 
 BASE_URL = "https://api.smsup.ch"
 _FILTER_COUNTS = (
@@ -34,13 +36,10 @@ _FILTER_COUNTS = (
 )
 
 
-class SmsupProvider:
+class SmsupProvider(GatewayProvider):
     """SMSup REST API: GET /send and GET /credits."""
 
     name = "smsup"
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
 
     def _headers(self) -> dict[str, str]:
         return {
@@ -48,20 +47,17 @@ class SmsupProvider:
             "Accept": "application/json",
         }
 
-    def send(self, to_e164: str, text: str, sender: str | None) -> SendResult:
+    def request(self, to_e164: str, text: str, sender: str | None) -> Request:
         params = {"text": text, "to": number_as(to_e164, "digits"), "pushtype": "alert"}
         if sender:
             params["sender"] = sender
-        answer = self.gateway.call(
-            "GET", self.gateway.url(BASE_URL, "/send"), params=params, headers=self._headers()
-        )
-        if isinstance(answer, SendResult):
-            return answer
-        if not answer.ok:
-            return self.gateway.classify_http_error(answer)
-        data = self.gateway.json(answer)
+        url = self.gateway.url(BASE_URL, "/send")
+        return Request("GET", url, {"params": params, "headers": self._headers()})
+
+    def accepted(self, response: requests.Response) -> SendResult:
+        data = self.gateway.json(response)
         if not isinstance(data, dict) or "status" not in data:
-            return self.gateway.unexpected(answer)
+            return self.gateway.unexpected(response)
         return self._classify(data)
 
     def _classify(self, data: dict[str, Any]) -> SendResult:

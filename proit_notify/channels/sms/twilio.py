@@ -22,20 +22,19 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import requests
+
 from .. import SendResult
-from .base import Gateway
+from .base import GatewayProvider, Request
 
 BASE_URL = "https://api.twilio.com"
 _AUTH_CODES = {20003, 20005}  # authenticate / account not active
 
 
-class TwilioProvider:
+class TwilioProvider(GatewayProvider):
     """Twilio Messages.json."""
 
     name = "twilio"
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
 
     def _account_url(self, resource: str) -> str:
         sid = quote(self.gateway.settings.username, safe="")
@@ -44,23 +43,26 @@ class TwilioProvider:
     def _auth(self) -> tuple[str, str]:
         return (self.gateway.settings.username, self.gateway.settings.password)
 
-    def send(self, to_e164: str, text: str, sender: str | None) -> SendResult:
+    def request(self, to_e164: str, text: str, sender: str | None) -> Request:
         form = {"To": to_e164, "Body": text}
         if sender and sender.startswith("MG"):
             form["MessagingServiceSid"] = sender
         elif sender:
             form["From"] = sender
-        answer = self.gateway.call(
-            "POST", self._account_url("Messages.json"), data=form, auth=self._auth()
-        )
-        if isinstance(answer, SendResult):
-            return answer
-        data = self.gateway.json(answer)
+        url = self._account_url("Messages.json")
+        return Request("POST", url, {"data": form, "auth": self._auth()})
+
+    def accepted(self, response: requests.Response) -> SendResult:
+        data = self.gateway.json(response)
+        sid = data.get("sid") if isinstance(data, dict) else None
+        if not sid:
+            return self.gateway.unexpected(response)
+        return self.gateway.result("sent", f"message sid {sid}")
+
+    def answer(self, answer: requests.Response) -> SendResult:
         if answer.ok:
-            sid = data.get("sid") if isinstance(data, dict) else None
-            if not sid:
-                return self.gateway.unexpected(answer)
-            return self.gateway.result("sent", f"message sid {sid}")
+            return self.accepted(answer)
+        data = self.gateway.json(answer)
         message = _error_text(data)
         if isinstance(data, dict) and data.get("code") in _AUTH_CODES:
             raise self.gateway.login_refused(
