@@ -45,6 +45,7 @@ from proit_notify.erp import Erp
 from proit_notify.jobs import BATCH
 from proit_notify.jobs.review import ReviewRequests
 from proit_notify.ledger import Ledger
+from proit_notify.logical import Kind, ddl
 from proit_notify.runner import ErpSources
 from proit_notify.settings import Settings, load_settings
 
@@ -83,23 +84,7 @@ WHERE (o.review_mail = 1 OR o.review_mail IS NULL)
   AND (o.auto_processed_at IS NULL OR o.auto_processed_at >= ?)
 """
 
-#: server DDL of the tables the job reads, with the demo's indexes on them
-SERVER_DDL = """
-CREATE TABLE {t}customers (id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL,
-    email VARCHAR(200), country VARCHAR(2), language VARCHAR(5), info_type VARCHAR(20),
-    mobile VARCHAR(30));
-CREATE TABLE {t}contacts (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL,
-    name VARCHAR(100) NOT NULL, email VARCHAR(200), mobile VARCHAR(30));
-CREATE TABLE {t}orders (id INTEGER PRIMARY KEY, number VARCHAR(20) NOT NULL,
-    customer_id INTEGER NOT NULL, contact_id INTEGER, shop VARCHAR(20), order_date {ts} NOT NULL,
-    review_mail SMALLINT, auto_processed_at {ts}, delivery_date DATE);
-CREATE TABLE {t}order_lines (order_id INTEGER NOT NULL, line_no INTEGER NOT NULL,
-    article_no VARCHAR(20) NOT NULL, description VARCHAR(100) NOT NULL,
-    quantity NUMERIC(12, 3) NOT NULL, delivered_quantity NUMERIC(12, 3) NOT NULL,
-    unit VARCHAR(10), PRIMARY KEY (order_id, line_no));
-CREATE TABLE {t}delivery_notes (id INTEGER PRIMARY KEY, number VARCHAR(20) NOT NULL,
-    order_id INTEGER NOT NULL, printed_at {ts})
-"""
+#: the demo's indexes, on the server's tables (the tables: proit_notify.logical, as the demo's)
 SERVER_INDEXES = """
 CREATE INDEX ix_contacts_customer ON {t}contacts(customer_id);
 CREATE INDEX ix_orders_customer ON {t}orders(customer_id);
@@ -122,7 +107,7 @@ def generate_sqlite(path: Path, orders: int, years: int = YEARS) -> None:
     ts = "strftime('%Y-%m-%d %H:%M:%S', ?, '+' || CAST({x} AS INTEGER) || ' seconds')"
     conn.execute(
         seq + "INSERT INTO customers SELECT i, 'Kunde ' || i, 'kunde' || i || '@example.ch', "
-        "'CH', CASE WHEN i % 8 = 0 THEN 'en' ELSE 'de' END, 'email', NULL, 0 FROM n",
+        "'CH', CASE WHEN i % 8 = 0 THEN 'en' ELSE 'de' END, 'email', 0, NULL FROM n",
         [customers],
     )
     conn.execute(
@@ -178,12 +163,12 @@ def generate_server(db: Database, orders: int, years: int = YEARS) -> None:
         db.execute(f"CREATE SCHEMA {SCHEMA_NAME}")
     else:
         db.execute(f"CREATE DATABASE {SCHEMA_NAME} CHARACTER SET utf8mb4")
-    ts = "TIMESTAMP" if postgres else "DATETIME"
-    for statement in SERVER_DDL.format(t=t, ts=ts).split(";"):
+    phone: list[tuple[str, Kind]] = [("mobile", "text")]
+    for statement in ddl(db.dialect, lambda table: t + table, extra={"customers": phone}):
         db.execute(statement)
     statements = [
         f"INSERT INTO {t}customers SELECT i, CONCAT('Kunde ', i), CONCAT('kunde', i, "
-        "'@example.ch'), 'CH', CASE WHEN i % 8 = 0 THEN 'en' ELSE 'de' END, 'email', NULL "
+        "'@example.ch'), 'CH', CASE WHEN i % 8 = 0 THEN 'en' ELSE 'de' END, 'email', 0, NULL "
         f"FROM {series(customers)}",
         f"INSERT INTO {t}orders SELECT i, CONCAT('A-', i), 1 + i % {customers}, NULL, "
         f"'SHOP-CH', {order_date}, CASE i % 3 WHEN 0 THEN 1 WHEN 1 THEN 0 ELSE NULL END, "

@@ -93,7 +93,7 @@ def _make_erp(path: Path, n: int, printed: datetime) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(SCHEMA)
     conn.executemany(
-        "INSERT INTO customers VALUES (?, ?, ?, 'CH', 'de', 'email', NULL, 0)",
+        "INSERT INTO customers VALUES (?, ?, ?, 'CH', 'de', 'email', 0, NULL)",
         [(i, f"Kunde Müller {i}", f"kunde{i}@example.ch") for i in range(1, n + 1)],
     )
     conn.executemany(

@@ -18,7 +18,9 @@ from typing import Any
 
 import tomli_w
 
+from .db import Dialect
 from .errors import UsageError
+from .logical import ddl
 from .settings import DEFAULT_CONFIG_NAME
 
 ERP_NAME = "erp.sqlite"
@@ -51,73 +53,9 @@ class DemoSummary:
 
 # --- schema -----------------------------------------------------------------------------------
 
-SCHEMA = f"""
-CREATE TABLE customers (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    email TEXT,
-    country TEXT,
-    language TEXT,
-    info_type TEXT,
-    {PHONE_FIELD} TEXT,
-    no_marketing INTEGER
-);
-CREATE TABLE contacts (
-    id INTEGER PRIMARY KEY,
-    customer_id INTEGER NOT NULL REFERENCES customers(id),
-    name TEXT NOT NULL,
-    email TEXT,
-    mobile TEXT
-);
-CREATE TABLE orders (
-    id INTEGER PRIMARY KEY,
-    number TEXT NOT NULL UNIQUE,
-    customer_id INTEGER NOT NULL REFERENCES customers(id),
-    contact_id INTEGER REFERENCES contacts(id),
-    shop TEXT,
-    order_date TEXT NOT NULL,
-    review_mail INTEGER,
-    auto_processed_at TEXT,
-    delivery_date TEXT
-);
-CREATE TABLE order_lines (
-    order_id INTEGER NOT NULL REFERENCES orders(id),
-    line_no INTEGER NOT NULL,
-    article_no TEXT NOT NULL,
-    description TEXT NOT NULL,
-    quantity NUMERIC NOT NULL,
-    delivered_quantity NUMERIC NOT NULL DEFAULT 0,
-    unit TEXT,
-    PRIMARY KEY (order_id, line_no)
-);
-CREATE TABLE delivery_notes (
-    id INTEGER PRIMARY KEY,
-    number TEXT NOT NULL UNIQUE,
-    order_id INTEGER NOT NULL REFERENCES orders(id),
-    printed_at TEXT
-);
-CREATE TABLE delivery_note_lines (
-    delivery_note_id INTEGER NOT NULL REFERENCES delivery_notes(id),
-    line_no INTEGER NOT NULL,
-    article_no TEXT NOT NULL,
-    description TEXT NOT NULL,
-    quantity NUMERIC NOT NULL,
-    unit TEXT,
-    PRIMARY KEY (delivery_note_id, line_no)
-);
-CREATE TABLE invoices (
-    id INTEGER PRIMARY KEY,
-    number TEXT NOT NULL UNIQUE,
-    order_id INTEGER REFERENCES orders(id),
-    customer_id INTEGER NOT NULL REFERENCES customers(id),
-    contact_id INTEGER REFERENCES contacts(id),
-    invoice_date TEXT NOT NULL,
-    amount NUMERIC NOT NULL,
-    open_amount NUMERIC NOT NULL,
-    currency TEXT NOT NULL,
-    is_prepayment INTEGER NOT NULL DEFAULT 0,
-    cancelled INTEGER NOT NULL DEFAULT 0
-);
+#: the demo's ERP: the logical model (SPEC §3) under its own names, the customers' mobile
+#: number in ``customers.mobile`` (``sms.phone_field``), and the indexes its jobs use
+SCHEMA = ";\n".join(ddl(Dialect.SQLITE, extra={"customers": [(PHONE_FIELD, "text")]})) + """;
 CREATE INDEX ix_contacts_customer ON contacts(customer_id);
 CREATE INDEX ix_orders_customer ON orders(customer_id);
 CREATE INDEX ix_orders_delivery_date ON orders(delivery_date);
@@ -461,7 +399,11 @@ def _write_erp(path: Path, rows: _Rows) -> None:
         conn.execute("PRAGMA journal_mode = OFF")
         conn.execute("PRAGMA synchronous = OFF")
         conn.executescript(SCHEMA)
-        conn.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows.customers)
+        conn.executemany(
+            f"INSERT INTO customers (id, name, email, country, language, info_type, {PHONE_FIELD}, "
+            "no_marketing) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows.customers,
+        )
         conn.executemany("INSERT INTO contacts VALUES (?, ?, ?, ?, ?)", rows.contacts)
         conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows.orders)
         conn.executemany("INSERT INTO order_lines VALUES (?, ?, ?, ?, ?, ?, ?)", rows.order_lines)

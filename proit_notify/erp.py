@@ -20,7 +20,8 @@ from typing import Any
 
 from .db import Database, Dialect, connect
 from .errors import ErpError, MissingObjectError, RowError
-from .settings import LOGICAL_SCHEMA, OPTIONAL_FIELDS, ErpSettings, SqlExpression
+from .logical import LOGICAL_SCHEMA, OPTIONAL_FIELDS
+from .settings import ErpSettings, SqlExpression
 
 # --- the mapping ----------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .logical import LOGICAL_SCHEMA, OPTIONAL_FIELDS
 from .redaction import odbc_pairs, register
 
 CONFIG_ENV = "PROIT_NOTIFY_CONFIG"
@@ -43,56 +44,6 @@ SmsProvider = Literal["aspsms", "ecall", "smsup", "seven", "twilio", "http"]
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]*$")
 
-#: The logical ERP model of SPEC §3: table -> fields. Defaults of the mapping.
-LOGICAL_SCHEMA: dict[str, tuple[str, ...]] = {
-    "customers": ("id", "name", "email", "country", "language", "info_type"),
-    "contacts": ("id", "customer_id", "name", "email", "mobile"),
-    "orders": (
-        "id",
-        "number",
-        "customer_id",
-        "contact_id",
-        "shop",
-        "order_date",
-        "review_mail",
-        "auto_processed_at",
-        "delivery_date",
-    ),
-    "order_lines": (
-        "order_id",
-        "line_no",
-        "article_no",
-        "description",
-        "quantity",
-        "delivered_quantity",
-        "unit",
-    ),
-    "delivery_notes": ("id", "number", "order_id", "printed_at"),
-    "delivery_note_lines": (
-        "delivery_note_id",
-        "line_no",
-        "article_no",
-        "description",
-        "quantity",
-        "unit",
-    ),
-    "invoices": (
-        "id",
-        "number",
-        "order_id",
-        "customer_id",
-        "contact_id",
-        "invoice_date",
-        "amount",
-        "open_amount",
-        "currency",
-        "is_prepayment",
-        "cancelled",
-    ),
-}
-#: Fields a mapping may name but need not: unmapped, they read as NULL. ``no_marketing``:
-#: 1 = the customer objected to advertising (no review requests), SPEC §3.
-OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {"customers": ("no_marketing",)}
 
 
 def parse_window(text: str) -> tuple[time, time]:

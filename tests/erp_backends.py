@@ -73,6 +73,7 @@ from filelock import FileLock, Timeout
 from proit_notify.db import Database, Dialect, connect, connect_odbc, connect_sqlite
 from proit_notify.erp import Erp
 from proit_notify.errors import ErpError, MissingObjectError
+from proit_notify.logical import FIELDS, Kind, column_type, create_table
 from proit_notify.settings import ErpSettings
 
 REQUIRE_SERVERS_ENV = "PROIT_NOTIFY_REQUIRE_SERVERS"
@@ -100,87 +101,84 @@ TABLES = {
     "invoices": "Rechnungen",
 }
 
-# (logical field or None, ERP column, kind). Kinds: see _TYPES. A column written without
-# quotes in the ERP's DDL (so each database folds its case as usual) has kind "raw:<kind>".
-_COLUMNS: dict[str, list[tuple[str | None, str, str]]] = {
+# (logical field, ERP column): the columns' types come from the logical model
+# (proit_notify.logical.FIELDS), like the demo's
+_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "customers": [
-        ("id", "KdNr", "id"),
-        ("name", "Firma", "text"),
-        ("email", "EMail", "text"),
-        ("country", "Land", "code"),
-        ("language", "Sprache", "code"),
-        ("info_type", "InfoArt", "code"),
-        ("phone", PHONE_FIELD, "text"),
-        ("no_marketing", "Werbesperre", "raw:code"),
+        ("id", "KdNr"),
+        ("name", "Firma"),
+        ("email", "EMail"),
+        ("country", "Land"),
+        ("language", "Sprache"),
+        ("info_type", "InfoArt"),
+        ("phone", PHONE_FIELD),
+        ("no_marketing", "Werbesperre"),
     ],
     "contacts": [
-        ("id", "KontaktNr", "id"),
-        ("customer_id", "KdNr", "int"),
-        ("name", "Name", "text"),
-        ("email", "EMail", "text"),
-        ("mobile", "Natel", "text"),
+        ("id", "KontaktNr"),
+        ("customer_id", "KdNr"),
+        ("name", "Name"),
+        ("email", "EMail"),
+        ("mobile", "Natel"),
     ],
     "orders": [
-        ("id", "AuftragId", "id"),
-        ("number", "AuftragNr", "code"),
-        ("customer_id", "KdNr", "int"),
-        ("contact_id", "KontaktNr", "int"),
-        ("shop", "Shop", "code"),
-        ("order_date", "Auftragsdatum", "date"),
-        ("review_mail", "Bewertungsmail", "int"),
-        ("auto_processed_at", "Autom_verarbeitet_am", "timestamp"),
-        ("delivery_date", "Liefertermin", "date"),
+        ("id", "AuftragId"),
+        ("number", "AuftragNr"),
+        ("customer_id", "KdNr"),
+        ("contact_id", "KontaktNr"),
+        ("shop", "Shop"),
+        ("order_date", "Auftragsdatum"),
+        ("review_mail", "Bewertungsmail"),
+        ("auto_processed_at", "Autom_verarbeitet_am"),
+        ("delivery_date", "Liefertermin"),
     ],
     "order_lines": [
-        ("order_id", "AuftragId", "int"),
-        ("line_no", "PosNr", "int"),
-        ("article_no", "Artikel Nr", "code"),
-        ("description", "Bezeichnung", "text"),
-        ("quantity", "Menge", "money"),
-        ("delivered_quantity", "Geliefert", "money"),
-        ("unit", "Einheit", "code"),
+        ("order_id", "AuftragId"),
+        ("line_no", "PosNr"),
+        ("article_no", "Artikel Nr"),
+        ("description", "Bezeichnung"),
+        ("quantity", "Menge"),
+        ("delivered_quantity", "Geliefert"),
+        ("unit", "Einheit"),
     ],
     "delivery_notes": [
-        ("id", "LsId", "id"),
-        ("number", "LsNr", "code"),
-        ("order_id", "AuftragId", "int"),
-        ("printed_at", "Gedruckt_am", "timestamp"),
+        ("id", "LsId"),
+        ("number", "LsNr"),
+        ("order_id", "AuftragId"),
+        ("printed_at", "Gedruckt_am"),
     ],
     "delivery_note_lines": [
-        ("delivery_note_id", "LsId", "int"),
-        ("line_no", "PosNr", "int"),
-        ("article_no", "Artikel Nr", "code"),
-        ("description", "Bezeichnung", "text"),
-        ("quantity", "Menge", "money"),
-        ("unit", "Einheit", "code"),
+        ("delivery_note_id", "LsId"),
+        ("line_no", "PosNr"),
+        ("article_no", "Artikel Nr"),
+        ("description", "Bezeichnung"),
+        ("quantity", "Menge"),
+        ("unit", "Einheit"),
     ],
     "invoices": [
-        ("id", "RechnungId", "id"),
-        ("number", "RechnungNr", "code"),
-        ("order_id", "AuftragId", "int"),
-        ("customer_id", "KdNr", "int"),
-        ("contact_id", "KontaktNr", "int"),
-        ("invoice_date", "Rechnungsdatum", "date"),
-        ("amount", "Betrag", "money"),
-        ("open_amount", "Offen", "money"),
-        ("currency", "Waehrung", "code"),
-        ("is_prepayment", "Zahlungsart", "raw:code"),
-        ("cancelled", "Storniert", "int"),
+        ("id", "RechnungId"),
+        ("number", "RechnungNr"),
+        ("order_id", "AuftragId"),
+        ("customer_id", "KdNr"),
+        ("contact_id", "KontaktNr"),
+        ("invoice_date", "Rechnungsdatum"),
+        ("amount", "Betrag"),
+        ("open_amount", "Offen"),
+        ("currency", "Waehrung"),
+        ("is_prepayment", "Zahlungsart"),
+        ("cancelled", "Storniert"),
     ],
 }
 
-_TYPES: dict[Dialect, dict[str, str]] = {
-    dialect: {
-        "id": "INTEGER NOT NULL PRIMARY KEY",
-        "int": "INTEGER",
-        "text": "VARCHAR(200)",
-        "code": "VARCHAR(20)",
-        "date": "DATE",
-        "timestamp": "DATETIME" if dialect is Dialect.MYSQL else "TIMESTAMP",
-        "money": "DECIMAL(12,2)",
-    }
-    for dialect in (Dialect.SQLITE, Dialect.POSTGRESQL, Dialect.MYSQL)
+#: where the German ERP differs from the logical model's types: a code where the model has a
+#: 0/1 flag, in a column written without quotes in its DDL (so each database folds its case
+#: as usual); and the phone of ``sms.phone_field``, which is not a logical field
+_OWN_KINDS: dict[tuple[str, str], Kind] = {
+    ("customers", "no_marketing"): "code",
+    ("invoices", "is_prepayment"): "code",
+    ("customers", "phone"): "text",
 }
+_UNQUOTED = {("customers", "no_marketing"), ("invoices", "is_prepayment")}
 
 #: tables other modules may create in the ERP database (the ledger with ``ledger.erp``):
 #: emptied before each test too, when they exist
@@ -204,8 +202,8 @@ def erp_columns() -> dict[str, dict[str, Any]]:
     columns: dict[str, dict[str, Any]] = {}
     for table, cols in _COLUMNS.items():
         mapped: dict[str, Any] = {}
-        for logical, column, _kind in cols:
-            if logical is None or logical == "phone":
+        for logical, column in cols:
+            if logical == "phone":
                 continue
             sql = {"is_prepayment": PREPAYMENT_SQL, "no_marketing": NO_MARKETING_SQL}.get(logical)
             mapped[logical] = {"sql": sql} if sql else column
@@ -219,26 +217,21 @@ def erp_info_types() -> dict[str, list[str]]:
 
 def _ddl(dialect: Dialect) -> list[str]:
     statements = []
-    suffix = " DEFAULT CHARSET=utf8mb4" if dialect is Dialect.MYSQL else ""
     for table, cols in _COLUMNS.items():
-        parts = []
-        for _logical, column, kind in cols:
-            raw = kind.startswith("raw:")
-            name = column if raw else dialect.quote(column)
-            parts.append(f"{name} {_TYPES[dialect][kind.removeprefix('raw:')]}")
-        columns = ", ".join(parts)
-        statements.append(f"CREATE TABLE {dialect.quote(TABLES[table])} ({columns}){suffix}")
+        typed = []
+        for logical, _column in cols:
+            kind = _OWN_KINDS.get((table, logical)) or FIELDS[table][logical]
+            typed.append((_column_sql(dialect, table, logical), column_type(kind, dialect)))
+        statements.append(create_table(dialect, TABLES[table], typed))
     return statements
 
 
-def _column_sql(dialect: Dialect, table: str, logical: str) -> tuple[str, str]:
-    """(SQL name of the ERP column, kind) of a logical field, for writing test data."""
-    for name, column, kind in _COLUMNS[table]:
+def _column_sql(dialect: Dialect, table: str, logical: str) -> str:
+    """The ERP column of a logical field as SQL names it, for writing test data."""
+    for name, column in _COLUMNS[table]:
         if name == logical:
-            if kind.startswith("raw:"):
-                return column, kind.removeprefix("raw:")
-            return dialect.quote(column), kind
-    known = ", ".join(n for n, _, _ in _COLUMNS[table] if n)
+            return column if (table, logical) in _UNQUOTED else dialect.quote(column)
+    known = ", ".join(n for n, _ in _COLUMNS[table])
     raise KeyError(f"{table}.{logical}: not a field of the test schema (known: {known})")
 
 
@@ -310,10 +303,10 @@ class ErpBackend:
         sets = []
         values = []
         for logical, value in fields.items():
-            column, _kind = _column_sql(self.dialect, table, logical)
+            column = _column_sql(self.dialect, table, logical)
             sets.append(f"{column} = ?")
             values.append(_to_erp_value(table, logical, value))
-        id_column, _ = _column_sql(self.dialect, table, "id")
+        id_column = _column_sql(self.dialect, table, "id")
         count = self.admin.execute(
             f"UPDATE {self.dialect.quote(TABLES[table])} SET {', '.join(sets)} "
             f"WHERE {id_column} = ?",
@@ -324,7 +317,7 @@ class ErpBackend:
             raise KeyError(f"{table}: no row with id {id}")
 
     def _insert(self, table: str, fields: dict[str, Any]) -> int | None:
-        has_id = any(name == "id" for name, _, _ in _COLUMNS[table])
+        has_id = any(name == "id" for name, _ in _COLUMNS[table])
         row_id: int | None = None
         if has_id:
             row_id = int(fields.get("id") or self._next_id.get(table, 1))
@@ -333,8 +326,7 @@ class ErpBackend:
         columns = []
         values = []
         for logical, value in fields.items():
-            column, _kind = _column_sql(self.dialect, table, logical)
-            columns.append(column)
+            columns.append(_column_sql(self.dialect, table, logical))
             values.append(_to_erp_value(table, logical, value))
         marks = ", ".join("?" for _ in columns)
         self.admin.execute(

@@ -21,10 +21,12 @@ from tsql import (
     renderings,
 )
 
+from proit_notify import logical
 from proit_notify.channels import SendResult
 from proit_notify.db import Database, Dialect, connect_sqlite
-from proit_notify.erp import LOGICAL_SCHEMA, Erp
+from proit_notify.erp import Erp
 from proit_notify.ledger import Ledger, Row, ddl
+from proit_notify.logical import LOGICAL_SCHEMA
 from proit_notify.settings import ErpSettings, RetrySettings
 
 
@@ -46,6 +48,17 @@ def test_the_printed_ddl_is_t_sql() -> None:
     # the index is named from the table's last part: dbo.x_job is not a valid index name
     assert "[proit_notify_ledger_job]" in statements[1]
     assert "[proit_notify_ledger_msgid]" in statements[2]
+
+
+def test_the_logical_model_made_on_sql_server_is_t_sql() -> None:
+    # the demo's and the tests' ERP come from proit_notify.logical: a merchant's DBA or a
+    # SQL Server test ERP gets the same tables
+    statements = logical.ddl(Dialect.MSSQL, lambda table: f"dbo.{table}",
+                             extra={"customers": [("mobile", "text")]})
+    assert len(statements) == len(LOGICAL_SCHEMA)
+    assert "[order_date] DATE" in statements[2]
+    assert "[auto_processed_at] DATETIME2" in statements[2]
+    assert {s: p for s in statements if (p := problems(s))} == {}
 
 
 @pytest.mark.parametrize("table", ["proit_notify_ledger", "dbo.proit_notify_ledger"])
