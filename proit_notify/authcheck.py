@@ -11,11 +11,22 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from .errors import ConfigError, UnreachableError, UsageError
-from .oauth2 import GoogleTokens, tokens_for
+from .oauth2 import GRAPH_SCOPE, GoogleTokens, tokens_for
 from .settings import M365_PER_MINUTE, M365_SMTP_HOSTS, AccountSettings, Settings
 
 #: the application permission a Microsoft token needs for SMTP
 SMTP_ROLE = "SMTP.SendAsApp"
+#: ... for Graph's sendMail (transport "graph")
+GRAPH_ROLE = "Mail.Send"
+#: ... for reading the bounce mailbox by IMAP (SPEC §10)
+IMAP_ROLE = "IMAP.AccessAsApp"
+
+
+def needed_role(account: AccountSettings) -> tuple[str, str]:
+    """The role the account's sending token must carry, and where an admin grants it."""
+    if account.transport == "graph":
+        return GRAPH_ROLE, f"Microsoft Graph > Application permissions > {GRAPH_ROLE}"
+    return SMTP_ROLE, f"Office 365 Exchange Online > Application permissions > {SMTP_ROLE}"
 
 
 def oauth2_account(settings: Settings, name: str) -> AccountSettings:
@@ -34,7 +45,8 @@ def oauth2_account(settings: Settings, name: str) -> AccountSettings:
 
 def token_lines(name: str, account: AccountSettings, tz: ZoneInfo) -> tuple[list[str], list[str]]:
     """(what the token allows, the problems): one request to the identity provider."""
-    tokens = tokens_for(name, account)
+    graph = account.transport == "graph"
+    tokens = tokens_for(name, account, GRAPH_SCOPE if graph else None)
     lines = [f"token source: {tokens.source.describe()}"]
     try:
         token = tokens.get()
@@ -51,18 +63,19 @@ def token_lines(name: str, account: AccountSettings, tz: ZoneInfo) -> tuple[list
     )
     problems = []
     assert account.oauth2 is not None
-    if account.oauth2.provider == "microsoft" and claims and SMTP_ROLE not in roles:
+    role, where = needed_role(account)
+    if account.oauth2.provider == "microsoft" and claims and role not in roles:
         problems.append(
-            f"email account {name!r}: the token carries no {SMTP_ROLE} role: in the app "
-            "registration, API permissions, add Office 365 Exchange Online > Application "
-            f"permissions > {SMTP_ROLE}, then 'Grant admin consent'"
+            f"email account {name!r}: the token carries no {role} role: in the app "
+            f"registration, API permissions, add {where}, then 'Grant admin consent'"
         )
     return lines, problems
 
 
 def limit_line(name: str, account: AccountSettings) -> str | None:
     """Microsoft 365's sending limits, when the account sends through it."""
-    if account.host.strip().lower() not in M365_SMTP_HOSTS:
+    m365 = account.host.strip().lower() in M365_SMTP_HOSTS or account.transport == "graph"
+    if not m365:
         return None
     kept = account.max_per_minute
     how = "the default" if kept == M365_PER_MINUTE else "as set"
@@ -88,32 +101,11 @@ def setup_steps(name: str, account: AccountSettings, config: str) -> str:
         )
         return "\n".join(
             [
-                f"Microsoft 365: what an administrator does once for account {name!r} "
-                f"(mailbox {user}, tenant {o.tenant})",
-                "",
-                "1. Microsoft Entra admin center > App registrations > New registration "
-                '("proit-notify", single tenant). Its Application (client) ID is client_id '
-                f"(now {o.client_id!r}), its Directory (tenant) ID is tenant.",
-                f"2. Certificates & secrets: {credential}.",
-                "3. API permissions > Add a permission > APIs my organization uses > "
-                f"Office 365 Exchange Online > Application permissions > {SMTP_ROLE} "
-                "(for transport = \"graph\": Microsoft Graph > Mail.Send); then Grant admin "
-                "consent.",
-                "4. Enterprise applications > proit-notify: note its Object ID. It is NOT "
-                "the Object ID of the app registration; Exchange refuses the wrong one "
-                "with 535 5.7.3.",
-                "5. Exchange Online PowerShell (Connect-ExchangeOnline):",
-                f"     New-ServicePrincipal -AppId {o.client_id} -ObjectId <OBJECT_ID> "
-                '-DisplayName "proit-notify"',
-                f'     Add-MailboxPermission -Identity "{user}" -User <OBJECT_ID> '
-                "-AccessRights FullAccess",
-                f'     Set-CASMailbox -Identity "{user}" -SmtpClientAuthenticationDisabled $false',
-                "   (<OBJECT_ID>: the Object ID of step 4)",
-                f"6. Then: {test}",
+                *_microsoft_steps(name, account, credential, test),
                 "",
                 f"Limits: {M365_PER_MINUTE} messages a minute and 10,000 recipients a day per "
-                f"mailbox; max_per_minute = {M365_PER_MINUTE} is the default on "
-                "smtp.office365.com.",
+                f"mailbox; max_per_minute = {M365_PER_MINUTE} is the default for Microsoft "
+                "365 (smtp.office365.com and Graph).",
             ]
         )
     if o.provider == "google":
@@ -143,3 +135,63 @@ def setup_steps(name: str, account: AccountSettings, config: str) -> str:
             f"Then: {test}",
         ]
     )
+
+
+def _microsoft_steps(
+    name: str, account: AccountSettings, credential: str, test: str
+) -> list[str]:
+    """The steps in Entra and Exchange Online: SMTP's or Graph's, and IMAP's for bounces."""
+    o = account.oauth2
+    assert o is not None
+    user = account.username
+    graph = account.transport == "graph"
+    imap = account.imap is not None and account.imap.auth == "oauth2"
+    _, where = needed_role(account)
+    permissions = where + (
+        f" and Office 365 Exchange Online > Application permissions > {IMAP_ROLE} (the bounce "
+        "mailbox)"
+        if imap
+        else ""
+    )
+    steps = [
+        f"Microsoft 365: what an administrator does once for account {name!r} "
+        f"(mailbox {user}, tenant {o.tenant}, sending by {'Graph' if graph else 'SMTP'})",
+        "",
+        "1. Microsoft Entra admin center > App registrations > New registration "
+        '("proit-notify", single tenant). Its Application (client) ID is client_id '
+        f"(now {o.client_id!r}), its Directory (tenant) ID is tenant.",
+        f"2. Certificates & secrets: {credential}.",
+        "3. API permissions > Add a permission > APIs my organization uses > "
+        f"{permissions}; then Grant admin consent.",
+    ]
+    exchange = not graph or imap  # SMTP and IMAP need the app in Exchange; Graph does not
+    if not exchange:
+        return [
+            *steps,
+            "4. Optional, recommended: limit the app to this mailbox (Exchange Online "
+            "PowerShell): New-ApplicationAccessPolicy -AppId "
+            f'{o.client_id} -PolicyScopeGroupId <a mail-enabled group with {user}> '
+            '-AccessRight RestrictAccess -Description "proit-notify"',
+            f"5. Then: {test}",
+        ]
+    lines = [
+        "4. Enterprise applications > proit-notify: note its Object ID. It is NOT "
+        "the Object ID of the app registration; Exchange refuses the wrong one "
+        "with 535 5.7.3.",
+        "5. Exchange Online PowerShell (Connect-ExchangeOnline):",
+        f"     New-ServicePrincipal -AppId {o.client_id} -ObjectId <OBJECT_ID> "
+        '-DisplayName "proit-notify"',
+    ]
+    mailboxes = [user]
+    if imap and account.imap is not None and account.imap.username != user:
+        mailboxes.append(account.imap.username)
+    lines += [
+        f'     Add-MailboxPermission -Identity "{box}" -User <OBJECT_ID> -AccessRights FullAccess'
+        for box in mailboxes
+    ]
+    if not graph:
+        lines.append(
+            f'     Set-CASMailbox -Identity "{user}" -SmtpClientAuthenticationDisabled $false'
+        )
+    lines += ["   (<OBJECT_ID>: the Object ID of step 4)", f"6. Then: {test}"]
+    return [*steps, *lines]

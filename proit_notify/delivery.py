@@ -42,6 +42,9 @@ from .statuses import Status
 
 #: temporary failures (4xx, timeouts before DATA) in a row after which an account is stopped
 BREAKER_LIMIT = 3
+#: a server that asks to wait longer than this (Retry-After, seconds) stops its account for
+#: the run at once: its other messages would only be refused the same way
+PAUSE_LIMIT = 60.0
 #: rendered messages that wait, unclaimed, for a free connection of their account
 PARK_LIMIT = 100
 
@@ -375,6 +378,10 @@ class Delivery:
             p.lanes.add(h.lane)
         elif status == "deferred":
             state.temporary_in_row += 1
+            wait = result.retry_after
+            if wait is not None and wait > PAUSE_LIMIT and state.stopped is None:
+                state.stopped = f"the server asked to wait {wait:g} s (Retry-After)"
+                p.lanes.add(h.lane)
             if state.temporary_in_row >= BREAKER_LIMIT and state.stopped is None:
                 state.stopped = (
                     f"{state.temporary_in_row} temporary failures in a row (last: {result.detail})"

@@ -11,11 +11,13 @@ never the trust.
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from . import __version__
@@ -66,3 +68,31 @@ def session(ca_file: Path | None = None) -> TrustedSession:
     http.mount("https://", _TrustAdapter(context))
     http.headers["User-Agent"] = f"proit-notify/{__version__}"
     return http
+
+
+# --- what a failed request tells (SMS gateways, Graph) ------------------------------------------
+
+
+def never_sent(exc: requests.ConnectionError) -> bool:
+    """True when the connection was never established, so nothing reached the server (a
+    retry cannot send twice); False when the request may have gone out before the failure."""
+    if isinstance(exc, requests.exceptions.ProxyError | requests.exceptions.SSLError):
+        return True
+    cause: object = exc.args[0] if exc.args else None
+    if isinstance(cause, urllib3.exceptions.MaxRetryError):
+        cause = cause.reason
+    return isinstance(
+        cause, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
+
+
+def reason(exc: requests.RequestException) -> str:
+    """The innermost cause of a failed request, without the URL: the texts of requests carry
+    the full address, query strings with a password (GET gateways) included."""
+    cause: object = exc.args[0] if exc.args else exc
+    if isinstance(cause, urllib3.exceptions.MaxRetryError) and cause.reason is not None:
+        cause = cause.reason
+    text = str(cause)
+    text = re.sub(r"\w*\(host='[^']*', port=\d+\): ", "", text)
+    text = re.sub(r"https?://\S+", "(url)", text)
+    return text or type(exc).__name__

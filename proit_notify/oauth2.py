@@ -43,6 +43,8 @@ SMTP_SCOPES = {
     "microsoft": "https://outlook.office365.com/.default",
     "google": "https://mail.google.com/",
 }
+#: what Microsoft Graph's sendMail asks for (transport "graph", SPEC §9)
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 #: a token is fetched anew this long before it expires (at most half its lifetime)
 REFRESH_MARGIN = 300.0
 #: a token whose lifetime is not known (a command's opaque one) is used this long

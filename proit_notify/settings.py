@@ -301,6 +301,8 @@ M365_PER_MINUTE = 30
 M365_SMTP_HOSTS = frozenset({"smtp.office365.com", "smtp-legacy.office365.com"})
 #: where Microsoft's identity platform lives (national clouds and tests override it)
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
+#: where Microsoft Graph lives (national clouds and tests override it: graph_url)
+GRAPH_URL = "https://graph.microsoft.com"
 
 
 class OAuth2Settings(_Model):
@@ -353,12 +355,46 @@ class OAuth2Settings(_Model):
         return self
 
 
+class ImapSettings(_Model):
+    """``[email.accounts.<name>.imap]``: the mailbox that receives the account's bounces
+    (SPEC §10)."""
+
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    #: default: the account's username (its mailbox)
+    username: str = ""
+    password: str = Field(default="", repr=False)
+    #: default: "oauth2" when the account logs in by OAuth2 and no password is given here
+    auth: Literal["password", "oauth2"] | None = None
+    folder: str = "INBOX"
+    processed_folder: str = "proit-notify-bounces"
+    #: default: the account's timeout
+    timeout: float | None = Field(default=None, gt=0)
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 993 if self.security == "ssl" else 143
+
+
+class BouncesSettings(_Model):
+    """``[bounces]`` (SPEC §10): how far back the mailboxes are read, and what a hard
+    bounce does."""
+
+    since_days: int = Field(default=14, ge=1, le=365)
+    #: "sms": the bounced notification goes out once by SMS when the customer has a valid
+    #: mobile (else the alert says it); "alert": the alert only
+    on_hard: Literal["sms", "alert"] = "alert"
+
+
 class AccountSettings(_Model):
     """``[email.accounts.<name>]``: one sending account."""
 
     model_config = ConfigDict(populate_by_name=True)
 
-    transport: Literal["smtp", "file"] = "smtp"
+    transport: Literal["smtp", "file", "graph"] = "smtp"
     host: str = ""
     port: int | None = Field(default=None, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
@@ -378,25 +414,55 @@ class AccountSettings(_Model):
     ca_file: FilePath | None = None
     #: send the password over a connection without TLS to a host other than loopback
     allow_plaintext_auth: bool = False
+    #: transport "graph": where Microsoft Graph is (national clouds, a test stand-in)
+    graph_url: str = GRAPH_URL
+    #: the mailbox that receives this account's bounces (SPEC §10)
+    imap: ImapSettings | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _defaults(cls, data: Any) -> Any:
         """Defaults that depend on other keys: an OAuth2 account logs in as its from
-        address; Microsoft 365's SMTP hosts send at most 30 messages a minute."""
+        address; Microsoft 365 (its SMTP hosts, Graph) sends at most 30 messages a minute;
+        the bounce mailbox logs in as the account, by its way."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
         sender = data.get("from", data.get("from_"))
+        if data.get("transport") == "graph":
+            data.setdefault("auth", "oauth2")
         if data.get("auth") == "oauth2" and not data.get("username") and isinstance(sender, str):
             data["username"] = parseaddr(sender)[1]
         host = data.get("host")
-        if isinstance(host, str) and host.strip().lower() in M365_SMTP_HOSTS:
+        m365 = isinstance(host, str) and host.strip().lower() in M365_SMTP_HOSTS
+        if m365 or data.get("transport") == "graph":
             data.setdefault("max_per_minute", M365_PER_MINUTE)
+        imap = data.get("imap")
+        if isinstance(imap, dict):
+            imap = dict(imap)
+            if not imap.get("username"):
+                imap["username"] = data.get("username") or (
+                    parseaddr(sender)[1] if isinstance(sender, str) else ""
+                )
+            if imap.get("auth") is None:
+                oauth2 = data.get("auth") == "oauth2" and not imap.get("password")
+                imap["auth"] = "oauth2" if oauth2 else "password"
+            imap.setdefault("timeout", data.get("timeout", 30.0))
+            data["imap"] = imap
         return data
 
     @model_validator(mode="after")
     def _transport_needs(self) -> AccountSettings:
+        if self.transport == "graph":
+            if self.oauth2 is None or self.oauth2.provider == "google":
+                raise ValueError(
+                    'transport "graph" sends through Microsoft Graph with an app token: it needs '
+                    'auth = "oauth2" and an [oauth2] table with provider = "microsoft" (or '
+                    '"command")'
+                )
+            parts = urlsplit(self.graph_url)
+            if parts.scheme != "https" or not parts.hostname:
+                raise ValueError(f"graph_url {self.graph_url!r}: an https:// address")
         if self.auth == "oauth2" and self.oauth2 is None:
             raise ValueError(
                 'auth = "oauth2" needs an [email.accounts.NAME.oauth2] table (provider = '
@@ -408,6 +474,21 @@ class AccountSettings(_Model):
             raise ValueError("transport 'smtp' needs 'host' (the SMTP server's name)")
         if self.transport == "file" and self.directory is None:
             raise ValueError("transport 'file' needs 'directory' (where .eml files are written)")
+        imap = self.imap
+        if imap is not None:
+            if imap.auth == "oauth2" and self.oauth2 is None:
+                raise ValueError(
+                    'imap: auth = "oauth2" uses the account\'s [oauth2] table, which is missing; '
+                    "or give imap.password"
+                )
+            if imap.auth == "password" and not imap.password:
+                raise ValueError('imap: give password (or auth = "oauth2": the account\'s token)')
+            plain = imap.security == "none" and not is_loopback(imap.host)
+            if plain and not self.allow_plaintext_auth:
+                raise ValueError(
+                    f'imap: security = "none" would send the login to {imap.host} unencrypted: use '
+                    '"ssl" (port 993) or "starttls"'
+                )
         if (
             self.transport == "smtp"
             and self.security == "none"
@@ -665,6 +746,7 @@ class Settings(_Model):
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     prepayment: PrepaymentSettings = Field(default_factory=PrepaymentSettings)
     delivery_date: DeliveryDateSettings = Field(default_factory=DeliveryDateSettings)
+    bounces: BouncesSettings = Field(default_factory=BouncesSettings)
     templates: TemplateSettings = Field(default_factory=TemplateSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
@@ -682,6 +764,11 @@ class Settings(_Model):
             (a.oauth2.client_secret, a.oauth2.client_id)
             for a in self.email.accounts.values()
             if a.oauth2 is not None
+        ]
+        found += [
+            (a.imap.password, a.imap.username)
+            for a in self.email.accounts.values()
+            if a.imap is not None
         ]
         found.append((self.sms.password, self.sms.username))
         found.append((self.review.unsubscribe_secret, None))
@@ -941,6 +1028,9 @@ def literal_secrets(data: Mapping[str, Any]) -> list[str]:
             oauth2 = account.get("oauth2") if isinstance(account, dict) else None
             if isinstance(oauth2, dict) and literal(oauth2.get("client_secret")):
                 found.append(f"email.accounts.{name}.oauth2.client_secret")
+            imap = account.get("imap") if isinstance(account, dict) else None
+            if isinstance(imap, dict) and literal(imap.get("password")):
+                found.append(f"email.accounts.{name}.imap.password")
     erp = data.get("erp")
     odbc = erp.get("odbc") if isinstance(erp, dict) else None
     if isinstance(odbc, str) and any(literal(v) for v in odbc_secrets(odbc)):

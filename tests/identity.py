@@ -339,3 +339,113 @@ def relay_server(handler: XOAuth2Relay) -> SmtpServer:
     server.controller_class = _Controller
     server.start()
     return server
+
+
+# --- Microsoft Graph's sendMail ---------------------------------------------------------------
+
+GRAPH_AUDIENCE = "https://graph.microsoft.com"
+
+
+def graph_error(status: int, code: str, message: str, **headers: str) -> Response:
+    """An error as Graph answers it: ``{"error": {"code", "message", "innerError"}}``."""
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {"date": "2026-12-03T10:00:00", "request-id": "9f1e-err",
+                           "client-request-id": "9f1e-err"},
+        }
+    }  # fmt: skip
+    return Response(json.dumps(body), status=status, content_type="application/json",
+                    headers=headers)  # fmt: skip
+
+
+@dataclass
+class Graph:
+    """``POST /v1.0/users/{mailbox}/sendMail`` as Graph speaks it (MIME form): it checks the
+    token (issued by the authority, audience Graph, role Mail.Send), the mailbox and the
+    base64 MIME body, then answers 202 with a ``request-id``, or what ``answers`` says for
+    the next request: a Response, or ``"stall"`` (the message is taken, as Graph would,
+    and the answer comes only after ``stall_seconds``: a lost 202)."""
+
+    server: HTTPServer
+    authority: Authority
+    mailbox: str = MAILBOX
+    #: messages Graph took (what would be delivered), as parsed MIME
+    messages: list[Any] = field(default_factory=list)
+    posts: int = 0  # every sendMail request that arrived
+    answers: collections.deque[Response | str] = field(default_factory=collections.deque)
+    stall_seconds: float = 4.0
+    #: when each request arrived (time.monotonic())
+    arrivals: list[float] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("").rstrip("/")
+
+    def send_mail(self, request: Request) -> Response:
+        import email
+        from email import policy
+
+        with self._lock:
+            self.posts += 1
+            self.arrivals.append(time.monotonic())
+            answer = self.answers.popleft() if self.answers else None
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        claims = _claims(token)
+        if not self.authority.valid(token, CLIENT_ID) or claims.get("aud") != GRAPH_AUDIENCE:
+            return graph_error(401, "InvalidAuthenticationToken",
+                               "Access token validation failure. Invalid audience.")  # fmt: skip
+        if "Mail.Send" not in claims.get("roles", []):
+            return graph_error(403, "ErrorAccessDenied",
+                               "Access is denied. Check credentials and try again.")  # fmt: skip
+        user = request.path.split("/")[3]
+        if user.lower() != self.mailbox.lower():
+            return graph_error(404, "ErrorInvalidUser", f"The requested user '{user}' is invalid.")
+        if request.headers.get("Content-Type", "").split(";")[0] != "text/plain":
+            return graph_error(415, "UnsupportedMediaType", "Content-Type must be text/plain")
+        try:
+            raw = base64.b64decode(request.get_data(), validate=True)
+        except ValueError:
+            return graph_error(400, "ErrorMimeContentInvalidBase64String",
+                               "Invalid base64 string for MIME content.")  # fmt: skip
+        if isinstance(answer, Response):
+            return answer
+        message = email.message_from_bytes(raw, policy=policy.default)
+        with self._lock:
+            self.messages.append(message)
+        if answer == "stall":
+            time.sleep(self.stall_seconds)
+        return Response(status=202, headers={"request-id": secrets.token_hex(8)})
+
+
+def _claims(token: str) -> dict[str, Any]:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        found = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+@pytest.fixture
+def graph(test_ca_tls: tuple[trustme.CA, Path], test_authority: Authority) -> Iterator[Graph]:
+    """Graph on https://localhost:PORT, its own threaded server (a stalled request must not
+    hold up the next one, nor the token endpoint)."""
+    ca, _ = test_ca_tls
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    server = HTTPServer(host="localhost", port=0, ssl_context=context, threaded=True)
+    server.start()
+    stand_in = Graph(server, test_authority)
+    test_authority.roles = ("Mail.Send",)
+    server.expect_request(
+        re.compile(r"/v1\.0/users/[^/]+/sendMail"), method="POST"
+    ).respond_with_handler(stand_in.send_mail)
+    yield stand_in
+    server.clear()
+    if server.is_running():
+        server.stop()

@@ -40,6 +40,8 @@ class SendResult:
 
     outcome: Outcome
     detail: str  # the server reply / gateway message id, or the reason it failed
+    #: a deferral's "not before" in seconds, as the server asked (Graph's Retry-After)
+    retry_after: float | None = None
 
     @property
     def ok(self) -> bool:

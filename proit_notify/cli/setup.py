@@ -176,7 +176,13 @@ def auth_test(account: AccountName) -> None:
         finally:
             channel.close()
         problems += found
-        if not found:
+        if not found and chosen.transport == "graph":
+            out.print(
+                f"Graph: {chosen.graph_url} for the mailbox {chosen.username}: the token is "
+                "there; Graph has no login without a message, so sendMail is first tried by "
+                "a real one (test-send --email ADDRESS --account NAME)"
+            )
+        elif not found:
             out.print(f"login: {chosen.host}:{chosen.effective_port} as {chosen.username}: ok")
     if problems:
         raise UnreachableError("the OAuth2 login does not work yet", tuple(problems))

@@ -477,6 +477,8 @@ class Ledger(Table):
             else:
                 delay = timedelta(minutes=self.retry.first_delay_minutes * 2 ** (attempts - 1))
                 delay = min(delay, timedelta(hours=self.retry.max_delay_hours))
+                if result.retry_after is not None:  # never before the server said (429)
+                    delay = max(delay, timedelta(seconds=result.retry_after))
                 next_attempt = to_utc_text(now + delay)
         stamp = to_utc_text(now)
         self._update(

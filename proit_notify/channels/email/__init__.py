@@ -1,9 +1,10 @@
 """The email channel: one message builder, transports by name.
 
 Each account's ``transport`` picks its :class:`Transport` from :data:`TRANSPORTS`
-(``smtp``: SMTP with starttls, ssl or none; ``file``: ``.eml`` files); a new transport is
-one module and one entry there. The message is built once, in the runner's thread
-(:meth:`EmailChannel.encode`, :mod:`.message`), and the transport only delivers its bytes.
+(``smtp``: SMTP with starttls, ssl or none; ``file``: ``.eml`` files; ``graph``: Microsoft
+Graph's sendMail); a new transport is one module and one entry there. The message is built
+once, in the runner's thread (:meth:`EmailChannel.encode`, :mod:`.message`), and the
+transport only delivers its bytes.
 
 Each answer is classified as SPEC §6 says: sent, deferred (4xx, a timeout or a refused
 connection before the data), failed (5xx), unknown (the connection lost after the data was
@@ -27,6 +28,7 @@ from ...errors import ConfigError
 from ...settings import AccountSettings
 from .. import ChannelName, Outgoing, SendResult
 from .account import Account
+from .graph import GraphTransport
 from .message import (
     POLICY,
     POLICY_UTF8,
@@ -76,7 +78,11 @@ class Transport(Protocol):
 
 
 #: the transports by the name ``email.accounts.NAME.transport`` gives
-TRANSPORTS: dict[str, Transport] = {"smtp": SmtpTransport(), "file": FileTransport()}
+TRANSPORTS: dict[str, Transport] = {
+    "smtp": SmtpTransport(),
+    "file": FileTransport(),
+    "graph": GraphTransport(),
+}
 
 
 class EmailChannel:

@@ -13,7 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...oauth2 import Tokens, tokens_for
+import requests
+
+from ... import http
+from ...oauth2 import GRAPH_SCOPE, Tokens, tokens_for
 from ...redaction import reveals
 from ...settings import AccountSettings
 
@@ -45,8 +48,11 @@ class Account:
     idle: list[Any] = field(default_factory=list)
     prepared: bool = False  # reached and logged in once in this batch
     last_send: float | None = None
+    #: the server asked to wait until then (``time.monotonic()``; Graph's Retry-After)
+    resume_at: float | None = None
     _tls: ssl.SSLContext | None = field(default=None, repr=False)
     _tokens: Tokens | None = field(default=None, repr=False)
+    _http: requests.Session | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     slots: threading.BoundedSemaphore = field(init=False, repr=False)
 
@@ -54,11 +60,26 @@ class Account:
         self.slots = threading.BoundedSemaphore(self.settings.connections)
 
     def tokens(self) -> Tokens:
-        """The account's OAuth2 tokens for this run (one source, refreshed before expiry)."""
+        """The account's OAuth2 tokens for this run (one source, refreshed before expiry),
+        for its transport: SMTP's scope, or Graph's."""
         with self.lock:
             if self._tokens is None:
-                self._tokens = tokens_for(self.name, self.settings)
+                scope = GRAPH_SCOPE if self.settings.transport == "graph" else None
+                self._tokens = tokens_for(self.name, self.settings, scope)
             return self._tokens
+
+    def http(self) -> requests.Session:
+        """One HTTPS session of the account (its ca_file trusted), for an HTTP transport."""
+        with self.lock:
+            if self._http is None:
+                self._http = http.session(self.settings.ca_file)
+            return self._http
+
+    def pause(self, seconds: float) -> None:
+        """The server asked to wait: no message of the account goes before then."""
+        with self.lock:
+            until = time.monotonic() + seconds
+            self.resume_at = max(until, self.resume_at or until)
 
     def take(self) -> Any:
         with self.lock:
@@ -85,12 +106,16 @@ class Account:
         return said
 
     def throttle(self) -> None:
-        """Space messages evenly so no minute sees more than ``max_per_minute``."""
+        """Space messages evenly so no minute sees more than ``max_per_minute``, and none
+        goes before the time the server asked to wait for (:meth:`pause`)."""
         limit = self.settings.max_per_minute
-        if limit is None:
-            return
         with self.lock:  # one schedule for all connections of the account
             now = time.monotonic()
+            if self.resume_at is not None and self.resume_at > now:
+                time.sleep(self.resume_at - now)
+                now = time.monotonic()
+            if limit is None:
+                return
             if self.last_send is not None:
                 wait = self.last_send + 60.0 / limit - now
                 if wait > 0:
@@ -109,6 +134,3 @@ class Account:
             self._tls = ssl.create_default_context(cafile=str(ca) if ca else None)
         return self._tls
 
-
-#: what is shown instead of a server's answer that repeats the login
-ECHO_WITHHELD = "(the answer is not shown: it repeats the login)"

@@ -13,9 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-import requests
-
-from ... import __version__
+from ... import http as https
 from ...errors import ConfigError
 from ...settings import SmsProvider, SmsSettings
 from .. import ChannelName, Outgoing, SendResult
@@ -72,8 +70,8 @@ class SmsChannel:
                 tuple(f"sms.{settings.provider}: set {key}" for key in missing),
             )
         self.settings = settings
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = f"proit-notify/{__version__}"
+        # the system's trust store, as for every HTTPS the tool speaks (proit_notify.http)
+        self.session = https.session()
         self.provider: Provider = PROVIDERS[settings.provider](
             Gateway(settings.provider, settings, self.session)
         )

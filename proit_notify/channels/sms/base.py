@@ -15,14 +15,13 @@ The password never leaves this module in clear: every detail and error message p
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import requests
-import urllib3.exceptions
 
+from ... import http
 from ...errors import UnreachableError
 from ...redaction import WITHHELD, forms_of, redact, reveals
 from ...settings import SmsSettings
@@ -99,18 +98,6 @@ def number_as(to_e164: str, number_format: NumberFormat) -> str:
     if number_format == "00":
         return "00" + digits
     return "+" + digits
-
-
-def _never_sent(exc: requests.ConnectionError) -> bool:
-    """True when the connection was never established, so nothing reached the gateway."""
-    if isinstance(exc, requests.exceptions.ProxyError | requests.exceptions.SSLError):
-        return True
-    reason: object = exc.args[0] if exc.args else None
-    if isinstance(reason, urllib3.exceptions.MaxRetryError):
-        reason = reason.reason
-    return isinstance(
-        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
-    )
 
 
 @dataclass
@@ -206,7 +193,7 @@ class Gateway:
                 "(the SMS may have been sent)",
             )
         except requests.ConnectionError as exc:
-            if _never_sent(exc):
+            if http.never_sent(exc):
                 return self.result("deferred", f"cannot connect: {self._reason(exc)}")
             return self.result(
                 "unknown", f"connection lost after the request was sent: {self._reason(exc)}"
@@ -250,15 +237,7 @@ class Gateway:
         return response if redirect is None else self.redact(f"{self.name}: {redirect}")
 
     def _reason(self, exc: requests.RequestException) -> str:
-        # exception texts of requests carry the full URL (query strings with the password for
-        # GET gateways): keep only the innermost cause, redacted
-        reason: object = exc.args[0] if exc.args else exc
-        if isinstance(reason, urllib3.exceptions.MaxRetryError) and reason.reason is not None:
-            reason = reason.reason
-        text = str(reason)
-        text = re.sub(r"\w*\(host='[^']*', port=\d+\): ", "", text)
-        text = re.sub(r"https?://\S+", "(url)", text)
-        return self.redact(text) or type(exc).__name__
+        return self.redact(http.reason(exc)) or type(exc).__name__
 
     # --- classification --------------------------------------------------------------------
 
