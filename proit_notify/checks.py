@@ -1,4 +1,5 @@
-"""``proit-notify check``: settings, ERP mapping, templates, ledger, mail and SMS logins.
+"""``proit-notify check``: settings, ERP mapping, templates, ledger, mail, SMS and bounce
+mailbox logins.
 
 Each check gives one line for the person (``label: verdict``) and the problems it found;
 the CLI prints the lines and exits 3 when there are problems.
@@ -11,8 +12,11 @@ from dataclasses import dataclass
 
 from .assembly import make_channels, make_renderer, open_erp, open_ledger
 from .authcheck import limit_line, token_lines
+from .bounces import accounts_with_mailbox
+from .errors import UnreachableError
+from .mailbox import Mailbox
 from .render import Renderer
-from .settings import Settings
+from .settings import AccountSettings, Settings
 
 #: providers whose API has no balance/credit call, so ``check`` cannot test the login
 SMS_NO_LOGIN_CALL = frozenset({"ecall", "http"})
@@ -70,6 +74,11 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
     finally:
         for channel in channels.values():
             channel.close()
+    for name in accounts_with_mailbox(settings):
+        if not network:
+            yield CheckLine(f"bounce mailbox of {name}", "not contacted (--no-network)")
+            continue
+        yield mailbox_line(name, settings.email.accounts[name])
     yield _alerts_line(settings)
     review = settings.review
     if review.list_unsubscribe.startswith("https:") and not review.one_click:
@@ -93,6 +102,19 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
             "sms.phone_field is not set: only contacts' mobile numbers "
             "(shipping.to_contact) can be texted",
         )
+
+
+def mailbox_line(name: str, account: AccountSettings) -> CheckLine:
+    """Log in to the account's bounce mailbox and open its folder (SPEC §10)."""
+    imap = account.imap
+    assert imap is not None
+    label = f"bounce mailbox of {name}"
+    try:
+        with Mailbox(name, account) as box:
+            where = box.where
+    except UnreachableError as exc:
+        return CheckLine(label, "1 problem(s)", (str(exc),))
+    return CheckLine(label, f"{where} as {imap.username}, folder {imap.folder!r}: ok")
 
 
 def _oauth2_lines(settings: Settings, problems: list[str]) -> Iterator[CheckLine]:

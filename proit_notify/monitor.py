@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from .bounces import BOUNCES
 from .channels import Channel, Outgoing
 from .clock import Clock, from_utc_text, to_utc_text
 from .errors import NotifyError, UnreachableError
@@ -31,6 +32,7 @@ from .ledger.runs import NO_JOB, RunLog, RunRecord
 from .redaction import one_line, redact
 from .report import ItemReport, JobReport
 from .settings import Settings
+from .statuses import PROBLEM_ORDER
 
 log = logging.getLogger("proit_notify")
 
@@ -40,7 +42,11 @@ ALERT_INTERVAL = timedelta(hours=1)
 ALERT_ROWS = 50
 #: a job that ran before but not for this long waits for a person (SPEC §7)
 STALE_AFTER = timedelta(hours=26)
-PROBLEM_STATUSES = ("failed", "deferred", "unknown")
+#: bounced emails ``status`` names (the address to fix): those of the last week
+BOUNCED_SHOWN = timedelta(days=7)
+#: ... at most this many, one line each
+BOUNCED_LINES = 10
+PROBLEM_STATUSES = PROBLEM_ORDER
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ def alert_for(
     waiting = [e for e in unresolved if (e.key, e.channel) not in listed]
     if exit_code < 3 and not rows and not attention and not waiting:
         return None
-    tally = {s: sum(1 for i in rows if i.status == s) for s in PROBLEM_STATUSES}
+    tally: dict[str, int] = {s: sum(1 for i in rows if i.status == s) for s in PROBLEM_STATUSES}
     tally["unknown"] += len(waiting)
     what = ", ".join(f"{n} {s}" for s, n in tally.items() if n)
     if exit_code >= 3:
@@ -168,6 +174,12 @@ def _next_steps(tally: dict[str, int], exit_code: int) -> list[str]:
         steps.append(
             "  - unknown: check whether the customer got it, then "
             "'proit-notify ledger resolve KEY --sent' or '--resend'"
+        )
+    if tally["bounced"]:
+        steps.append(
+            "  - bounced: the address in the ERP is wrong (each line names the customer and "
+            "the field); no email goes there until it is corrected; then "
+            "'proit-notify ledger resolve KEY --resend' sends the notice again"
         )
     steps.append("  - overview: proit-notify status")
     return steps
@@ -372,6 +384,8 @@ class Status:
     deferred: int
     last_alert: str
     command_failure: RunRecord | None
+    #: emails that bounced in the last :data:`BOUNCED_SHOWN`: an address to fix in the ERP
+    bounced: tuple[Entry, ...] = ()
 
     @property
     def waiting(self) -> list[str]:
@@ -399,6 +413,14 @@ class Status:
             found.append(
                 f"{self.failed_24h} failed in the last 24 h: proit-notify history --status failed"
             )
+        for entry in self.bounced[:BOUNCED_LINES]:
+            # the row's detail names the customer, the ERP field and the reason (bounces.py)
+            found.append(f"bounced {entry.key} ({entry.document}): {one_line(entry.detail)}")
+        if len(self.bounced) > BOUNCED_LINES:
+            found.append(
+                f"... and {len(self.bounced) - BOUNCED_LINES} more bounced: proit-notify history "
+                "--status bounced"
+            )
         return found
 
     def as_json(self) -> dict[str, object]:
@@ -410,6 +432,10 @@ class Status:
             "oldest_draft": to_utc_text(self.oldest_draft) if self.oldest_draft else None,
             "failed_24h": self.failed_24h,
             "deferred": self.deferred,
+            "bounced": [
+                {**e.as_json(), "detail": e.detail, "updated_at": to_utc_text(e.updated_at)}
+                for e in self.bounced
+            ],
             "last_alert": self.last_alert,
             "jobs": [
                 {
@@ -439,14 +465,14 @@ def _record_json(r: RunRecord | None) -> dict[str, object] | None:
 def status(ledger: Ledger, now: datetime) -> Status:
     """What waits for a person, read from the ledger and the run records."""
     latest = ledger.runs.last_per_job()
+    names = [job.command for job in registry.JOBS]
+    if BOUNCES in latest:  # the bounce reader, once it has run (an [imap] is set up)
+        names.insert(0, BOUNCES)
     jobs = tuple(
-        JobStatus(
-            job.command,
-            latest.get(job.command),
-            job.command in latest and now - latest[job.command].started_at > STALE_AFTER,
-        )
-        for job in registry.JOBS
-    )
+        JobStatus(name, latest.get(name),
+                  name in latest and now - latest[name].started_at > STALE_AFTER)
+        for name in names
+    )  # fmt: skip
     tally = ledger.tally()
     failure = latest.get(NO_JOB)
     if failure is not None and failure.exit_code == 5:
@@ -465,4 +491,5 @@ def status(ledger: Ledger, now: datetime) -> Status:
         deferred=tally.get("deferred", 0),
         last_alert=last_alert,
         command_failure=failure,
+        bounced=tuple(ledger.history(status="bounced", since=now - BOUNCED_SHOWN, limit=50)),
     )

@@ -109,7 +109,8 @@ def status_rows(st: Status, tz: ZoneInfo) -> list[Row]:
                 j.job,
                 _stamp(r.started_at, tz),
                 r.host,
-                *(str(c[name]) for name in ("sent", "failed", "skipped", "deferred", "unknown")),
+                # the bounce reader's record has counts of its own (read, bounced, delayed)
+                *(str(c[name]) if name in c else "" for name in STATUS_COLUMNS[3:8]),
                 "" if r.exit_code is None else str(r.exit_code),
                 j.problem or "",
             )

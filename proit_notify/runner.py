@@ -32,6 +32,7 @@ from .errors import RowError, TemplateError
 from .jobs import BATCH, ROW_ERRORS, Job, NoLongerDue, Notification, Verdict, batches, row_problem
 from .jobs.registry import spec
 from .ledger import Entry, Ledger, Row
+from .ledger.bounces import Bounce
 from .render import Rendered, Renderer
 from .report import ItemReport, ItemStatus, JobReport
 from .settings import Settings
@@ -123,6 +124,8 @@ class Runner:
         self.clock = clock
         self.sources = ErpSources(erp, ledger)
         self._templates_checked = False
+        #: addresses that bounced (read once per job run: a short list)
+        self._bounced: dict[str, Bounce] = {}
 
     def check_templates(self) -> None:
         """Exit 3 before anything is sent when a template is broken (SPEC §5)."""
@@ -148,6 +151,7 @@ class Runner:
         elif self.ledger.note:
             report.notes.append(self.ledger.note)
         self._note_gap(job, report)
+        self._bounced = {b.address: b for b in self.ledger.bounces.entries()}
         with self.delivery.batch(report) as p:
             self._plan_and_send(job, options, p)
         return report
@@ -199,7 +203,7 @@ class Runner:
 
             for target in self._targets(n):
                 existing = handled.get(target.channel)
-                if existing is None and handled:
+                if existing is None and handled and not _after_bounce(handled, target):
                     # handled on another channel already: a customer who changed info type
                     # or number since must not get the same notification a second time
                     continue
@@ -264,7 +268,7 @@ class Runner:
     def _targets(self, n: Notification) -> list[Target]:
         """The recipients of ``n``; a row whose values break the rules' reading fails."""
         try:
-            return targets(n, self.settings)
+            return targets(n, self.settings, self._bounced)
         except ROW_ERRORS as exc:
             why = row_problem(self.settings, exc, n.key)
             return [Target("none", "", None, "", why, "failed")]
@@ -431,8 +435,21 @@ class Runner:
 
 
 def _row(n: Notification, target: Target, info: dict[str, Any]) -> Row:
-    """The ledger row of notification ``n`` on ``target``."""
+    """The ledger row of notification ``n`` on ``target``: with whom it was for and where
+    its address came from, so that a bounce can name the customer and what to fix."""
+    if target.field:
+        party = n.party
+        info = {**info, "customer": {"id": party.customer_id, "name": party.name},
+                "address_field": target.field}  # fmt: skip
     return Row(n.key, target.channel, n.job, n.document, target.to, target.account, info)
+
+
+def _after_bounce(handled: dict[str, Entry], target: Target) -> bool:
+    """The SMS of a notification whose email bounced (``bounces.on_hard = "sms"``): the
+    one second channel a handled notification may still go out on, once."""
+    return target.channel == "sms" and all(
+        e.channel == "email" and e.status == "bounced" for e in handled.values()
+    )
 
 
 def _outgoing(n: Notification, target: Target, channel: ChannelName, message: Rendered) -> Outgoing:

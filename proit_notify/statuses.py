@@ -25,8 +25,10 @@ STATUSES: tuple[Status, ...] = (
 )
 #: what a channel's answer makes of a claimed row
 Outcome = Literal["sent", "deferred", "failed", "unknown"]
-#: a row in one of these waits for a person or a later run: exit 1, the alert, ``status``
-PROBLEMS: frozenset[Status] = frozenset({"failed", "deferred", "unknown", "bounced"})
+#: a row in one of these waits for a person or a later run: exit 1, the alert, ``status``;
+#: in the order alerts name them
+PROBLEM_ORDER: tuple[Status, ...] = ("failed", "deferred", "unknown", "bounced")
+PROBLEMS: frozenset[Status] = frozenset(PROBLEM_ORDER)
 #: the customer got (or may have got) the message: a notice that counts as told
 REACHED: frozenset[Status] = frozenset({"sent", "sending", "unknown"})
 #: the counts a run reports and records, in this order (drafts and bounces are shown when
@@ -40,7 +42,8 @@ TRANSITIONS: dict[Status | None, frozenset[Status]] = {
     "sending": frozenset({"sent", "deferred", "failed", "unknown", "draft"}),
     "deferred": frozenset({"sending", "failed", "draft"}),
     "draft": frozenset({"sending", "skipped", "draft"}),
-    "unknown": frozenset({"sent", "deferred"}),  # ledger resolve --sent | --resend
+    # ledger resolve --sent | --resend; or a delivery report proves it went out, and failed
+    "unknown": frozenset({"sent", "deferred", "bounced"}),
     "failed": frozenset({"deferred"}),  # ledger resolve --resend, after the ERP was fixed
     "sent": frozenset({"bounced"}),  # a delivery report came back (SPEC §10)
     "bounced": frozenset({"deferred"}),  # ledger resolve --resend, the address fixed

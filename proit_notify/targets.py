@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -9,6 +10,7 @@ from .channels import ChannelName
 from .channels.email import check_address
 from .countries import country_code
 from .jobs import Notification, Party
+from .ledger.bounces import Bounce, address_key
 from .phones import to_e164_mobile
 from .settings import Settings
 
@@ -23,9 +25,13 @@ class Target:
     account: str
     problem: str | None = None
     problem_status: Literal["failed", "skipped"] = "failed"
+    #: the logical ERP field the recipient came from ("customers.email"): what to fix
+    field: str = ""
 
 
-def targets(n: Notification, settings: Settings) -> list[Target]:
+def targets(
+    n: Notification, settings: Settings, bounced: Mapping[str, Bounce] | None = None
+) -> list[Target]:
     """Recipient and channel by info type, contact rule and SMS fallback (SPEC §4).
 
     The rules (README "Who gets what: info types and fallback" has the table of outcomes):
@@ -44,6 +50,9 @@ def targets(n: Notification, settings: Settings) -> list[Target]:
       ``failed`` with the reason, or, with ``sms.fallback_to_email``, ``skipped`` with the
       reason and (info type ``sms``) the email goes instead; ``email_sms`` has its email
       already and never gets a second one.
+    - an address that bounced (``bounced``: :mod:`proit_notify.ledger.bounces`) gets no
+      email: a ``skipped`` row says why and what to fix. With ``bounces.on_hard = "sms"``
+      the notification goes by SMS instead when the customer has a valid mobile.
     """
     party: Party = n.party
     if n.problem is not None:  # the ERP row cannot be read: a failed row with the reason
@@ -56,17 +65,31 @@ def targets(n: Notification, settings: Settings) -> list[Target]:
     if info_type == "none":
         why = "info type 'none': the customer wants no messages"
         return [Target("none", "", name, "", why, "skipped")]
-    email = party.contact_email if n.use_contact and party.contact_email else party.email
+    from_contact = bool(n.use_contact and party.contact_email)
+    email = party.contact_email if from_contact else party.email
+    email_field = "contacts.email" if from_contact else "customers.email"
+    bounce = (bounced or {}).get(address_key(email)) if email else None
 
     def by_email() -> Target:  # only when email is used: SMS customers need no address
-        return Target("email", email or "", name, account, check_address(email or "").problem)
+        if bounce is not None:
+            why = (
+                f"{email} bounced on {bounce.bounced_at:%d.%m.%Y} ({bounce.detail[:200]}); no "
+                f"email goes there until {email_field} is corrected in the ERP, or 'proit-notify "
+                f"ledger resolve {bounce.key} --resend' says it works again"
+            )
+            return Target("email", email or "", name, account, why, "skipped", email_field)
+        problem = check_address(email or "").problem
+        return Target("email", email or "", name, account, problem, field=email_field)
 
     wanted: list[Target] = []
     if info_type in {"email", "email_sms"}:
         wanted.append(by_email())
-    if info_type not in {"sms", "email_sms"}:
+    sms_instead = bounce is not None and settings.bounces.on_hard == "sms" and info_type == "email"
+    if info_type not in {"sms", "email_sms"} and not sms_instead:
         return wanted
-    phone = party.contact_mobile if n.use_contact and party.contact_mobile else party.phone
+    from_contact = bool(n.use_contact and party.contact_mobile)
+    phone = party.contact_mobile if from_contact else party.phone
+    phone_field = "contacts.mobile" if from_contact else "customers.phone"
     number = to_e164_mobile(phone, country_code(party.country) or settings.service.country)
     provider = settings.sms.provider
     # the provider first: without one every SMS customer gets the same reason, and the fix
@@ -74,7 +97,9 @@ def targets(n: Notification, settings: Settings) -> list[Target]:
     problem = "no SMS provider configured (set sms.provider)" if provider is None else number.reason
     recipient = number.e164 or phone or ""
     if problem is None and provider is not None and number.e164 is not None:
-        wanted.append(Target("sms", number.e164, name, provider))
+        wanted.append(Target("sms", number.e164, name, provider, field=phone_field))
+    elif sms_instead:
+        pass  # no SMS either: the email row says what to fix, and the bounce was alerted
     elif not settings.sms.fallback_to_email:
         wanted.append(Target("sms", recipient, name, provider or "", problem))
     else:

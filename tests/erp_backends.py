@@ -182,7 +182,12 @@ _UNQUOTED = {("customers", "no_marketing"), ("invoices", "is_prepayment")}
 
 #: tables other modules may create in the ERP database (the ledger with ``ledger.erp``):
 #: emptied before each test too, when they exist
-EXTRA_TABLES = ("proit_notify_ledger", "proit_notify_ledger_runs", "proit_notify_ledger_optout")
+EXTRA_TABLES = (
+    "proit_notify_ledger",
+    "proit_notify_ledger_runs",
+    "proit_notify_ledger_optout",
+    "proit_notify_ledger_bounces",
+)
 _FINGERPRINT_TABLE = "proit_notify_test_schema"
 
 

@@ -82,6 +82,9 @@ class Authority:
     requests: list[str] = field(default_factory=list)  # grant types asked for, in order
     lifetime: float = 3599.0
     roles: tuple[str, ...] = ("SMTP.SendAsApp",)
+    #: the mailbox an app's IMAP token is good for (token introspection, dovecot's oauth2)
+    imap_mailbox: str = MAILBOX
+    introspected: int = 0  # token introspections asked for
     #: google: the public key of the service account and the scopes delegated to it
     google_public_key: Any = None
     google_scopes: tuple[str, ...] = ("https://mail.google.com/",)
@@ -195,6 +198,26 @@ class Authority:
         thumb = base64.urlsafe_b64decode(x5t + "=" * (-len(x5t) % 4)).hex().upper()
         return claims.get("iss") == CLIENT_ID and thumb == self.certificate_thumbprint.upper()
 
+    def introspect(self, request: Request) -> Response:
+        """RFC 7662 token introspection, as dovecot's oauth2 passdb asks it: an app token for
+        Exchange Online with IMAP.AccessAsApp is good for :attr:`imap_mailbox`."""
+        form = {k: v[0] for k, v in parse_qs(request.get_data(as_text=True)).items()}
+        token = form.get("token", "")
+        self.introspected += 1
+        parts = token.split(".")
+        claims: dict[str, Any] = {}
+        if len(parts) == 3:
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        ok = (
+            self.valid(token, CLIENT_ID)
+            and claims.get("aud") == SMTP_AUDIENCE
+            and "IMAP.AccessAsApp" in claims.get("roles", [])
+        )
+        if not ok:
+            return json_response({"active": False})
+        return json_response({"active": True, "username": self.imap_mailbox,
+                              "scope": "https://outlook.office365.com/.default"})  # fmt: skip
+
     # --- Google ---------------------------------------------------------------------------
     def google_token(self, request: Request) -> Response:
         form = {k: v[0] for k, v in parse_qs(request.get_data(as_text=True)).items()}
@@ -246,6 +269,7 @@ def test_authority(test_ca_tls: tuple[trustme.CA, Path]) -> Iterator[Authority]:
     server.expect_request("/google/token", method="POST").respond_with_handler(
         authority.google_token
     )
+    server.expect_request("/introspect", method="POST").respond_with_handler(authority.introspect)
     yield authority
     server.clear()
     if server.is_running():

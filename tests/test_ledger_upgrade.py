@@ -187,7 +187,8 @@ def test_a_login_without_ddl_rights_is_told_the_statements_for_a_dba(
         config = write_config(erp={"odbc": odbc}, ledger={"erp": True, "sqlite": None})
         run = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
         assert run.exit_code == 3, run.stderr
-        assert "must be upgraded to schema 2 and this login cannot do it" in run.stderr
+        must = f"must be upgraded to schema {SCHEMA_VERSION} and this login cannot do it"
+        assert must in run.stderr
         assert "proit-notify ledger migrate --print" in run.stderr
         printed = cli("-c", config, "ledger", "migrate", "--print")
         assert printed.exit_code == 0, printed.stderr

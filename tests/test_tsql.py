@@ -26,6 +26,7 @@ from proit_notify.channels import SendResult
 from proit_notify.db import Database, Dialect, connect_sqlite
 from proit_notify.erp import Erp
 from proit_notify.ledger import Ledger, Row, ddl
+from proit_notify.ledger.migrate import grant_sql
 from proit_notify.logical import LOGICAL_SCHEMA
 from proit_notify.settings import ErpSettings, RetrySettings
 
@@ -41,9 +42,9 @@ def test_every_ledger_statement_is_t_sql(table: str) -> None:
 
 def test_the_printed_ddl_is_t_sql() -> None:
     statements = ddl("dbo.proit_notify_ledger", Dialect.MSSQL)
-    # ledger table and its two indexes, run records and index, opt-outs, schema version
-    # and its two rows
-    assert len(statements) == 9
+    # ledger table and its two indexes, run records and index, opt-outs, bounced addresses,
+    # schema version and its two rows
+    assert len(statements) == 10
     assert {s: p for s in statements if (p := problems(s))} == {}
     # the index is named from the table's last part: dbo.x_job is not a valid index name
     assert "[proit_notify_ledger_job]" in statements[1]
@@ -59,6 +60,13 @@ def test_the_logical_model_made_on_sql_server_is_t_sql() -> None:
     assert "[order_date] DATE" in statements[2]
     assert "[auto_processed_at] DATETIME2" in statements[2]
     assert {s: p for s in statements if (p := problems(s))} == {}
+
+
+def test_the_grant_for_a_new_table_is_t_sql() -> None:
+    # 'ledger migrate --print' grants the tool's login the rows of the tables it creates
+    statement = grant_sql("dbo.proit_notify_ledger_bounces", Dialect.MSSQL, "shop.app]x")
+    assert statement.endswith("TO [shop.app]]x]")
+    assert problems(statement) == []
 
 
 @pytest.mark.parametrize("table", ["proit_notify_ledger", "dbo.proit_notify_ledger"])

@@ -28,7 +28,7 @@ from proit_notify.db import Database, Dialect
 from proit_notify.erp import Erp, Mapping, page_sql
 from proit_notify.errors import ConfigError, UsageError
 from proit_notify.jobs import delivery_dates, prepayment, review, shipping
-from proit_notify.ledger import Ledger, Row
+from proit_notify.ledger import Entry, Ledger, Row
 from proit_notify.ledger.migrate import refuse_newer
 from proit_notify.settings import ErpSettings, RetrySettings
 
@@ -140,6 +140,7 @@ def ledger_statements(table: str) -> list[tuple[str | None, str]]:
     upgraded = Ledger(_database(old), table, RetrySettings())
     upgraded.ensure_schema()
     upgraded.versions.upgraded_by()
+    upgraded.versions.statements(1)  # 'ledger migrate --print': the login its grants are for
     with pytest.raises(ConfigError):  # a newer ledger, named by the version that upgraded it
         refuse_newer(99, upgraded.versions.upgraded_by)
     conn = _Conn()
@@ -168,6 +169,16 @@ def ledger_statements(table: str) -> list[tuple[str | None, str]]:
     ledger.oldest("draft")
     ledger.started("delivery_date", "baseline")
     ledger.history(job="shipping", status="sent", key="shipping:1", since=NOW)
+    ledger.by_message_ids(["<proit-notify.0f@example.ch>"])
+    bounced = ledger.get("shipping:1", "email")
+    if bounced is None:  # the recording connection answers nothing: a row as it would be
+        bounced = Entry("shipping:1", "email", "shipping", "LS 1", "a@example.ch", "default",
+                        "sent", "250 ok", 1, NOW, NOW, NOW, None, "h", {})  # fmt: skip
+    ledger.bounce(bounced, NOW, "550 5.1.1 user unknown")
+    ledger.note_report(bounced, {"action": "delayed"})
+    ledger.bounces.holding(["a@example.ch"])
+    ledger.bounces.entries()
+    ledger.bounces.remove_key("shipping:1")
     ledger.optout.add("kunde@example.ch", NOW)
     ledger.optout.remove("kunde@example.ch")
     ledger.optout.entries()

@@ -37,6 +37,7 @@ def build_app() -> typer.Typer:
     app.callback()(main_options)
     jobs.add_job_commands(app)
     app.command("run-all")(jobs.run_all)
+    app.command("bounces")(jobs.bounces)
     for name, command in (
         ("demo", setup.demo),
         ("init", setup.init),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import NotifyError, UsageError
+from ..errors import ConfigError, NotifyError, UnreachableError, UsageError
 from ..redaction import one_line, redact
 from .console import (
     AsOf,
@@ -32,9 +32,12 @@ from .console import (
 )
 
 if TYPE_CHECKING:
+    from ..assembly import Session
+    from ..clock import Clock
     from ..jobs.registry import JobOption, JobSpec
     from ..ledger import Ledger
     from ..monitor import CommandRun
+    from ..report import JobReport
     from ..runner import RunOptions
 
 #: the exit code of a bug (sysexits' EX_SOFTWARE)
@@ -50,10 +53,7 @@ def _run_jobs(
     """Run the jobs ``names`` (``own``: the options of a job's own, by name), show each
     one's report, record the command and send its alert."""
     from ..assembly import session
-    from ..jobs import registry
     from ..monitor import CommandRun
-    from ..report import JobReport
-    from ..runner import job_options
 
     settings = state.settings()
     clock = clock_for(settings, as_of)
@@ -74,12 +74,11 @@ def _run_jobs(
             ) as s,
         ):
             for name in names:
-                job = registry.make_job(name, own or {})
-                report = JobReport(job.name, options.dry_run)
+                report, run = _job_run(s, name, options, clock, own)
                 if record is not None:
                     record.job_started(s.ledger, name)
                 try:
-                    s.runner.run(job, job_options(name, settings, options), report)
+                    run()
                 except Exception as exc:
                     # what the job did before the error is shown (--json: with an "error"),
                     # recorded and named in the alert
@@ -104,6 +103,33 @@ def _run_jobs(
     if error is not None:
         raise error
     raise typer.Exit(code)
+
+
+def _job_run(
+    s: Session, name: str, options: RunOptions, clock: Clock, own: dict[str, Any] | None
+) -> tuple[JobReport, Callable[[], object]]:
+    """The report of one step of a job command and what fills it: a job of the registry,
+    or the bounce reader (``run-all`` runs it first when a bounce mailbox is set up)."""
+    from ..bounces import BOUNCES, BounceReport, read_bounces
+    from ..jobs import registry
+    from ..report import JobReport
+    from ..runner import job_options
+
+    if name == BOUNCES:
+        bounces = BounceReport(BOUNCES, options.dry_run)
+
+        def read() -> None:
+            try:
+                read_bounces(s.ledger, s.settings, clock, dry_run=options.dry_run,
+                             report=bounces)  # fmt: skip
+            except UnreachableError as exc:
+                # a mailbox that cannot be read blocks no sending: exit 4 at the end
+                bounces.blocked.append(str(exc))
+
+        return bounces, read
+    job = registry.make_job(name, own or {})
+    report = JobReport(job.name, options.dry_run)
+    return report, lambda: s.runner.run(job, job_options(name, s.settings, options), report)
 
 
 def _error_line(exc: BaseException) -> str:
@@ -209,8 +235,26 @@ _OWN_TYPES: dict[str, Callable[[JobOption], Any]] = {
 def run_all(
     dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, preview: Preview = False
 ) -> None:
-    """Run every job, in the order shipping, review, prepayment, delivery dates."""
+    """Run every job, in the order shipping, review, prepayment, delivery dates; first
+    the bounce reader when a bounce mailbox is set up."""
+    from ..bounces import BOUNCES, accounts_with_mailbox
     from ..jobs import registry
     from ..runner import RunOptions
 
-    _run_jobs(list(registry.commands()), RunOptions(dry_run, limit, preview), as_of)
+    names = list(registry.commands())
+    if accounts_with_mailbox(state.settings()):
+        names.insert(0, BOUNCES)
+    _run_jobs(names, RunOptions(dry_run, limit, preview), as_of)
+
+
+def bounces(dry_run: DryRun = False, as_of: AsOf = None) -> None:
+    """Read the bounce mailboxes ([email.accounts.NAME.imap]) and mark what bounced."""
+    from ..bounces import BOUNCES, accounts_with_mailbox
+    from ..runner import RunOptions
+
+    if not accounts_with_mailbox(state.settings()):
+        raise ConfigError(
+            "no bounce mailbox is set up: add [email.accounts.NAME.imap] to the settings "
+            "(the mailbox that receives the account's bounces; README 'Bounces')"
+        )
+    _run_jobs([BOUNCES], RunOptions(dry_run), as_of)

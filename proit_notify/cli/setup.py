@@ -184,6 +184,13 @@ def auth_test(account: AccountName) -> None:
             )
         elif not found:
             out.print(f"login: {chosen.host}:{chosen.effective_port} as {chosen.username}: ok")
+    if chosen.imap is not None:
+        from ..checks import mailbox_line
+
+        checked = mailbox_line(account, chosen)
+        problems += checked.problems
+        if not checked.problems:
+            out.print(f"{checked.label}: {checked.verdict}")
     if problems:
         raise UnreachableError("the OAuth2 login does not work yet", tuple(problems))
     out.print(f"account {account}: ready to send")

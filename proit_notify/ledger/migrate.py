@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from .. import __version__
 from ..db import Database, Dialect
 from ..errors import ConfigError, ErpError, MissingObjectError
+from .bounces import ddl as bounces_ddl
 from .table import Table
 
 #: the schema this version of the tool writes (and brings older ledgers up to)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 VERSION_KEY = "schema_version"
 UPGRADED_BY_KEY = "upgraded_by"
 
@@ -44,6 +45,8 @@ class Step:
     done: Callable[[Database, str], bool]
     #: statements whose failure is no reason to stop (an index that is there already)
     optional: Callable[[str, Dialect], list[str]] = lambda table, dialect: []
+    #: the tables it creates (a DBA who runs it grants the tool's login its rows)
+    tables: Callable[[str], list[str]] = lambda table: []
 
 
 def _add_column(table: str, dialect: Dialect, column: str, kind: str) -> str:
@@ -74,6 +77,11 @@ def message_id_index(table: str, dialect: Dialect) -> list[str]:
     return [f"CREATE INDEX {exists}{name} ON {dialect.quote(table)} (message_id)"]
 
 
+def bounces_table(table: str) -> str:
+    """The bounced addresses' table of the ledger ``table`` (schema 3)."""
+    return f"{table}_bounces"
+
+
 STEPS: tuple[Step, ...] = (
     Step(
         2,
@@ -83,6 +91,22 @@ STEPS: tuple[Step, ...] = (
         ],
         lambda db, table: has_column(db, table, "message_id"),
         message_id_index,
+    ),
+    Step(
+        3,
+        "addresses that bounced are kept: no email to them until the ERP's value changes "
+        "(SPEC §10)",
+        lambda table, dialect: bounces_ddl(bounces_table(table), dialect),
+        lambda db, table: db.has_table(bounces_table(table)),
+        tables=lambda table: [bounces_table(table)],
+    ),
+    Step(
+        4,
+        "run records count the bounces a run found",
+        lambda table, dialect: [
+            _add_column(f"{table}_runs", dialect, "n_bounced", "INTEGER NOT NULL DEFAULT 0")
+        ],
+        lambda db, table: has_column(db, f"{table}_runs", "n_bounced"),
     ),
 )
 
@@ -129,9 +153,15 @@ class Versions(Table):
         the steps, then the rows that record the new version (values of ours, literal)."""
         dialect = self.db.dialect
         found = [] if stored > 1 else list(meta_ddl(self.table, dialect))
+        created = [] if stored > 1 else [self.table]
         for step in self.pending(stored):
             found += step.statements(self.ledger_table, dialect)
             found += step.optional(self.ledger_table, dialect)
+            created += step.tables(self.ledger_table)
+        # run by a DBA, the new tables are the DBA's: this login gets their rows
+        login = login_of(self.db)
+        if login is not None:
+            found += [grant_sql(table, dialect, login) for table in created]
         found.append(
             f"DELETE FROM {self._q} WHERE name IN ('{VERSION_KEY}', '{UPGRADED_BY_KEY}')"
         )
@@ -199,6 +229,37 @@ class Versions(Table):
                 "statements of 'proit-notify ledger migrate --print' once; until then "
                 "nothing is sent"
             ) from None
+
+
+def login_of(db: Database) -> str | None:
+    """The login the tool connects as (None for SQLite, or when it cannot be read)."""
+    query = {
+        Dialect.POSTGRESQL: "SELECT current_user AS login",
+        Dialect.MYSQL: "SELECT CURRENT_USER() AS login",
+        Dialect.MSSQL: "SELECT USER_NAME() AS login",
+    }.get(db.dialect)
+    if query is None:
+        return None
+    try:
+        rows = list(db.stream(query))
+    except (ErpError, MissingObjectError):
+        return None
+    finally:
+        db.rollback()
+    return str(rows[0]["login"]) if rows and rows[0]["login"] else None
+
+
+def grant_sql(table: str, dialect: Dialect, login: str) -> str:
+    """The rows of ``table`` for ``login``: what the tool does with a ledger table."""
+    if dialect is Dialect.MYSQL:
+        user, _, host = login.rpartition("@")
+        who = "'{}'@'{}'".format(*((x or d).replace("'", "''") for x, d in
+                                    ((user, login), (host, "%"))))  # fmt: skip
+    elif dialect is Dialect.MSSQL:
+        who = "[" + login.replace("]", "]]") + "]"
+    else:  # a login is one name, whatever dots it has (not schema.table)
+        who = '"' + login.replace('"', '""') + '"'
+    return f"GRANT SELECT, INSERT, UPDATE, DELETE ON {dialect.quote(table)} TO {who}"
 
 
 def refuse_newer(stored: int, upgraded_by: Callable[[], str]) -> None:

@@ -19,13 +19,15 @@ from ..clock import from_utc_text, to_utc_text
 from ..db import Database, Dialect
 from ..errors import MissingObjectError
 from ..redaction import redact
-from ..statuses import COUNTED
+from ..statuses import COUNTED, PROBLEM_ORDER
 from .table import Table
 
 #: the job of the row of a command that failed before any job ran
 NO_JOB = "-"
-#: the counts a row keeps (the report's, plus drafts)
-COUNTS = (*COUNTED, "draft")
+#: the counts a row keeps (the report's, plus drafts, and the bounce reader's bounces)
+COUNTS = (*COUNTED, "draft", "bounced")
+#: ... in a ledger of an older schema (read as it is by a dry run), by the schema they came
+ADDED_IN = {"bounced": 4}
 
 
 def ddl(table: str, dialect: Dialect) -> list[str]:
@@ -63,7 +65,7 @@ class RunRecord:
 
     @property
     def problems(self) -> int:
-        return self.counts["failed"] + self.counts["deferred"] + self.counts["unknown"]
+        return sum(self.counts.get(name, 0) for name in PROBLEM_ORDER)
 
 
 class RunLog(Table):
@@ -72,6 +74,12 @@ class RunLog(Table):
     def __init__(self, db: Database, table: str) -> None:
         super().__init__(db, table)
         self.host = self.host_name()
+        #: the count columns of this table (an older schema has fewer)
+        self.counts: tuple[str, ...] = COUNTS
+
+    def read_as(self, version: int) -> None:
+        """Read a table of an older schema as it is (a dry run upgrades nothing)."""
+        self.counts = tuple(n for n in COUNTS if ADDED_IN.get(n, 1) <= version)
 
     @staticmethod
     def host_name() -> str:
@@ -82,8 +90,8 @@ class RunLog(Table):
         return uuid.uuid4().hex
 
     def start(self, run_id: str, job: str, command: str, now: datetime) -> None:
-        zeros = ", ".join("0" for _ in COUNTS)
-        names = ", ".join(f"n_{name}" for name in COUNTS)
+        zeros = ", ".join("0" for _ in self.counts)
+        names = ", ".join(f"n_{name}" for name in self.counts)
         self._write(
             f"INSERT INTO {self._q} (run_id, job, command, host, started_at, {names}) "
             f"VALUES (?, ?, ?, ?, ?, {zeros})",
@@ -91,10 +99,10 @@ class RunLog(Table):
         )
 
     def end_job(self, run_id: str, job: str, counts: Mapping[str, int], now: datetime) -> None:
-        sets = ", ".join(f"n_{name} = ?" for name in COUNTS)
+        sets = ", ".join(f"n_{name} = ?" for name in self.counts)
         self._write(
             f"UPDATE {self._q} SET ended_at = ?, {sets} WHERE run_id = ? AND job = ?",
-            [to_utc_text(now), *(int(counts.get(n, 0)) for n in COUNTS), run_id, job],
+            [to_utc_text(now), *(int(counts.get(n, 0)) for n in self.counts), run_id, job],
         )
 
     def end_command(
@@ -137,7 +145,7 @@ class RunLog(Table):
         return latest
 
     def _read(self, where: str, params: Sequence[object], first: bool = False) -> list[RunRecord]:
-        names = ", ".join(f"n_{name}" for name in COUNTS)
+        names = ", ".join(f"n_{name}" for name in self.counts)
         sql = (
             f"SELECT run_id, job, command, host, started_at, ended_at, {names}, exit_code, "
             f"detail, alert FROM {self._q} WHERE {where}"
@@ -167,7 +175,7 @@ def _record(row: Mapping[str, object]) -> RunRecord:
         host=str(row["host"]),
         started_at=from_utc_text(str(row["started_at"])),
         ended_at=from_utc_text(str(ended)) if ended else None,
-        counts={name: int(str(row[f"n_{name}"] or 0)) for name in COUNTS},
+        counts={name: int(str(row.get(f"n_{name}") or 0)) for name in COUNTS},
         exit_code=int(str(code)) if code is not None else None,
         detail=str(row["detail"] or ""),
         alert=str(row["alert"] or ""),

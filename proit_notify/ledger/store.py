@@ -26,7 +26,9 @@ from ..redaction import redact
 from ..settings import RetrySettings
 from ..statuses import Status, allowed
 from . import migrate
-from .migrate import SCHEMA_VERSION, Versions, meta_ddl
+from .bounces import BounceList
+from .bounces import ddl as bounces_ddl
+from .migrate import SCHEMA_VERSION, Versions, bounces_table, meta_ddl
 from .optout import OptOutList
 from .optout import ddl as optout_ddl
 from .runs import RunLog
@@ -146,6 +148,7 @@ def ddl(table: str, dialect: Dialect) -> list[str]:
         *_ddl(table, dialect),
         *runs_ddl(f"{table}_runs", dialect),
         *optout_ddl(f"{table}_optout", dialect),
+        *bounces_ddl(bounces_table(table), dialect),
         *meta_ddl(f"{table}_meta", dialect),
         *migrate.Versions.rows_sql(f"{table}_meta", dialect, SCHEMA_VERSION),
     ]
@@ -169,6 +172,8 @@ class Ledger(Table):
         self.runs = RunLog(db, f"{table}_runs")
         #: who objected to advertising (SPEC §5), in the same database
         self.optout = OptOutList(db, f"{table}_optout", self.host)
+        #: addresses that bounced (SPEC §10), in the same database
+        self.bounces = BounceList(db, bounces_table(table))
         #: the schema version (SPEC §8)
         self.versions = Versions(db, f"{table}_meta", table)
         #: the schema of this ledger's rows (an older one is read as it is by a dry run)
@@ -228,12 +233,15 @@ class Ledger(Table):
         if not write:
             self._read_as(stored)
             return []
-        for table, statements in (
+        tables = [
             (self.table, _ddl(self.table, self.db.dialect)),
             (self.runs.table, runs_ddl(self.runs.table, self.db.dialect)),
             (self.optout.table, optout_ddl(self.optout.table, self.db.dialect)),
             (self.versions.table, meta_ddl(self.versions.table, self.db.dialect)),
-        ):
+        ]
+        if fresh:  # in an older ledger, the tables of later schemas come by its upgrade
+            tables.append((self.bounces.table, bounces_ddl(self.bounces.table, self.db.dialect)))
+        for table, statements in tables:
             with self.errors(f"cannot look for the ledger table {table} on {self.db.where}"):
                 if self.db.has_table(table):
                     continue
@@ -248,6 +256,7 @@ class Ledger(Table):
 
     def _read_as(self, version: int) -> None:
         self.version = version
+        self.runs.read_as(version)
         columns = [c for c in _COLUMNS if version >= 2 or c != "message_id"]
         self._columns = ", ".join(columns)
 
@@ -603,18 +612,22 @@ class Ledger(Table):
     def resolve(
         self, key: str, *, sent: bool, now: datetime, channel: str | None = None
     ) -> list[str]:
-        """Operator's decision: an ``unknown`` row marked sent, or an ``unknown`` or
-        ``failed`` row (the address fixed in the ERP since) released for one more send.
+        """Operator's decision: an ``unknown`` row marked sent, or an ``unknown``, ``failed``
+        or ``bounced`` row (the address fixed in the ERP since) released for one more send;
+        a bounced row's address is then no longer held back (:mod:`.bounces`).
 
         A row that failed before a channel was chosen (``none``: its ERP row could not be
         read) is removed, so that the next run plans the notification afresh."""
-        wanted = ("unknown",) if sent else ("unknown", "failed")
+        wanted = ("unknown",) if sent else ("unknown", "failed", "bounced")
         targets = [e for e in self.entries(key) if e.status in wanted]
         if channel:
             targets = [e for e in targets if e.channel == channel]
         if not targets:
             known = ", ".join(f"{e.channel}: {e.status}" for e in self.entries(key)) or "no rows"
-            what = "an unknown row to mark sent" if sent else "an unknown or failed row to resend"
+            what = (
+                "an unknown row to mark sent" if sent else "an unknown, failed or bounced row "
+                "to resend"
+            )
             raise UsageError(
                 f"ledger key {key!r} has no {what} ({known}); see 'proit-notify history --key KEY'"
             )
@@ -631,7 +644,40 @@ class Ledger(Table):
                 self.set_status(
                     key, entry.channel, "deferred", now, "released for resending by the operator"
                 )
+                if entry.status == "bounced":
+                    self.bounces.remove_key(key)
         return [e.channel for e in targets]
+
+    # --- after the hand-over (SPEC §10) -------------------------------------------------
+    def by_message_ids(self, ids: Sequence[str]) -> list[Entry]:
+        """The email rows that went out with one of these Message-IDs."""
+        wanted = sorted({i for i in ids if i})[:200]
+        if not wanted:
+            return []
+        marks = ", ".join("?" for _ in wanted)
+        return self._rows(f"channel = 'email' AND message_id IN ({marks})", wanted)
+
+    def bounce(self, entry: Entry, now: datetime, detail: str) -> bool:
+        """A delivery report says ``entry``'s email did not arrive: the row becomes
+        ``bounced`` and its address is held back; False when the row moved meanwhile."""
+        moved = self.transition(
+            entry.key, entry.channel, from_status=entry.status, to="bounced", now=now,
+            detail=detail,
+        )  # fmt: skip
+        if moved:
+            self.bounces.add(entry.recipient, entry.key, detail, now)
+        return moved
+
+    def note_report(self, entry: Entry, report: dict[str, Any]) -> None:
+        """Keep a delivery report that is not final (``delayed``) with the row."""
+        info = dict(entry.info)
+        reports = [r for r in info.get("delivery_reports", []) if isinstance(r, dict)]
+        info["delivery_reports"] = [*reports[-9:], report]
+        self.write(
+            f"UPDATE {self._q} SET info = ? WHERE key_ = ? AND channel = ?",
+            [json.dumps(info, default=str, ensure_ascii=False), entry.key, entry.channel],
+            f"ledger write failed for {entry.key}",
+        )
 
     def close(self) -> None:
         self.db.close()

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, quote_plus
+from urllib.parse import parse_qs
 
 import pytest
 from cli_runner import Cli, CliResult
 from ledger_rows import LedgerRow, ledger_rows
 from pytest_httpserver import HTTPServer
 from scenario import shop
+from sms_gateways import SECRET, SECRET_FORMS, AspsmsGateway, json_response, sms_settings
 from smtp_server import SmtpServer, email_section
 from werkzeug import Request, Response
 
@@ -29,53 +30,9 @@ from proit_notify.channels.sms.base import ECHO_WITHHELD
 
 AS_OF = "2026-11-27T08:00"
 PRINTED = datetime(2026, 11, 26, 15, 30)
-SECRET = "pw&Geheim/42 x"  # URL-encoding changes it: every form must stay out of the output
-SECRET_FORMS = (SECRET, quote_plus(SECRET), quote(SECRET, safe=""))
 
 
 # --- the local gateways -----------------------------------------------------------------------
-
-
-def json_response(data: object, status: int = 200) -> Response:
-    return Response(json.dumps(data), status=status, content_type="application/json")
-
-
-class AspsmsGateway:
-    """The ASPSMS JSON API on a local server: records each SMS, answers per number."""
-
-    def __init__(self, server: HTTPServer) -> None:
-        self.server = server
-        self.sent: list[tuple[str, str]] = []  # (number as received, text), accepted or not
-        self.bodies: list[dict[str, Any]] = []
-        #: number -> answer instead of "accepted" (an error inside HTTP 200, an HTTP 503)
-        self.answers: dict[str, Response] = {}
-        server.expect_request("/SendSimpleTextSMS", method="POST").respond_with_handler(self._send)
-
-    def _send(self, request: Request) -> Response:
-        body = json.loads(request.get_data(as_text=True))
-        self.bodies.append(body)
-        [number] = body["Recipients"]
-        self.sent.append((number, body["MessageText"]))
-        if number in self.answers:
-            return self.answers[number]
-        return json_response({"StatusCode": "1", "StatusInfo": "OK"})
-
-    @property
-    def numbers(self) -> list[str]:
-        return sorted(number for number, _ in self.sent)
-
-
-def sms_settings(server: HTTPServer, provider: str = "aspsms", **extra: Any) -> dict[str, Any]:
-    """``[sms]`` pointing at the local gateway (``phone_field`` comes from write_config)."""
-    return {
-        "provider": provider,
-        "username": "userkey-1",
-        "password": SECRET,
-        "sender": "MusterShop",
-        "url": server.url_for("/"),
-        "timeout": 5,
-        **extra,
-    }
 
 
 def ledger(config: Path) -> list[LedgerRow]:
