@@ -79,3 +79,26 @@ def make_v1_ledger(db: Database, table: str, rows: list[OldRow]) -> None:
         [stamp],
     )
     db.commit()
+
+
+def make_v2_ledger(db: Database, table: str, rows: list[OldRow]) -> None:
+    """A schema-2 ledger (main 94c90a4 .. b22d0ec): schema 1 with the Message-ID column, its
+    index, the version table at 2, and a run record of that version."""
+    make_v1_ledger(db, table, rows)
+    q = db.dialect.quote
+    meta = f"{table}_meta"
+    statements = [
+        f"ALTER TABLE {q(table)} ADD COLUMN message_id VARCHAR(250)",
+        f"CREATE INDEX {q(table + '_msgid')} ON {q(table)} (message_id)",
+        f"CREATE TABLE {q(meta)} (name VARCHAR(40) NOT NULL, value VARCHAR(200) NOT NULL, "
+        "PRIMARY KEY (name))",
+        f"INSERT INTO {q(meta)} (name, value) VALUES ('schema_version', '2')",
+        f"INSERT INTO {q(meta)} (name, value) VALUES ('upgraded_by', '0.9.0')",
+        f"INSERT INTO {q(table + '_runs')} (run_id, job, command, host, started_at, ended_at, "
+        "n_sent, n_failed, n_skipped, n_deferred, n_unknown, n_draft, exit_code, detail, alert) "
+        "VALUES ('r-old', 'shipping-confirmations', 'run-all', 'old-host', "
+        "'2026-11-26 07:00:00', '2026-11-26 07:00:05', 4, 1, 0, 0, 0, 0, 1, '', '')",
+    ]
+    for statement in statements:
+        db.execute(statement)
+    db.commit()

@@ -9,6 +9,7 @@ statements are checked as T-SQL (``tests/test_tsql.py``).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -24,7 +25,7 @@ import pytest
 import tomli_w
 from cli_runner import Cli, cli
 from erp_backends import POSTGRESQL_ODBC, ErpBackend
-from ledger_v1 import OldRow, make_v1_ledger
+from ledger_v1 import OldRow, make_v1_ledger, make_v2_ledger
 from scenario import shop
 from smtp_server import SmtpServer, email_section, smtp_server
 
@@ -55,7 +56,7 @@ def rows_of(config: Path) -> dict[tuple[str, str], tuple[str, str | None]]:
 
 
 def drop_ledger(db: Database) -> None:
-    for suffix in ("", "_runs", "_optout", "_meta"):
+    for suffix in ("", "_runs", "_optout", "_bounces", "_meta"):
         db.execute(f"DROP TABLE IF EXISTS {db.dialect.quote(TABLE + suffix)}")
     db.commit()
 
@@ -255,3 +256,37 @@ def test_two_hosts_upgrading_one_ledger_at_once_both_go_on(
             "AND column_name = 'message_id'", [TABLE],
         ))  # fmt: skip
         assert len(columns) == 1
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite", "postgresql", "mariadb"], indirect=True)
+def test_a_schema_2_ledger_gets_the_bounce_tables_and_keeps_its_records(
+    erp_backend: ErpBackend, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    server = erp_backend.name in {"postgresql", "mariadb"}
+    ledger = {"erp": True, "sqlite": None} if server else {}
+    config: Path = write_config(email=email_section(smtp_server), ledger=ledger)
+    sent = OldRow("shipping:900", "email", "sent", "alt@example.ch", {"order_id": 9})
+    with closing(ledger_db(config)) as db:
+        drop_ledger(db)
+        make_v2_ledger(db, TABLE, [sent])
+    try:
+        status = cli("-c", config, "--json", "status", "--as-of", AS_OF)  # reads, upgrades nothing
+        assert status.exit_code in (0, 1), status.stderr
+        [job] = [j for j in json.loads(status.stdout)["jobs"]
+                 if j["job"] == "shipping-confirmations"]  # fmt: skip
+        assert job["last_run"]["counts"]["sent"] == 4  # read as schema 2 left it
+        run = cli("-c", config, "-v", "shipping-confirmations", "--as-of", AS_OF)
+        assert run.exit_code == 0, run.stderr
+        assert "upgraded to schema 4" in run.stderr
+        assert "schema 3: addresses that bounced are kept" in run.stderr
+        with closing(ledger_db(config)) as db:
+            q = db.dialect.quote
+            [old] = db.stream(f"SELECT n_sent, n_bounced FROM {q(TABLE + '_runs')} "
+                              "WHERE run_id = 'r-old'")  # fmt: skip
+            assert (old["n_sent"], old["n_bounced"]) == (4, 0)
+            assert list(db.stream(f"SELECT address FROM {q(TABLE + '_bounces')}")) == []
+            [row] = db.stream(f"SELECT status FROM {q(TABLE)} WHERE key_ = 'shipping:900'")
+            assert row["status"] == "sent"
+    finally:
+        if server:
+            drop_ledger(erp_backend.admin)
