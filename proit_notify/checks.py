@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from . import qr_bill
 from .assembly import make_channels, make_renderer, open_erp, open_ledger
 from .authcheck import limit_line, token_lines
 from .bounces import accounts_with_mailbox
@@ -47,8 +48,14 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
         erp.close()
     yield CheckLine(f"ERP ({erp.db.where})", _counted(erp_problems), tuple(erp_problems))
     renderer = make_renderer(settings)
-    template_problems = renderer.check()
+    template_problems = renderer.check_with(settings.shop_templates)
     yield CheckLine("templates", _counted(template_problems), tuple(template_problems))
+    if settings.prepayment.qr_bill is not None:
+        qr = settings.prepayment.qr_bill
+        why = qr_bill.check(qr, settings.erp.maps("invoices", "payment_reference"))
+        kind = "QR-IBAN" if qr.qr_iban else "IBAN"
+        yield CheckLine(f"QR-bill ({kind} {qr.account})", _counted([why] if why else []),
+                        (why,) if why else ())  # fmt: skip
     if languages is not None:
         yield _languages_line(languages, renderer)
     ledger = open_ledger(settings)

@@ -8,19 +8,99 @@ before today.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from .errors import UsageError
 
+#: weekday names as ``service.send_days`` takes them (English or German, 0 = Monday)
+_DAY_NAMES = {
+    name: i
+    for i, names in enumerate(
+        [("mon", "mo"), ("tue", "di"), ("wed", "mi"), ("thu", "do"), ("fri", "fr"),
+         ("sat", "sa"), ("sun", "so")]
+    )
+    for name in names
+}
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def parse_days(text: str) -> frozenset[int]:
+    """``"Mon-Sat"``, ``"Mo-Fr"``, ``"Mon,Wed,Fri"`` -> the weekdays (0 = Monday); a range
+    may wrap (``"Sat-Mon"``). ValueError says how to write it."""
+    days: set[int] = set()
+    for part in re.split(r"\s*,\s*", text.strip()):
+        ends = [_DAY_NAMES.get(p.strip().lower()[:3], _DAY_NAMES.get(p.strip().lower()[:2]))
+                for p in part.split("-")]  # fmt: skip
+        if not 1 <= len(ends) <= 2 or None in ends:
+            raise ValueError(
+                f"{text!r}: days like 'Mon-Sat', 'Mo-Fr' or 'Mon,Wed,Fri' (English or German)"
+            )
+        day, last = ends[0], ends[-1]
+        assert day is not None
+        assert last is not None
+        days.add(day)
+        while day != last:
+            day = (day + 1) % 7
+            days.add(day)
+    return frozenset(days)
+
+
+@functools.lru_cache(maxsize=64)
+def holiday_calendar(code: str, year: int) -> Mapping[date, str]:
+    """The public holidays of ``code`` in ``year`` (``"CH-ZH"``: Switzerland, canton of
+    Zurich; ``"DE-BY"``; ``"AT"``), from the holidays library. ValueError for a code it
+    does not know."""
+    import holidays
+
+    country, _, subdivision = code.strip().upper().partition("-")
+    try:
+        found: Mapping[date, str] = holidays.country_holidays(
+            country, subdiv=subdivision or None, years=year
+        )
+    except NotImplementedError:
+        raise ValueError(f"{code!r}: no holidays known for the country {country!r}") from None
+    except ValueError as exc:
+        raise ValueError(f"{code!r}: {exc}") from None
+    return dict(found)
+
+
+@dataclass(frozen=True)
+class SendDays:
+    """The days messages may go out on (SPEC §11): ``service.send_days`` and
+    ``service.holidays``. Every day by default."""
+
+    weekdays: frozenset[int] = frozenset(range(7))
+    holidays: str | None = None
+
+    @property
+    def every_day(self) -> bool:
+        return len(self.weekdays) == 7 and self.holidays is None
+
+    def closed(self, day: date) -> str | None:
+        """Why nothing is sent on ``day`` ("Sunday", "a public holiday in CH-ZH:
+        Weihnachten"), or None on a send day."""
+        if day.weekday() not in self.weekdays:
+            return f"{WEEKDAYS[day.weekday()]} is not in service.send_days"
+        if self.holidays is not None:
+            name = holiday_calendar(self.holidays, day.year).get(day)
+            if name is not None:
+                return f"{day:%d.%m.%Y} is a public holiday in {self.holidays} ({name})"
+        return None
+
 
 @dataclass(frozen=True)
 class Clock:
-    """The moment a run acts at, as a naive local time in ``tz``."""
+    """The moment a run acts at, as a naive local time in ``tz``; ``days``: the send days,
+    which is what notifications age by (a closed day never counts against them)."""
 
     now: datetime  # naive, local
     tz: ZoneInfo
+    days: SendDays = field(default_factory=SendDays)
 
     @classmethod
     def real(cls, tz: ZoneInfo) -> Clock:
@@ -64,8 +144,22 @@ class Clock:
         return datetime.combine(day, time(0, 0))
 
     def oldest_due_day(self, max_age_days: int) -> date:
-        """The earliest due day that is still sent (older ones have aged out)."""
-        return self.today - timedelta(days=max_age_days)
+        """The earliest due day that is still sent (older ones have aged out).
+
+        Only send days count (SPEC §11: nothing ages out because of the send days): with
+        ``Mon-Fri``, what fell due on Saturday is still sent on Monday at ``max_age_days = 0``;
+        what fell due on Friday is not."""
+        if self.days.every_day:
+            return self.today - timedelta(days=max_age_days)
+        day, left = self.today, max_age_days
+        for _ in range(max_age_days + 2 * 366):  # a year of closed days at most, then stop
+            before = day - timedelta(days=1)
+            if left == 0 and self.days.closed(before) is None:
+                break
+            if self.days.closed(before) is None:
+                left -= 1
+            day = before
+        return day
 
     def event_window(self, delay_days: int, max_age_days: int) -> tuple[datetime, datetime]:
         """[start, end] of event times whose notification is due now and not aged out.

@@ -37,7 +37,7 @@ from .ledger import Ledger, Row
 from .render import Rendered
 from .report import ItemReport, ItemStatus, JobReport
 from .sending import Dispatcher, Lane
-from .settings import Settings
+from .settings import Settings, parse_window
 from .statuses import Status
 
 #: temporary failures (4xx, timeouts before DATA) in a row after which an account is stopped
@@ -85,7 +85,7 @@ class Handover:
         row = self.row
         return ItemReport(
             row.key, row.document, row.channel, row.recipient, row.account, status, reason,
-            self.preview,
+            self.preview, tuple(a.label for a in self.message.attachments),
         )  # fmt: skip
 
 
@@ -141,19 +141,34 @@ class Delivery:
     # --- gates ---------------------------------------------------------------------------
 
     def may_send(self, report: JobReport, dry_run: bool) -> bool:
-        """``service.enabled`` and the send window: False (with a note) when nothing may go."""
+        """``service.enabled``, the send days and the send windows: False (with a note) when
+        nothing may go now. A dry run shows what a run in the window would send."""
         if not self.settings.service.enabled and not dry_run:
             report.disabled = True
             report.notes.append("service.enabled = false: nothing was sent")
             return False
-        window = self.settings.service.window
-        if not dry_run and not self.clock.in_window(window):
+        if dry_run:
+            return True
+        closed = self.clock.days.closed(self.clock.today)
+        if closed is not None:
             report.notes.append(
-                f"outside service.send_window {self.settings.service.send_window} "
-                f"(now {self.clock.now:%H:%M}): nothing was sent; the next run in the window sends"
+                f"{closed}: nothing was sent; the next run on a send day sends it"
             )
             return False
+        late = [self.not_now(c) for c in ("email", "sms") if c in self.channels]
+        if late and all(late):
+            why = "; ".join(dict.fromkeys(w for w in late if w))
+            report.notes.append(f"{why}: nothing was sent; the next run in the window sends")
+            return False
         return True
+
+    def not_now(self, channel: str) -> str | None:
+        """Why ``channel`` may not send at this hour ("outside sms.send_window 08:00-20:00
+        (now 21:10)"), or None."""
+        window = self.settings.window_of(channel)
+        if window is None or self.clock.in_window(parse_window(window[1])):
+            return None
+        return f"outside {window[0]} {window[1]} (now {self.clock.now:%H:%M})"
 
     def over_daily_limit(self, channel: str, account: str | None, later: str) -> str | None:
         """``max_per_day`` of an email account: why this message must wait (counted when not).

@@ -26,6 +26,8 @@ from .settings import DEFAULT_CONFIG_NAME
 ERP_NAME = "erp.sqlite"
 LEDGER_NAME = "ledger.sqlite"
 OUTBOX_NAME = "outbox"
+#: the ERP's PDF archive of the demo (``[attachments]``)
+ARCHIVE_NAME = "archiv"
 PHONE_FIELD = "mobile"
 DEMO_SHOPS = {"SHOP-CH": "shop-ch", "SHOP-DE": "shop-de"}
 
@@ -49,6 +51,7 @@ class DemoSummary:
     delivery_notes: int
     delivery_note_lines: int
     invoices: int
+    documents: int = 0  # PDFs in the demo's archive
 
 
 # --- schema -----------------------------------------------------------------------------------
@@ -313,7 +316,7 @@ def _generate(today: date, seed: int) -> _Rows:
             rows.invoices.append((
                 invoice_id, f"VK{today.year % 100:02d}-{50000 + invoice_id}", oid, cid, contact,
                 order_day.date().isoformat(), _money(total), _money(open_amount), currency, 1,
-                1 if prepaid_state == "cancelled" else 0,
+                1 if prepaid_state == "cancelled" else 0, _qr_reference(invoice_id),
             ))
 
         # how far the order got: delivered in one go, in parts, or still open
@@ -360,9 +363,10 @@ def _generate(today: date, seed: int) -> _Rows:
                 )
             elif rng.random() < 0.02:
                 printed = None  # the warehouse forgot to print it
-            rows.delivery_notes.append(
-                (note_id, f"LS{today.year % 100:02d}-{200000 + note_id}", oid, printed)
-            )
+            rows.delivery_notes.append((
+                note_id, f"LS{today.year % 100:02d}-{200000 + note_id}", oid, printed,
+                *_parcels(note_id, currency, printed),
+            ))
             line_no = 0
             for i, ((art, desc, unit, _), qty) in enumerate(zip(articles, shipment, strict=True)):
                 if qty:
@@ -387,9 +391,68 @@ def _generate(today: date, seed: int) -> _Rows:
             rows.invoices.append((
                 invoice_id, f"RE{today.year % 100:02d}-{300000 + invoice_id}", oid, cid, contact,
                 day_shipped.date().isoformat(), _money(total), 0.0 if paid else _money(total),
-                currency, 0, 0,
+                currency, 0, 0, _qr_reference(invoice_id),
             ))
     return rows
+
+
+def _parcels(note_id: int, currency: str, printed: str | None) -> tuple[str | None, str | None]:
+    """A printed note's tracking number(s) and the ERP's carrier code (derived from the
+    note, so the rest of the data stays as the seed made it): Swiss Post for CHF, DHL in
+    Germany, now and then two parcels, and some notes without (picked up at the counter)."""
+    if printed is None or note_id % 11 == 0:
+        return None, None
+    if currency == "CHF":
+        first, second = 100000 + note_id * 7919 % 900000, 10000000 + note_id * 104729 % 90000000
+        number = f"99.60.{first}.{second}"
+        carrier = "PostPac"
+    else:
+        number = f"00340434{note_id * 15485863 % 10**10:010d}"
+        carrier = "DHL Paket"
+    if note_id % 7 == 0:  # two parcels
+        number += f", {number[:-3]}{(int(number[-3:]) + 1) % 1000:03d}"
+    return number, carrier
+
+
+def _qr_reference(invoice_id: int) -> str:
+    """A QR reference (27 digits, the last one the check digit), as the ERP prints it."""
+    from stdnum.ch import esr
+
+    digits = f"{invoice_id:026d}"
+    return digits + esr.calc_check_digit(digits)
+
+
+def _pdf(path: Path, title: str, lines: list[str]) -> None:
+    """A one-page sample PDF, as the ERP archives its documents."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    page = canvas.Canvas(str(path), pagesize=A4, invariant=True)
+    page.setFont("Helvetica-Bold", 16)
+    page.drawString(72, 770, title)
+    page.setFont("Helvetica", 11)
+    for i, line in enumerate(lines):
+        page.drawString(72, 740 - 16 * i, line)
+    page.save()
+
+
+def _write_archive(folder: Path, rows: _Rows, today: date) -> int:
+    """The ERP's PDF archive of the demo: the delivery notes printed in the last two weeks,
+    and every other prepayment invoice (the rest get a QR-bill). The number written."""
+    folder.mkdir(exist_ok=True)
+    since = (today - timedelta(days=15)).isoformat()
+    written = 0
+    for _, number, order_id, printed, tracking, _carrier in rows.delivery_notes:
+        if printed is not None and printed >= since:
+            lines = [f"Auftrag {order_id}", f"Gedruckt {printed}", f"Sendung {tracking or '-'}"]
+            _pdf(folder / f"LS_{number}.pdf", f"Lieferschein {number}", lines)
+            written += 1
+    for invoice_id, number, *rest in rows.invoices:
+        if rest[-3] == 1 and invoice_id % 2 == 0:  # a prepayment invoice
+            lines = [f"Betrag {rest[-6]:.2f} {rest[-4]}", f"Referenz {rest[-1]}"]
+            _pdf(folder / f"RE_{number}.pdf", f"Vorauskasse-Rechnung {number}", lines)
+            written += 1
+    return written
 
 
 def _write_erp(path: Path, rows: _Rows) -> None:
@@ -407,12 +470,14 @@ def _write_erp(path: Path, rows: _Rows) -> None:
         conn.executemany("INSERT INTO contacts VALUES (?, ?, ?, ?, ?)", rows.contacts)
         conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows.orders)
         conn.executemany("INSERT INTO order_lines VALUES (?, ?, ?, ?, ?, ?, ?)", rows.order_lines)
-        conn.executemany("INSERT INTO delivery_notes VALUES (?, ?, ?, ?)", rows.delivery_notes)
+        conn.executemany(
+            "INSERT INTO delivery_notes VALUES (?, ?, ?, ?, ?, ?)", rows.delivery_notes
+        )
         conn.executemany(
             "INSERT INTO delivery_note_lines VALUES (?, ?, ?, ?, ?, ?)", rows.delivery_note_lines
         )
         conn.executemany(
-            "INSERT INTO invoices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows.invoices
+            "INSERT INTO invoices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows.invoices
         )
         conn.commit()
         conn.execute("PRAGMA journal_mode = DELETE")
@@ -452,8 +517,17 @@ def demo_config() -> dict[str, Any]:
             "country": "CH",
             "language": "de",
         },
-        # no_marketing is optional in a mapping; the demo ERP has the column
-        "erp": {"sqlite": ERP_NAME, "columns": {"customers": {"no_marketing": "no_marketing"}}},
+        # optional fields of a mapping (SPEC §3, §11); the demo ERP has these columns
+        "erp": {
+            "sqlite": ERP_NAME,
+            "columns": {
+                "customers": {"no_marketing": "no_marketing"},
+                "delivery_notes": {"tracking_number": "tracking_number", "carrier": "carrier"},
+                "invoices": {"payment_reference": "payment_reference"},
+            },
+            # the ERP's own carrier codes -> the shipped tracking pages
+            "carrier_codes": {"post": ["PostPac"], "dhl": ["DHL Paket"]},
+        },
         "email": {
             "default_account": "demo",
             "items_as_table": True,
@@ -481,7 +555,29 @@ def demo_config() -> dict[str, Any]:
             "portal_url": "https://bewertungen.demo.example/proit-demo-shop",
             "list_unsubscribe": "mailto:abmelden@demo.example",
         },
-        "prepayment": {"delay_days": 5, "repeat_days": 7, "max_mails": 3},
+        "prepayment": {
+            "delay_days": 5,
+            "repeat_days": 7,
+            "max_mails": 3,
+            # invoices without a PDF in the archive get a QR-bill (the SIX sample QR-IBAN)
+            "qr_bill": {
+                "account": "CH44 3199 9123 0008 8901 2",
+                "creditor": {
+                    "name": "ProIT Demo Handel AG", "street": "Bahnhofstrasse",
+                    "house_num": "1", "pcode": "8001", "city": "Zürich", "country": "CH",
+                },
+            },
+        },
+        "attachments": {
+            "delivery_note": f"{ARCHIVE_NAME}/LS_{{number}}.pdf",
+            "invoice": f"{ARCHIVE_NAME}/RE_{{number}}.pdf",
+        },
+        "shops": {
+            "SHOP-CH": {"sender_name": "Demo Shop Schweiz",
+                        "portal_url": "https://bewertungen.demo.example/shop-ch"},
+            "SHOP-DE": {"sender_name": "Demo Shop Deutschland",
+                        "portal_url": "https://bewertungen.demo.example/shop-de"},
+        },
         # the demo shows every notice; a real first run takes a baseline instead (README)
         "delivery_date": {"edit_before_send": False, "notify_existing": True},
         "ledger": {"sqlite": LEDGER_NAME},
@@ -511,6 +607,10 @@ def _clear_previous(directory: Path) -> None:
     if outbox.is_dir():
         for eml in outbox.glob("*.eml"):
             eml.unlink()
+    archive = directory / ARCHIVE_NAME
+    if archive.is_dir():
+        for pdf in archive.glob("*.pdf"):
+            pdf.unlink()
 
 
 def create_demo(
@@ -540,6 +640,7 @@ def create_demo(
     partial.unlink(missing_ok=True)
     _write_erp(partial, rows)
     os.replace(partial, erp_path)  # a crash never leaves a half-filled ERP behind
+    documents = _write_archive(directory / ARCHIVE_NAME, rows, today)
     config_path = write_demo_config(directory)
     return DemoSummary(
         directory=directory,
@@ -553,4 +654,5 @@ def create_demo(
         delivery_notes=len(rows.delivery_notes),
         delivery_note_lines=len(rows.delivery_note_lines),
         invoices=len(rows.invoices),
+        documents=documents,
     )

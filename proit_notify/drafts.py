@@ -375,6 +375,11 @@ def send(runner: Runner, chosen: Sequence[Draft]) -> JobReport:
     delivery.recover(report)
     with delivery.batch(report) as p:
         for d in chosen:
+            late = delivery.not_now(d.entry.channel)
+            if late is not None:  # stays a draft: nothing is claimed outside the window
+                why = f"{late}: still a draft; 'drafts send' in the window sends it"
+                delivery.add(report, handover(d).item("waiting", why))
+                continue
             item = delivery.hand_over(p, handover(d), functools.partial(_recheck, runner, d))
             if isinstance(item, ItemReport):
                 delivery.add(report, item)

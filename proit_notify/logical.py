@@ -36,6 +36,7 @@ FIELDS: dict[str, dict[str, Kind]] = {
     },
     "delivery_notes": {
         "id": "id", "number": "code", "order_id": "int", "printed_at": "timestamp",
+        "tracking_number": "text", "carrier": "code",
     },
     "delivery_note_lines": {
         "delivery_note_id": "int", "line_no": "int", "article_no": "code",
@@ -45,13 +46,18 @@ FIELDS: dict[str, dict[str, Kind]] = {
         "id": "id", "number": "code", "order_id": "int", "customer_id": "int",
         "contact_id": "int", "invoice_date": "date", "amount": "number",
         "open_amount": "number", "currency": "code", "is_prepayment": "int",
-        "cancelled": "int",
+        "cancelled": "int", "payment_reference": "text",
     },
 }  # fmt: skip
 
 #: Fields a mapping may name but need not: unmapped, they read as NULL. ``no_marketing``:
-#: 1 = the customer objected to advertising (no review requests), SPEC §3.
-OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {"customers": ("no_marketing",)}
+#: 1 = the customer objected to advertising (no review requests), SPEC §3; the parcel's
+#: tracking number(s) and carrier, and the invoice's payment reference (QR or SCOR), §11.
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "customers": ("no_marketing",),
+    "delivery_notes": ("tracking_number", "carrier"),
+    "invoices": ("payment_reference",),
+}
 
 #: table -> the fields every mapping has (the defaults of ``[erp.columns]``)
 LOGICAL_SCHEMA: dict[str, tuple[str, ...]] = {

@@ -50,13 +50,19 @@ def table(columns: Sequence[str], rows: Iterable[Row], title: str | None = None)
     return shown
 
 
-def report_rows(report: JobReport, limit: int | None = None) -> list[Row]:
+def report_columns(report: JobReport, columns: tuple[str, ...] = REPORT_COLUMNS) -> tuple[str, ...]:
+    """``columns``, with "attachments" when an item carries (or would carry) files."""
+    return (*columns, "attachments") if any(i.attachments for i in report.items) else columns
+
+
+def report_rows(
+    report: JobReport, limit: int | None = None, columns: tuple[str, ...] = REPORT_COLUMNS
+) -> list[Row]:
     items = report.items if limit is None else report.items[:limit]
-    return [tuple(item.as_json()[c] for c in REPORT_COLUMNS) for item in items]
-
-
-def demo_rows(report: JobReport, limit: int) -> list[Row]:
-    return [(i.document, i.channel, i.recipient, i.status, i.reason) for i in report.items[:limit]]
+    return [
+        tuple(", ".join(i.attachments) if c == "attachments" else i.as_json()[c] for c in columns)
+        for i in items
+    ]
 
 
 def _stamp(entry_time: Any, tz: ZoneInfo) -> str:

@@ -277,9 +277,11 @@ class Renderer:
         default_country: str,
         language_codes: Mapping[str, Sequence[str]] | None = None,
         samples: Mapping[str, Mapping[str, object]] | None = None,
+        overridden: Sequence[Path] = (),
     ) -> None:
         """``samples``: template name -> the sample context ``check`` renders it with (the
-        registered jobs' by default)."""
+        registered jobs' by default). ``overridden``: folders ``templates_dir`` goes before
+        (a shop's own folder over ``templates.dir``), before the shipped templates."""
         if templates_dir is not None and not templates_dir.is_dir():
             raise TemplateError(
                 f"templates.dir {templates_dir} is not a folder: create it (with files like "
@@ -292,15 +294,17 @@ class Renderer:
         #: template name -> its sample context (one per job)
         self.samples = dict(samples)
         self.templates_dir = templates_dir
+        self.overridden = tuple(overridden)
+        self._shops: dict[Path, Renderer] = {}
         self.items_as_table = items_as_table
         #: ``[erp.language_codes]``: an ERP's own codes, read before the built-in spellings
         self.language_codes = dict(language_codes or {})
         self.default_language = language_of(default_language) or FALLBACK_LANGUAGE
         self.default_country = (default_country or "CH").strip().upper()
         # the override folder first: its files win over the shipped ones of the same path
-        loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(SHIPPED_DIR))]
-        if templates_dir is not None:
-            loaders.insert(0, jinja2.FileSystemLoader(str(templates_dir)))
+        loaders: list[jinja2.BaseLoader] = [
+            jinja2.FileSystemLoader(folder) for folder in self._search_folders()
+        ]
         self.env = ImmutableSandboxedEnvironment(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
@@ -359,6 +363,13 @@ class Renderer:
     def languages(self) -> list[str]:
         """Languages with at least one template (shipped or in ``templates.dir``)."""
         return sorted({n.split("/", 1)[0] for n in self._names if "/" in n})
+
+    def check_with(self, folders: Sequence[Path]) -> list[str]:
+        """:meth:`check`, and the same for each shop's ``folders`` over these templates."""
+        problems = self.check()
+        for folder in folders:
+            problems += [p for p in self.for_folder(folder).check() if p not in problems]
+        return problems
 
     def check(self) -> list[str]:
         """Render every job × language × part with its sample; the problems found."""
@@ -517,8 +528,25 @@ class Renderer:
         return _finish(out, part)
 
     def _search_folders(self) -> list[str]:
-        folders = [] if self.templates_dir is None else [str(self.templates_dir)]
-        return [*folders, str(SHIPPED_DIR)]
+        folders = [] if self.templates_dir is None else [self.templates_dir]
+        return [str(f) for f in (*folders, *self.overridden, SHIPPED_DIR)]
+
+    def for_folder(self, folder: Path | None) -> Renderer:
+        """This renderer with ``folder`` (a shop's ``templates_dir``) over its templates:
+        one per folder, made once."""
+        if folder is None:
+            return self
+        if folder not in self._shops:
+            self._shops[folder] = Renderer(
+                templates_dir=folder,
+                items_as_table=self.items_as_table,
+                default_language=self.default_language,
+                default_country=self.default_country,
+                language_codes=self.language_codes,
+                samples=self.samples,
+                overridden=[f for f in (self.templates_dir, *self.overridden) if f is not None],
+            )
+        return self._shops[folder]
 
 
 _FINISHERS: dict[str, Callable[[str], str]] = {

@@ -9,8 +9,10 @@ from typing import Any, Literal
 from .render import Rendered
 from .statuses import COUNTED, PROBLEMS, Status
 
-#: an item's status: a ledger row's (statuses.py), or "planned" (a dry run's)
-ItemStatus = Status | Literal["planned"]
+#: an item's status: a ledger row's (statuses.py), "planned" (a dry run's), or "waiting":
+#: not claimed, no ledger row, not a problem; a later run sends it (outside a channel's
+#: send window, an attachment the ERP is still writing)
+ItemStatus = Status | Literal["planned", "waiting"]
 COUNT_NAMES = (*COUNTED, "planned")
 
 
@@ -26,9 +28,11 @@ class ItemReport:
     status: ItemStatus
     reason: str
     preview: Rendered | None = None
+    #: the files the email carries (or, in a dry run, would carry): "LS_4711.pdf (182 KB)"
+    attachments: tuple[str, ...] = ()
 
-    def as_json(self) -> dict[str, str]:
-        return {
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
             "key": self.key,
             "document": self.document,
             "channel": self.channel,
@@ -37,6 +41,9 @@ class ItemReport:
             "status": self.status,
             "reason": self.reason,
         }
+        if self.attachments:
+            data["attachments"] = list(self.attachments)
+        return data
 
 
 @dataclass
@@ -65,8 +72,9 @@ class JobReport:
     def counts(self) -> dict[str, int]:
         tally: Counter[str] = Counter(i.status for i in self.items)
         counts = {name: tally.get(name, 0) for name in COUNT_NAMES}
-        if tally.get("draft"):
-            counts["draft"] = tally["draft"]
+        for shown in ("draft", "waiting"):  # counted when there are any
+            if tally.get(shown):
+                counts[shown] = tally[shown]
         return counts
 
     @property
@@ -83,6 +91,8 @@ class JobReport:
         if self.dry_run:
             head = f"{self.job} (dry run): {c['planned']} would be sent"
             rest = f", {c['failed']} would fail, {c['skipped']} would be skipped"
+            if c.get("waiting"):
+                rest += f", {c['waiting']} would wait"
             return head + rest
         text = (
             f"{self.job}: {c['sent']} sent, {c['failed']} failed, {c['skipped']} skipped, "
@@ -90,6 +100,8 @@ class JobReport:
         )
         if c.get("draft"):
             text += f", {c['draft']} drafts"
+        if c.get("waiting"):
+            text += f", {c['waiting']} waiting"
         return text
 
     def as_json(self) -> dict[str, Any]:

@@ -23,13 +23,25 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import objections
-from .channels import ChannelName, Outgoing
+from . import objections, qr_bill
+from .attachments import Attacher, Collected
+from .channels import Attachment, ChannelName, Outgoing
 from .clock import Clock
 from .delivery import Delivery, Handover, Pass
 from .erp import Erp
 from .errors import RowError, TemplateError
-from .jobs import BATCH, ROW_ERRORS, Job, NoLongerDue, Notification, Verdict, batches, row_problem
+from .jobs import (
+    BATCH,
+    ROW_ERRORS,
+    Document,
+    Job,
+    NoLongerDue,
+    Notification,
+    Payment,
+    Verdict,
+    batches,
+    row_problem,
+)
 from .jobs.registry import spec
 from .ledger import Entry, Ledger, Row
 from .ledger.bounces import Bounce
@@ -123,6 +135,8 @@ class Runner:
         self.delivery = delivery
         self.clock = clock
         self.sources = ErpSources(erp, ledger)
+        self.attacher = Attacher(settings, clock)
+        self._qr_bills: dict[tuple[object, str], Attachment] = {}
         self._templates_checked = False
         #: addresses that bounced (read once per job run: a short list)
         self._bounced: dict[str, Bounce] = {}
@@ -131,7 +145,7 @@ class Runner:
         """Exit 3 before anything is sent when a template is broken (SPEC §5)."""
         if self._templates_checked:
             return
-        problems = self.renderer.check()
+        problems = self.renderer.check_with(self.settings.shop_templates)
         if problems:
             raise TemplateError("a message template is broken; nothing was sent", tuple(problems))
         self._templates_checked = True
@@ -200,15 +214,19 @@ class Runner:
                 continue
             handled = {e.channel: e for e in self.ledger.entries(n.key)}
             recheck = _Once(functools.partial(rechecks.verdict, n))
+            due = [t for t in self._targets(n) if self._due(t, handled)]
+            files, waiting = self._documents(n, due, options)
+            if waiting is not None:
+                # the whole notification waits, unclaimed: a channel sent alone now would
+                # make the other one look handled
+                for target in due:
+                    add(_item(n, target, "waiting", waiting))
+                continue
+            if files.problem is not None:
+                due = [t if t.problem else _failing(t, files.problem) for t in due]
 
-            for target in self._targets(n):
+            for target in due:
                 existing = handled.get(target.channel)
-                if existing is None and handled and not _after_bounce(handled, target):
-                    # handled on another channel already: a customer who changed info type
-                    # or number since must not get the same notification a second time
-                    continue
-                if existing is not None and not self._retry_due(existing):
-                    continue
                 # a skip sends nothing, so --limit does not count it: a limited first run
                 # still takes the whole delivery-date baseline
                 if options.limit is not None and done >= options.limit and n.skip is None:
@@ -224,11 +242,13 @@ class Runner:
                     )
                     if message is not None:
                         item = self._send(
-                            p, n, target, message, options, existing, recheck,
+                            p, n, target, message, options, existing, recheck, files,
                             edited=message != rendered,
                         )  # fmt: skip
                         if isinstance(item, NoLongerDue):
                             break  # no longer due (paid, changed, ...): nothing is recorded
+                        if target.channel == "email":
+                            self._without(p.report, n, files, dry_run=False)
                     else:  # the person saved nothing: it waits in the drafts
                         if isinstance(recheck(), NoLongerDue):
                             break
@@ -240,7 +260,7 @@ class Runner:
                         break  # no longer due: nothing is recorded (nor planned)
                     if verdict.problem is not None and target.problem is None:
                         target, rendered = _failing(target, verdict.problem), None
-                    item = self._record_now(n, target, rendered, options, now)
+                    item = self._record_now(n, target, rendered, options, now, files)
                 if n.skip is None:
                     done += 1
                 if item is not None:
@@ -273,19 +293,100 @@ class Runner:
             why = row_problem(self.settings, exc, n.key)
             return [Target("none", "", None, "", why, "failed")]
 
+    def _due(self, target: Target, handled: dict[str, Entry]) -> bool:
+        """Whether ``target`` is still to be done: not handled on this channel (unless its
+        retry is due), nor on another one (unless the email bounced: ``on_hard = "sms"``)."""
+        existing = handled.get(target.channel)
+        if existing is None and handled and not _after_bounce(handled, target):
+            # handled on another channel already: a customer who changed info type or
+            # number since must not get the same notification a second time
+            return False
+        return existing is None or self._retry_due(existing)
+
+    def _documents(
+        self, n: Notification, due: Sequence[Target], options: RunOptions
+    ) -> tuple[Collected, str | None]:
+        """The files of ``n``'s email, and why the notification waits, unclaimed (outside a
+        channel's send window, a file the ERP is still writing), or None."""
+        going = [t for t in due if t.problem is None]
+        if not going or n.skip is not None or n.problem is not None:
+            return Collected(), None
+        if not options.dry_run:
+            for target in going:
+                late = self.delivery.not_now(target.channel)
+                if late is not None:
+                    return Collected(), f"{late}; the next run in the window sends it"
+        if not n.documents or all(t.channel != "email" for t in going):
+            return Collected(), None
+        files = self.attacher.collect(n.documents)
+        return files, files.waiting
+
+    def _attached(
+        self, n: Notification, target: Target, files: Collected
+    ) -> tuple[Attachment, ...]:
+        """What ``n``'s email carries: the ERP's files, and a QR-bill for an open invoice
+        whose PDF is not among them (SPEC §11). A :class:`RowError` when the QR-bill cannot
+        be made of the ERP's values."""
+        if target.channel != "email":
+            return ()
+        found = files.files
+        qr = self.settings.prepayment.qr_bill
+        for doc in n.documents:
+            payment = self._qr_for(doc, files)
+            if payment is None:
+                continue
+            language = self.renderer.language_used(n.party.language, n.template)
+            cached = (payment, language)
+            if cached not in self._qr_bills:
+                if len(self._qr_bills) > 64:
+                    self._qr_bills.clear()
+                assert qr is not None
+                self._qr_bills[cached] = qr_bill.make(qr, payment, language)
+            found += (self._qr_bills[cached],)
+        return found
+
+    def _without(
+        self, report: JobReport | None, n: Notification, files: Collected, *, dry_run: bool
+    ) -> str:
+        """The alert's word on an email that goes without a file it should carry (none for
+        an invoice a QR-bill stands in for); the reason a dry run shows."""
+        replaced = {d.kind for d in n.documents if self._qr_for(d, files) is not None}
+        said = []
+        for kind, why in files.without:
+            if kind in replaced:
+                continue
+            said.append(f"{'would go' if dry_run else 'goes'} without {why}")
+            text = f"{n.document} goes without {why}"
+            if report is not None and text not in report.attention:
+                report.notes.append(text)
+                report.attention.append(text)
+        return "; ".join(said)
+
+    def _qr_for(self, doc: Document, files: Collected) -> Payment | None:
+        """The open amount a QR-bill is made for in place of ``doc``'s missing PDF."""
+        payment = doc.payment
+        if self.settings.prepayment.qr_bill is None or payment is None:
+            return None
+        if doc.kind in files.attached or not qr_bill.applies(payment):
+            return None
+        return payment
+
     def _retry_due(self, entry: Entry) -> bool:
         if entry.status != "deferred":
             return False
         return entry.next_attempt_at is None or entry.next_attempt_at <= self.clock.utc
 
     def render(self, n: Notification, target: Target) -> Rendered:
+        """``n``'s message on ``target``'s channel, in its shop's templates if it has own."""
         context = {**n.context, "document": n.document}
+        shop = self.settings.shop(n.shop)
+        renderer = self.renderer.for_folder(shop.templates_dir if shop is not None else None)
         if target.channel == "sms":
-            text = self.renderer.sms(
+            text = renderer.sms(
                 n.template, language=n.party.language, country=n.party.country, context=context
             )
             return Rendered(subject="", text=text, html=None)
-        return self.renderer.email(
+        return renderer.email(
             n.template, language=n.party.language, country=n.party.country, context=context
         )
 
@@ -308,21 +409,29 @@ class Runner:
         rendered: Rendered | None,
         options: RunOptions,
         now: datetime,
+        files: Collected,
     ) -> ItemReport:
-        """What needs no server: a problem row, a dry run's plan, a draft."""
+        """What needs no server: a problem row, a dry run's plan (with what it would
+        attach), a draft."""
         if target.problem is not None:
             if not options.dry_run:
                 self._claim_row(n, target, now, dict(n.info), target.problem_status, target.problem)
             return _item(n, target, target.problem_status, target.problem)
         assert rendered is not None
         if options.dry_run:
+            try:
+                attached = self._attached(n, target, files)
+            except ROW_ERRORS as exc:
+                return _item(n, target, "failed", row_problem(self.settings, exc, n.key))
             channel = self.delivery.channels.get(target.channel)
             if target.channel != "none" and channel is not None:
                 # what send() would refuse without a server (a forged header) shows now
-                refused = channel.refuse(_outgoing(n, target, target.channel, rendered))
+                refused = channel.refuse(self._outgoing(n, target, target.channel, rendered))
                 if refused is not None:
                     return _item(n, target, "failed", refused)
-            return _item(n, target, "planned", "", rendered if options.preview else None)
+            without = self._without(None, n, files, dry_run=True)
+            item = _item(n, target, "planned", without, rendered if options.preview else None)
+            return replace(item, attachments=tuple(a.label for a in attached))
         return self._keep_draft(n, target, rendered, options, now)
 
     def _keep_draft(
@@ -392,17 +501,22 @@ class Runner:
         options: RunOptions,
         existing: Entry | None,
         recheck: Callable[[], Notification | NoLongerDue],
+        files: Collected,
         *,
         edited: bool = False,
     ) -> ItemReport | NoLongerDue | None:
         assert target.channel != "none"
         channel: ChannelName = target.channel
 
-        def handover(note: Notification, message: Rendered) -> Handover:
+        def handover(
+            note: Notification, message: Rendered, attached: tuple[Attachment, ...] = ()
+        ) -> Handover:
             info = {**note.info, "edited": True} if edited else dict(note.info)
+            if attached:
+                info["attachments"] = [a.filename for a in attached]
             return Handover(
                 row=_row(note, target, info),
-                message=_outgoing(note, target, channel, message),
+                message=self._outgoing(note, target, channel, message, attached),
                 was=None if existing is None else existing.status,
                 preview=message if options.preview else None,
             )
@@ -413,15 +527,48 @@ class Runner:
                 return verdict
             if verdict.problem is not None:  # its ERP row cannot be read any more
                 return self._fail_now(n, target, existing, verdict.problem)
+            message = rendered
             if verdict != n and not edited:
                 # still due, with values re-read right before sending (a part payment)
                 again, retarget = self._render_or_fail(verdict, target)
                 if again is None:
                     return self._fail_now(n, target, existing, retarget.problem or "")
-                return handover(verdict, again)
-            return handover(n, rendered)
+                message = again
+            note = n if edited else verdict
+            try:  # the QR-bill is made for the amount open now
+                attached = self._attached(note, target, files)
+            except ROW_ERRORS as exc:
+                return self._fail_now(n, target, existing, row_problem(self.settings, exc, n.key))
+            return handover(note, message, attached)
 
         return self.delivery.hand_over(p, handover(n, rendered), checked)
+
+    def _outgoing(
+        self,
+        n: Notification,
+        target: Target,
+        channel: ChannelName,
+        message: Rendered,
+        attached: tuple[Attachment, ...] = (),
+    ) -> Outgoing:
+        """What a channel gets for notification ``n`` on ``target``: an email with its
+        files and in its shop's name (``[shops]`` ``sender_name``)."""
+        shop = self.settings.shop(n.shop)
+        email = channel == "email"
+        return Outgoing(
+            key=n.key,
+            channel=channel,
+            to=target.to,
+            to_name=target.to_name,
+            subject=message.subject,
+            text=message.text,
+            html=message.html,
+            account=target.account if email else None,
+            document=n.document,
+            headers=n.headers if email else (),
+            attachments=attached if email else (),
+            from_name=shop.sender_name if email and shop is not None else None,
+        )
 
     # --- re-checks -----------------------------------------------------------------------
 
@@ -449,22 +596,6 @@ def _after_bounce(handled: dict[str, Entry], target: Target) -> bool:
     one second channel a handled notification may still go out on, once."""
     return target.channel == "sms" and all(
         e.channel == "email" and e.status == "bounced" for e in handled.values()
-    )
-
-
-def _outgoing(n: Notification, target: Target, channel: ChannelName, message: Rendered) -> Outgoing:
-    """What a channel gets for notification ``n`` on ``target``."""
-    return Outgoing(
-        key=n.key,
-        channel=channel,
-        to=target.to,
-        to_name=target.to_name,
-        subject=message.subject,
-        text=message.text,
-        html=message.html,
-        account=target.account if channel == "email" else None,
-        document=n.document,
-        headers=n.headers if channel == "email" else (),
     )
 
 

@@ -11,10 +11,10 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import time
 from email.utils import parseaddr
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from .clock import SendDays, holiday_calendar, parse_days
 from .errors import ConfigError
 from .logical import LOGICAL_SCHEMA, OPTIONAL_FIELDS
 from .redaction import odbc_pairs, register
@@ -57,6 +58,26 @@ def parse_window(text: str) -> tuple[time, time]:
     if start == end:
         raise ValueError(f"{text!r}: start and end are the same; leave the key out for all day")
     return start, end
+
+
+def _parsed_by(parse: Callable[[str], object]) -> AfterValidator:
+    """A validator of an optional text setting: ``parse`` must read it (its ValueError
+    says how to write it)."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None:
+            parse(value)
+        return value
+
+    return AfterValidator(check)
+
+
+#: "07:00-20:00"
+WindowText = Annotated[str | None, _parsed_by(parse_window)]
+#: "Mon-Sat"
+DaysText = Annotated[str | None, _parsed_by(parse_days)]
+#: "CH-ZH"
+HolidaysText = Annotated[str | None, _parsed_by(lambda code: holiday_calendar(code, 2026))]
 
 
 def check_identifier(name: str) -> str:
@@ -109,21 +130,24 @@ class ServiceSettings(_Model):
     country: str = "CH"
     language: str = "de"
     #: local hours in which jobs may send, "07:00-20:00"; outside them a run sends nothing
-    send_window: str | None = None
+    send_window: WindowText = None
+    #: the days jobs may send on, "Mon-Sat" (default: every day)
+    send_days: DaysText = None
+    #: no sending on the public holidays of a country or canton, "CH-ZH" (holidays library)
+    holidays: HolidaysText = None
     #: log lines are appended here too (rotated at 10 MB, 5 kept): the Task Scheduler keeps
     #: no output
     log_file: FilePath | None = None
 
-    @field_validator("send_window")
-    @classmethod
-    def _window(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_window(value)
-        return value
-
     @property
     def window(self) -> tuple[time, time] | None:
         return parse_window(self.send_window) if self.send_window else None
+
+    @property
+    def days(self) -> SendDays:
+        """The days jobs may send on: ``send_days`` without ``holidays``."""
+        weekdays = parse_days(self.send_days) if self.send_days else frozenset(range(7))
+        return SendDays(weekdays, self.holidays.strip().upper() if self.holidays else None)
 
     @field_validator("timezone")
     @classmethod
@@ -172,6 +196,8 @@ class SmsSettings(_Model):
     max_segments: int = Field(default=1, ge=1, le=10)
     timeout: float = Field(default=30, gt=0)
     http: HttpGatewaySettings | None = None
+    #: local hours SMS may go out, "08:00-20:00" (default: service.send_window)
+    send_window: WindowText = None
 
     @model_validator(mode="after")
     def _http_gateway(self) -> SmsSettings:
@@ -194,12 +220,54 @@ class SmsSettings(_Model):
         return self
 
 
+#: the shipped tracking pages (SPEC §11), by carrier code; ``[shipping.carriers]`` adds to
+#: them or replaces one. Their addresses as the carriers published them (not reachable from
+#: where the tool was built: a merchant checks one link of each carrier it uses).
+DEFAULT_CARRIERS: dict[str, str] = {
+    "post": "https://service.post.ch/ekp-web/ui/entry/search/{number}",
+    "dhl": "https://www.dhl.com/ch-de/home/tracking.html?tracking-id={number}&submit=1",
+    "dpd": "https://www.dpdgroup.com/ch/mydpd/my-parcels/search?parcelNumber={number}",
+    "ups": "https://www.ups.com/track?loc=de_CH&tracknum={number}",
+    "gls": "https://gls-group.com/CH/de/paketverfolgung?match={number}",
+    "planzer": "https://tracking.planzer.ch/{number}",
+}
+
+
+def _tracking_urls(value: dict[str, str]) -> dict[str, str]:
+    problems = []
+    for code, url in value.items():
+        parts = urlsplit(url)
+        if "{number}" not in url:
+            problems.append(f"carriers.{code}: the address needs {{number}} (the tracking number)")
+        if parts.scheme not in {"https", "http"} or not parts.hostname:
+            problems.append(f"carriers.{code}: {url!r} is not an https:// address")
+    if problems:
+        raise ValueError("\n".join(problems))
+    return {**DEFAULT_CARRIERS, **value}
+
+
 class ShippingSettings(_Model):
     """``[shipping]``."""
 
     on_delivery_note_print: bool = True
     to_contact: bool = False
     max_age_days: int = Field(default=14, ge=0)
+    #: carrier code -> tracking page with {number}; the shipped ones unless replaced
+    carriers: Annotated[dict[str, str], AfterValidator(_tracking_urls)] = Field(
+        default_factory=lambda: dict(DEFAULT_CARRIERS)
+    )
+    #: the carrier of notes whose ERP row names none (None: such a note shows the number
+    #: without a link)
+    default_carrier: str | None = None
+
+    @model_validator(mode="after")
+    def _default_known(self) -> ShippingSettings:
+        if self.default_carrier is not None and self.default_carrier not in self.carriers:
+            raise ValueError(
+                f"default_carrier {self.default_carrier!r} is not a carrier (known: "
+                f"{', '.join(sorted(self.carriers))}; add it under [shipping.carriers])"
+            )
+        return self
 
 
 class ReviewSettings(_Model):
@@ -248,6 +316,46 @@ class ReviewSettings(_Model):
         return self.list_unsubscribe.startswith("https:") and "{token}" in self.list_unsubscribe
 
 
+class Creditor(_Model):
+    """Who is paid (the QR-bill's creditor): a structured address, as the Swiss Payment
+    Standards 2.3 require since 21 November 2025."""
+
+    name: str = Field(min_length=1, max_length=70)
+    street: str = Field(default="", max_length=70)
+    house_num: str = Field(default="", max_length=16)
+    pcode: str = Field(min_length=1, max_length=16)
+    city: str = Field(min_length=1, max_length=35)
+    country: str = Field(default="CH", pattern=r"^[A-Z]{2}$")
+
+
+class QrBillSettings(_Model):
+    """``[prepayment.qr_bill]`` (SPEC §11): a Swiss QR-bill for the open amount."""
+
+    #: the IBAN or QR-IBAN payments go to (CH or LI)
+    account: str
+    creditor: Creditor
+
+    @field_validator("account")
+    @classmethod
+    def _iban(cls, value: str) -> str:
+        from stdnum import iban
+        from stdnum.exceptions import ValidationError
+
+        compact = iban.compact(value)
+        try:
+            iban.validate(compact)
+        except ValidationError as exc:
+            raise ValueError(f"{value!r} is not a valid IBAN ({exc})") from None
+        if compact[:2] not in {"CH", "LI"}:
+            raise ValueError(f"{value!r}: a QR-bill is paid to a Swiss or Liechtenstein account")
+        return compact
+
+    @property
+    def qr_iban(self) -> bool:
+        """A QR-IBAN (its institution id 30000-31999): payments need a QR reference."""
+        return 30000 <= int(self.account[4:9]) <= 31999
+
+
 class PrepaymentSettings(_Model):
     """``[prepayment]``."""
 
@@ -256,6 +364,47 @@ class PrepaymentSettings(_Model):
     max_mails: int = Field(default=3, ge=0)
     #: a FIRST reminder due longer ago is never sent; a started series never ages out
     max_age_days: int = Field(default=60, ge=0)
+    #: a QR-bill PDF with each reminder that has no invoice PDF attached
+    qr_bill: QrBillSettings | None = None
+
+
+FIELD_RE = re.compile(r"\{([^{}]*)\}")
+#: the fields a path template of [attachments] may name (the document's own)
+ATTACHMENT_FIELDS = ("number", "id", "order_number")
+
+
+def _path_template(value: str | None) -> str | None:
+    if value is None:
+        return None
+    unknown = [f for f in FIELD_RE.findall(value) if f not in ATTACHMENT_FIELDS]
+    if unknown:
+        raise ValueError(
+            f"{value!r}: unknown field(s) {', '.join('{' + f + '}' for f in unknown)} (known: "
+            + ", ".join("{" + f + "}" for f in ATTACHMENT_FIELDS) + ")"
+        )
+    if os.name != "nt" and PureWindowsPath(value).drive:
+        raise ValueError(
+            f"{value!r} is a Windows path (a share or a drive), and this machine is not "
+            "Windows: mount the folder here and give its path"
+        )
+    if not FIELD_RE.search(value.replace("\\", "/").rpartition("/")[2]):
+        raise ValueError(
+            f"{value!r}: the file name needs a field, e.g. LS_{{number}}.pdf (else every "
+            "message gets the same file)"
+        )
+    return value
+
+
+class AttachmentSettings(_Model):
+    """``[attachments]`` (SPEC §11): the ERP's PDFs, by path template."""
+
+    #: shipping confirmations attach it: "\\\\srv\\archiv\\LS_{number}.pdf"
+    delivery_note: Annotated[str | None, AfterValidator(_path_template)] = None
+    #: prepayment reminders attach it
+    invoice: Annotated[str | None, AfterValidator(_path_template)] = None
+    max_total_mb: float = Field(default=10, gt=0, le=100)
+    #: a file that is not there yet is waited for this long (the ERP may still write it)
+    wait_hours: float = Field(default=24, ge=0)
 
 
 class DeliveryDateSettings(_Model):
@@ -523,6 +672,8 @@ class EmailSettings(_Model):
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
     shop_accounts: dict[str, str] = Field(default_factory=dict)
     items_as_table: bool = True
+    #: local hours emails may go out, "07:00-21:00" (default: service.send_window)
+    send_window: WindowText = None
 
     @model_validator(mode="after")
     def _accounts_exist(self) -> EmailSettings:
@@ -548,6 +699,26 @@ class EmailSettings(_Model):
         if shop is not None and shop in self.shop_accounts:
             return self.shop_accounts[shop]
         return self.default_account
+
+
+class ShopSettings(_Model):
+    """``[shops."CODE"]`` (SPEC §11): one web shop's own face."""
+
+    #: its email account (as ``email.shop_accounts`` says, which stays valid)
+    account: str | None = None
+    #: its templates, over ``templates.dir`` and the shipped ones
+    templates_dir: FilePath | None = None
+    #: its review portal (``review.portal_url`` for the others)
+    portal_url: str | None = None
+    #: the name its emails come from ("Beispiel Shop <shop@example.ch>": the account's address)
+    sender_name: str | None = Field(default=None, max_length=100)
+
+    @field_validator("sender_name")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and any(c in value for c in "\r\n<>\""):
+            raise ValueError("sender_name: one line, without < > or quotes (just the name)")
+        return value
 
 
 class TemplateSettings(_Model):
@@ -612,6 +783,19 @@ class ErpSettings(_Model):
     info_types: dict[InfoType, list[str]] = Field(default_factory=dict)
     #: language -> the ERP's own codes for it (``fr = ["W"]``), over the built-in reading
     language_codes: dict[str, list[str]] = Field(default_factory=dict)
+    #: carrier code -> the ERP's own codes for it (``post = ["P", "PostPac"]``)
+    carrier_codes: dict[str, list[str]] = Field(default_factory=dict)
+
+    def carrier_of(self, value: object) -> str | None:
+        """The carrier code an ERP value stands for: its own code, or one of
+        ``[erp.carrier_codes]`` (compared without case and blanks)."""
+        text = "" if value is None else str(value).strip().casefold()
+        if not text:
+            return None
+        for carrier, codes in self.carrier_codes.items():
+            if any(text == c.strip().casefold() for c in codes):
+                return carrier
+        return text
 
     @field_validator("tables")
     @classmethod
@@ -747,6 +931,8 @@ class Settings(_Model):
     prepayment: PrepaymentSettings = Field(default_factory=PrepaymentSettings)
     delivery_date: DeliveryDateSettings = Field(default_factory=DeliveryDateSettings)
     bounces: BouncesSettings = Field(default_factory=BouncesSettings)
+    attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
+    shops: dict[str, ShopSettings] = Field(default_factory=dict)
     templates: TemplateSettings = Field(default_factory=TemplateSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
@@ -754,6 +940,52 @@ class Settings(_Model):
 
     #: where the settings were read from (relative paths are resolved against its folder)
     source: FilePath = Field(default=Path(DEFAULT_CONFIG_NAME), exclude=True)
+
+    @model_validator(mode="after")
+    def _shops(self) -> Settings:
+        defined = ", ".join(sorted(self.email.accounts))
+        problems = [
+            f"shops.{code}.account = {shop.account!r} is not a defined account (defined "
+            f"accounts: {defined})"
+            for code, shop in sorted(self.shops.items())
+            if shop.account is not None and shop.account not in self.email.accounts
+        ]
+        problems += [
+            f"shops.{code}.templates_dir {shop.templates_dir} is not a folder"
+            for code, shop in sorted(self.shops.items())
+            if shop.templates_dir is not None and not shop.templates_dir.is_dir()
+        ]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def account_for_shop(self, shop: str | None) -> str:
+        """The email account of an order's shop: ``[shops]``, ``email.shop_accounts``, else
+        the default account."""
+        chosen = self.shops.get(shop) if shop is not None else None
+        if chosen is not None and chosen.account is not None:
+            return chosen.account
+        return self.email.account_for_shop(shop)
+
+    @property
+    def shop_templates(self) -> list[Path]:
+        """The shops' own template folders."""
+        return [s.templates_dir for s in self.shops.values() if s.templates_dir is not None]
+
+    def shop(self, code: str | None) -> ShopSettings | None:
+        """The ``[shops."CODE"]`` of an order's shop, if there is one."""
+        return self.shops.get(code.strip()) if code is not None else None
+
+    def window_of(self, channel: str) -> tuple[str, str] | None:
+        """The send window of ``channel`` ("email", "sms") as its key and text
+        (``("sms.send_window", "08:00-20:00")``): its own, else ``service.send_window``;
+        None: any time."""
+        own = self.email.send_window if channel == "email" else self.sms.send_window
+        if own:
+            return f"{channel}.send_window", own
+        if self.service.send_window:
+            return "service.send_window", self.service.send_window
+        return None
 
     def secrets(self) -> list[tuple[str, str | None]]:
         """Every secret of these settings with its user name (for :mod:`redaction`)."""
@@ -879,6 +1111,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
                     for key in ("certificate_file", "service_account_file"):
                         if isinstance(oauth2.get(key), str):
                             oauth2[key] = str(base / Path(oauth2[key]).expanduser())
+    shops = data.get("shops")
+    if isinstance(shops, dict):
+        for shop in shops.values():
+            if isinstance(shop, dict) and isinstance(shop.get("templates_dir"), str):
+                shop["templates_dir"] = str(base / Path(shop["templates_dir"]).expanduser())
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str] | None:

@@ -27,6 +27,11 @@ default_info_type = "email"
 timezone = "Europe/Zurich"   # ERP times are local times in this zone
 country = "CH"               # phone numbers without a country prefix are read as CH numbers
 language = "de"              # template language when the customer has none (de, fr, it, en)
+# When to send: nothing goes out at night, on Sundays or on the canton's public holidays
+# (nothing ages out for it: what fell due meanwhile goes on the next send day)
+# send_window = "07:00-20:00"  # email.send_window / sms.send_window for one channel
+# send_days = "Mon-Sat"
+# holidays = "CH-ZH"
 
 [erp]
 # The ERP database through ODBC: here Microsoft SQL Server with Windows authentication.
@@ -71,6 +76,14 @@ query_timeout = 120   # seconds per query, 0 = no limit
 #
 # [erp.language_codes]   # the ERP's own language codes, if F/I/D/E and names are not enough
 # fr = ["W"]
+#
+# [erp.columns.delivery_notes]   # optional: the parcels' tracking links
+# tracking_number = "Sendungsnummern"   # one or several, separated by , ; or blanks
+# carrier = "Versandart"
+# [erp.carrier_codes]   # the ERP's carrier codes -> post, dhl, dpd, ups, gls, planzer
+# post = ["P", "PostPac"]
+# [erp.columns.invoices]   # optional: the QR reference of the QR-bill
+# payment_reference = "QR_Referenz"
 
 [email]
 # Standard Emailkonto: one of the [email.accounts.NAME] tables below
@@ -149,6 +162,23 @@ delay_days = 7     # Verzögerung Vorkasse
 repeat_days = 7    # Wiedervorlage Vorkasse
 max_mails = 3      # Max. Anz. Mails (0 = no reminders)
 max_age_days = 60  # a first reminder due longer ago is never sent; a started series goes on
+# a Swiss QR-bill for the open amount on each reminder without the invoice PDF attached
+# [prepayment.qr_bill]
+# account = "CH44 3199 9123 0008 8901 2"   # IBAN or QR-IBAN (QR-IBAN: map payment_reference)
+# creditor = { name = "Example Shop AG", street = "Bahnhofstrasse", house_num = "1", pcode = "8001", city = "Zürich" }
+
+# The ERP's archived PDFs on the messages ({number}, {id}, {order_number} of the document)
+# [attachments]
+# delivery_note = '\\\\srv\\archiv\\LS_{number}.pdf'   # shipping confirmations
+# invoice = '\\\\srv\\archiv\\RE_{number}.pdf'         # prepayment reminders
+# wait_hours = 24      # a file not there yet holds the message back this long, then it goes without
+
+# Each web shop's own face (by orders.shop): account, templates, review portal, name
+# [shops."SHOP-CH"]
+# account = "shop"
+# templates_dir = "templates-shop-ch"
+# portal_url = "https://www.example.ch/bewertung"
+# sender_name = "Example Shop Schweiz"
 
 [delivery_date]
 # Lieferterminmail bearbeiten: keep notices as drafts for 'proit-notify drafts'

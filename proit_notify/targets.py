@@ -60,7 +60,7 @@ def targets(
     if n.skip is not None:  # the job decided: a ledger row with its reason, nothing sent
         return [Target("none", "", party.name or None, "", n.skip, "skipped")]
     info_type = settings.erp.info_type_of(party.info_type_code, settings.service.default_info_type)
-    account = settings.email.account_for_shop(n.shop)
+    account = settings.account_for_shop(n.shop)
     name = party.contact_name if n.use_contact and party.contact_name else party.name
     if info_type == "none":
         why = "info type 'none': the customer wants no messages"

@@ -146,6 +146,8 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("number", "LsNr"),
         ("order_id", "AuftragId"),
         ("printed_at", "Gedruckt_am"),
+        ("tracking_number", "Sendungsnummern"),
+        ("carrier", "Versandart"),
     ],
     "delivery_note_lines": [
         ("delivery_note_id", "LsId"),
@@ -167,6 +169,7 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("currency", "Waehrung"),
         ("is_prepayment", "Zahlungsart"),
         ("cancelled", "Storniert"),
+        ("payment_reference", "QR_Referenz"),
     ],
 }
 

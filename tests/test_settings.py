@@ -58,7 +58,10 @@ def test_unknown_key_lists_the_allowed_keys() -> None:
     data["service"] = {"enabeld": False}
     problem = only_problem(data)
     assert "service.enabeld: unknown key" in problem
-    allowed = "country, default_info_type, enabled, language, log_file, send_window, timezone"
+    allowed = (
+        "country, default_info_type, enabled, holidays, language, log_file, send_days, "
+        "send_window, timezone"
+    )
     assert f"allowed here: {allowed}" in problem
 
 

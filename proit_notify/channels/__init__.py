@@ -16,6 +16,20 @@ ChannelName = Literal["email", "sms"]
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file an email carries (the ERP's delivery note PDF, a QR-bill)."""
+
+    filename: str  # as the customer sees it: "LS_4711.pdf"
+    content_type: str  # "application/pdf"
+    data: bytes = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """``LS_4711.pdf (182 KB)``: what a report shows of it."""
+        return f"{self.filename} ({max(1, round(len(self.data) / 1024)):,} KB)"
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """One rendered message for one recipient on one channel."""
 
@@ -29,6 +43,10 @@ class Outgoing:
     account: str | None = None  # email account name (None for SMS)
     document: str = ""  # what it is about, for logs: "Lieferschein 4711 (Auftrag 1234)"
     headers: tuple[tuple[str, str], ...] = field(default=())
+    #: files the email carries (SMS carry none)
+    attachments: tuple[Attachment, ...] = field(default=(), repr=False)
+    #: the display name of the From header (a shop's ``sender_name``); None: the account's
+    from_name: str | None = None
     #: what the channel made of it in the runner's thread (:meth:`Channel.encode`): its own
     #: type (the email's bytes), or a failed result; None until encoded
     encoded: object = field(default=None, compare=False, repr=False)

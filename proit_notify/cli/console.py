@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -206,7 +206,8 @@ def clock_for(settings: Settings, as_of: str | None) -> Clock:
     from ..clock import Clock
 
     tz = settings.service.tz
-    return Clock.parse(as_of, tz) if as_of else Clock.real(tz)
+    clock = Clock.parse(as_of, tz) if as_of else Clock.real(tz)
+    return replace(clock, days=settings.service.days)
 
 
 def exit_code(reports: list[JobReport]) -> int:
@@ -273,7 +274,8 @@ def show(report: JobReport, options: RunOptions) -> None:
                 out.print(f"Subject: {item.preview.subject}\n")
             out.print(item.preview.text, markup=False)
     if report.items and not state.quiet and (out.is_terminal or options.dry_run):
-        out.print(output.table(output.REPORT_COLUMNS, output.report_rows(report), report.job))
+        columns = output.report_columns(report)
+        out.print(output.table(columns, output.report_rows(report, columns=columns), report.job))
     out.print(report.summary())
 
 

@@ -41,6 +41,7 @@ def demo(
         f"{summary.order_lines} order lines,\n"
         f"    {summary.delivery_notes} delivery notes, {summary.delivery_note_lines} delivery note "
         f"lines, {summary.invoices} invoices\n"
+        f"  the ERP's PDF archive: {summary.directory / 'archiv'} ({summary.documents} PDFs)\n"
         f"  settings: {summary.config_path}\n"
         f"  outbox (file transport, .eml): {summary.outbox}\n\n"
         "Preview of every job (dry run):"
@@ -87,7 +88,8 @@ def _show_demo(report: JobReport) -> None:
         print_json(report.as_json())
         return
     title = f"{report.job}: first {min(10, len(report.items))} of {len(report.items)}"
-    out.print(output.table(output.DEMO_COLUMNS, output.demo_rows(report, 10), title))
+    columns = output.report_columns(report, output.DEMO_COLUMNS)
+    out.print(output.table(columns, output.report_rows(report, 10, columns), title))
     out.print(report.summary())
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from ..clock import Clock
 from ..erp import MAX_DESCRIPTION, to_date, to_decimal, to_flag, to_int, to_text
@@ -48,6 +48,29 @@ class Party:
 
 
 @dataclass(frozen=True)
+class Payment:
+    """What a QR-bill asks for (SPEC §11): the OPEN amount of an invoice."""
+
+    amount: Decimal
+    currency: str
+    reference: str | None  # ``invoices.payment_reference``: a QR or RF reference, or text
+    invoice: str  # its number, for the customer
+
+
+@dataclass(frozen=True)
+class Document:
+    """An ERP document whose PDF a message carries (SPEC §11): its kind (a key of
+    ``[attachments]``), its own fields for the path template, and since when it exists
+    (the wait for a file the ERP is still writing counts from then)."""
+
+    kind: Literal["delivery_note", "invoice"]
+    fields: Mapping[str, str]
+    since: datetime | None
+    #: an invoice's open amount: a QR-bill is made for it when its PDF is not attached
+    payment: Payment | None = None
+
+
+@dataclass(frozen=True)
 class Notification:
     """One thing to tell one customer, before recipient and channel are decided."""
 
@@ -71,6 +94,8 @@ class Notification:
     #: recorded as ``failed`` with this reason, nothing is sent: the ERP row cannot be read
     #: (:func:`failed_row`); one row never stops a run
     problem: str | None = None
+    #: the documents whose PDFs the email carries (:mod:`proit_notify.attachments`)
+    documents: tuple[Document, ...] = ()
 
 
 class Sources(Protocol):

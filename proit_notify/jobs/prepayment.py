@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -44,9 +44,11 @@ from . import (
     PARTY_COLUMNS,
     ROW_ERRORS,
     SAMPLE_COMMON,
+    Document,
     Job,
     NoLongerDue,
     Notification,
+    Payment,
     Sources,
     Verdict,
     failed_row,
@@ -73,7 +75,8 @@ SAMPLE: dict[str, object] = {
 OPEN = "i.is_prepayment = 1 AND (i.cancelled = 0 OR i.cancelled IS NULL) AND i.open_amount > 0"
 _INVOICE_COLUMNS = (
     "i.id AS invoice_id, i.number AS invoice_number, i.invoice_date, i.amount, i.open_amount, "
-    "i.currency, o.id AS order_id, o.number AS order_number, o.order_date, o.shop"
+    "i.currency, i.payment_reference, o.id AS order_id, o.number AS order_number, "
+    "o.order_date, o.shop"
 )
 # the invoice's customer and contact; the order (for its number, shop and items) is optional
 _FROM = (
@@ -259,6 +262,19 @@ class PrepaymentReminders(Job):
         document = f"Rechnung {invoice_number}" + (
             f" zu Auftrag {order_number}" if order_number else ""
         )
+        invoice_day = context["invoice_date"]
+        invoice = Document(
+            "invoice",
+            {"number": invoice_number, "id": str(row["invoice_id"]),
+             "order_number": str(order_number or "")},
+            datetime.combine(invoice_day, time(0)) if isinstance(invoice_day, date) else None,
+            Payment(
+                open_amount,
+                str(context["currency"]),
+                to_text(row.get("payment_reference"), "invoices.payment_reference"),
+                invoice_number,
+            ),
+        )  # fmt: skip
         return Notification(
             key=f"{key_prefix(row['invoice_id'])}{n}",
             job=JOB,
@@ -274,6 +290,7 @@ class PrepaymentReminders(Job):
                 "open_amount": str(open_amount),
             },
             ref=row["invoice_id"],
+            documents=(invoice,),
         )
 
     def recheck(
@@ -295,4 +312,9 @@ class PrepaymentReminders(Job):
             return None
         # paid in part since the selection: the customer is told what is open now
         context = {**n.context, "open_amount": open_amount}
-        return replace(n, context=context, info={**n.info, "open_amount": str(open_amount)})
+        documents = tuple(
+            replace(d, payment=replace(d.payment, amount=open_amount)) if d.payment else d
+            for d in n.documents
+        )
+        info = {**n.info, "open_amount": str(open_amount)}
+        return replace(n, context=context, info=info, documents=documents)

@@ -280,7 +280,7 @@ class ReviewRequests(Job):
         if not due:
             return
         portal = settings.review.portal_url.strip()
-        if not portal:
+        if not portal and not any(shop.portal_url for shop in settings.shops.values()):
             raise ConfigError(
                 "review.portal_url is not set: a review request needs the link to your review "
                 'portal. Set it in [review], e.g. portal_url = "https://www.example.ch/bewertung" '
@@ -293,7 +293,9 @@ class ReviewRequests(Job):
         for row, (moment, kind) in due:
             lines_of = lines.get(str(row["order_id"]), [])
             try:
-                yield self._notification(row, moment, kind, portal, lines_of)
+                shop = settings.shop(to_text(row.get("shop"), "orders.shop"))
+                own = shop.portal_url if shop is not None and shop.portal_url else portal
+                yield self._notification(row, moment, kind, own, lines_of)
             except ROW_ERRORS as exc:  # one row never stops a run: it fails, with the reason
                 yield self._failed(settings, row, exc)
 
@@ -319,6 +321,11 @@ class ReviewRequests(Job):
     ) -> Notification:
         """A review request; the objection and List-Unsubscribe of an advertising job are
         the runner's (``objections``), like for any advertising job."""
+        if not portal:
+            raise RowError(
+                "orders.shop", row.get("shop"),
+                "has no review portal: set review.portal_url, or portal_url under its [shops]",
+            )  # fmt: skip
         party = party_of(row)
         context = order_context(row, party, use_contact=False)
         number = str(context["order_number"]) or str(row["order_id"])

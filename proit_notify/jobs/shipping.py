@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from ..clock import Clock
 from ..erp import to_datetime, to_text
@@ -17,6 +19,7 @@ from . import (
     PARTY_JOINS,
     ROW_ERRORS,
     SAMPLE_COMMON,
+    Document,
     Job,
     NoLongerDue,
     Notification,
@@ -31,16 +34,58 @@ from . import (
     raw_document,
 )
 
+
+@dataclass(frozen=True)
+class Tracking:
+    """One parcel of a delivery note: its number and, for a known carrier, its page."""
+
+    number: str
+    url: str | None
+    carrier: str | None
+
+
+#: a tracking number is no longer than this (longer text in the field is not one)
+MAX_TRACKING_NUMBER = 60
+#: parcels shown per delivery note at most
+MAX_PARCELS = 10
+
+
+def tracking_of(numbers: str | None, carrier: str | None, settings: Settings) -> list[Tracking]:
+    """The parcels of a note (SPEC §11): numbers separated by ``,`` ``;`` or blanks, each
+    with its carrier's page (``[shipping.carriers]``; the ERP's code read through
+    ``[erp.carrier_codes]``, else ``shipping.default_carrier``). The number goes into the
+    address URL-encoded: ERP text cannot change where the link leads."""
+    code = settings.erp.carrier_of(carrier) or settings.shipping.default_carrier
+    template = settings.shipping.carriers.get(code) if code else None
+    found: list[Tracking] = []
+    for number in re.split(r"[,;\s]+", numbers or ""):
+        if not number or len(number) > MAX_TRACKING_NUMBER:
+            continue
+        if any(t.number == number for t in found):
+            continue
+        url = template.replace("{number}", quote(number, safe="")) if template else None
+        found.append(Tracking(number, url, code))
+        if len(found) == MAX_PARCELS:
+            break
+    return found
+
+
 #: a realistic context (``check`` renders the templates with it)
 SAMPLE: dict[str, object] = {
     **SAMPLE_COMMON,
     "document": "Lieferschein LS-4711 zu Auftrag A-1234",
     "delivery_note_number": "LS-4711",
     "printed_at": datetime(2026, 11, 26, 14, 30),
-}
+    "tracking": [
+        Tracking("99.00.123456.12345678",
+                 "https://service.post.ch/ekp-web/ui/entry/search/99.00.123456.12345678", "post"),
+        Tracking("JJD000390007713456789", None, None),
+    ],
+}  # fmt: skip
 
 SELECT = (
-    "SELECT dn.id AS note_id, dn.number AS note_number, dn.printed_at, o.id AS order_id, "
+    "SELECT dn.id AS note_id, dn.number AS note_number, dn.printed_at, dn.tracking_number, "
+    "dn.carrier, o.id AS order_id, "
     "o.number AS order_number, o.order_date, o.shop, o.contact_id, "
     + PARTY_COLUMNS
     + " FROM {delivery_notes} dn JOIN {orders} o ON o.id = dn.order_id "
@@ -119,11 +164,17 @@ class ShippingConfirmations(Job):
         note_number = to_text(row["note_number"], "delivery_notes.number") or str(row["note_id"])
         context = order_context(row, party, use_contact)
         items = items_of(lines, "delivery_note_lines")
+        numbers = to_text(row.get("tracking_number"), "delivery_notes.tracking_number")
+        carrier = to_text(row.get("carrier"), "delivery_notes.carrier")
+        printed_at = to_datetime(row["printed_at"], "delivery_notes.printed_at")
         context.update(
             delivery_note_number=note_number,
-            printed_at=to_datetime(row["printed_at"], "delivery_notes.printed_at"),
+            printed_at=printed_at,
             items=items,
+            tracking=tracking_of(numbers, carrier, settings),
         )
+        fields = {"number": note_number, "id": str(row["note_id"]),
+                  "order_number": str(context["order_number"] or "")}  # fmt: skip
         return Notification(
             key=key_of(row["note_id"]),
             job="shipping",
@@ -135,6 +186,7 @@ class ShippingConfirmations(Job):
             use_contact=use_contact,
             info={"order_id": row["order_id"], "delivery_note": note_number},
             ref=row["note_id"],
+            documents=(Document("delivery_note", fields, printed_at),),
         )
 
     def recheck(

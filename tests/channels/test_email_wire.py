@@ -9,6 +9,7 @@ would pick, and SMTPUTF8 only where an address needs it.
 from __future__ import annotations
 
 from email import message_from_bytes
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default as default_policy
 
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from smtp_server import RecordingHandler, SmtpServer
 
-from proit_notify.channels import Outgoing, SendResult
+from proit_notify.channels import Attachment, Outgoing, SendResult
 from proit_notify.channels.email import EmailChannel
 from proit_notify.channels.email.message import MAX_LINE, POLICY, Wire, build
 from proit_notify.settings import AccountSettings
@@ -175,3 +176,27 @@ def test_an_address_that_needs_smtputf8_goes_as_utf8_to_a_server_that_offers_it(
     body = mail.message.get_body(("plain",))
     assert body is not None
     assert received(body) == "Grüezi\n"
+
+
+@pytest.mark.parametrize("html", [None, "<p>Grüezi</p>"])
+def test_attachments_arrive_with_their_bytes_name_and_type_beside_the_text(
+    html: str | None,
+) -> None:
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+    files = (
+        Attachment("LS_4711.pdf", "application/pdf", pdf),
+        Attachment('Rechnung "Müller" 7.pdf', "application/pdf", b"%PDF-1.4 x"),
+    )
+
+    wire = built(html=html, attachments=files, from_name="Müller Velos, Schweiz")
+    message = parsed(wire)
+
+    assert message.get_content_type() == "multipart/mixed"
+    assert received(message.get_body(("plain",))) == "Grüezi\n"  # type: ignore[arg-type]
+    got = [
+        (p.get_filename(), p.get_content_type(), p.get_content())
+        for p in message.iter_attachments()
+    ]
+    assert got == [(a.filename, a.content_type, a.data) for a in files]
+    assert message["From"].addresses == (Address("Müller Velos, Schweiz", "shop", "example.ch"),)
+    assert max(len(line) for line in wire.data.split(b"\r\n")) <= 78  # base64 of 76

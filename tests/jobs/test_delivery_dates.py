@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from cli_runner import Cli, day_runner
 from ledger_rows import ledger_rows as read_ledger
+from pytest_httpserver import HTTPServer
 from scenario import Shop, shop
+from sms_gateways import sms_settings
 from smtp_server import Received, SmtpServer, email_section
 
 from proit_notify.cli import jobs as cli_jobs
@@ -478,3 +480,28 @@ def test_a_baseline_cut_short_is_completed_and_a_ledger_of_an_earlier_version_ne
     assert "12.12.2026" in str(notice.message["Subject"])
     assert read_ledger(config, "status", prefix=f"delivery_date:{third}:") == [("sent",)]
     assert read_ledger(config, "key", prefix=MARKER_KEY) == []
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_drafts_send_outside_the_email_window_keeps_them_drafts(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli, httpserver: HTTPServer
+) -> None:
+    s = shop(erp_backend)
+    open_order(s, delivery_date=DEC_5)
+    config = write_config(
+        email={**email_section(smtp_server), "send_window": "07:00-20:00"},
+        sms=sms_settings(httpserver),  # SMS may go at any hour: the email draft waits alone
+        delivery_date={"edit_before_send": True, **EXISTING},
+    )
+    assert cli("-c", config, "delivery-dates", "--as-of", AS_OF).exit_code == 0
+
+    late = cli("-c", config, "drafts", "send", "--all", "--as-of", "2026-11-27T22:00")
+
+    assert late.exit_code == 0, late.stderr
+    assert "1 waiting" in late.stdout
+    assert smtp_server.messages == []
+    assert [st for _, st, _, _ in ledger_rows(config)] == ["draft"]
+    sent = cli("-c", config, "drafts", "send", "--all", "--as-of", "2026-11-28T07:30")
+    assert sent.exit_code == 0, sent.stderr
+    assert len(smtp_server.messages) == 1
+    assert [st for _, st, _, _ in ledger_rows(config)] == ["sent"]

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from cli_runner import Cli
 from ledger_rows import ledger_rows
+from pytest_httpserver import HTTPServer
 from scenario import shop
+from sms_gateways import AspsmsGateway, sms_settings
 from smtp_server import DROP, SmtpServer, email_section
 
 from proit_notify import cli as cli_module
@@ -622,3 +624,47 @@ def test_erp_text_with_rich_markup_on_a_terminal_preview_progress_and_tables(
     assert "LS-[/]7" in cli("-c", config, "history").stdout
     assert cli("-c", config, "history").stdout.endswith("2 row(s)\n")
     assert clean
+
+
+def test_tracking_links_per_parcel_in_text_html_and_sms_nothing_without(
+    erp_backend: Any,
+    write_config: Any,
+    smtp_server: SmtpServer,
+    httpserver: HTTPServer,
+    cli: Cli,
+) -> None:
+    gateway = AspsmsGateway(httpserver)
+    s = shop(erp_backend)
+    two = s.customer(email="two@example.ch", info_type="email_sms", phone="079 123 45 67")
+    none = s.customer(email="none@example.ch", language="fr")
+    own = s.customer(email="own@example.ch", language="en")
+    s.delivery_note(s.order(two), PRINTED, number="LS-1",
+                    tracking_number="99.60.123456.12345678; 99.60.123456.12345679",
+                    carrier=" PostPac ")  # fmt: skip
+    s.delivery_note(s.order(none), PRINTED, number="LS-2")
+    s.delivery_note(s.order(own), PRINTED, number="LS-3", tracking_number="A/B 7", carrier="Kurier")
+    config = write_config(
+        email=email_section(smtp_server),
+        sms=sms_settings(httpserver, max_segments=4),
+        erp={"carrier_codes": {"post": ["PostPac"]}},
+        shipping={"carriers": {"kurier": "https://kurier.example/t?n={number}"}},
+    )
+
+    result = cli("-c", config, "shipping-confirmations", "--as-of", AS_OF)
+
+    assert result.exit_code == 0, result.stderr
+    assert len(smtp_server.messages) == 3
+    by_rcpt = {m.rcpt_tos[0]: m.message for m in smtp_server.messages}
+    post = "https://service.post.ch/ekp-web/ui/entry/search/99.60.123456.1234567"
+    text = by_rcpt["two@example.ch"].get_body(("plain",)).get_content()
+    html_part = by_rcpt["two@example.ch"].get_body(("html",)).get_content()
+    for last in ("8", "9"):
+        assert f"{post}{last}" in text
+        assert f'href="{post}{last}"' in html_part
+    [(number, sms)] = gateway.sent
+    assert number == "+41791234567"
+    assert f"{post}8" in sms
+    plain_fr = by_rcpt["none@example.ch"].get_body(("plain",)).get_content()
+    assert "http" not in plain_fr  # no number: no tracking block at all
+    own_text = by_rcpt["own@example.ch"].get_body(("plain",)).get_content()
+    assert "https://kurier.example/t?n=A%2FB" in own_text  # split at the blank, encoded

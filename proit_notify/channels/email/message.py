@@ -22,6 +22,7 @@ import functools
 import hashlib
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -31,13 +32,14 @@ from email.parser import BytesHeaderParser, HeaderParser
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import EmailPolicy
 from email.policy import default as default_policy
-from email.utils import formatdate
+from email.utils import formatdate, parseaddr
+from urllib.parse import quote
 
 from email_validator import EmailNotValidError, validate_email
 
 from ...redaction import CONTROL_RE
 from ...settings import AccountSettings
-from .. import Outgoing, SendResult
+from .. import Attachment, Outgoing, SendResult
 
 # 7bit: a non-ASCII text part gets quoted-printable/base64 instead of raw 8bit, which a
 # server without 8BITMIME (and send_message does not announce BODY=8BITMIME) may mangle.
@@ -191,7 +193,7 @@ def _build(
         name = name[: MAX_NAME - 1] + "…"
     try:
         headers: list[tuple[str, object]] = [
-            ("From", settings.from_),
+            ("From", _sender(settings.from_, message.from_name)),
             ("To", _To(to_header(name, recipient, utf8=bool(policy.utf8)))),
             ("Subject", message.subject),
             ("Date", formatdate(localtime=True)),
@@ -204,7 +206,7 @@ def _build(
             headers = [h for h in headers if h[0].lower() != header_name.lower()]
             headers.append((header_name, value))
         block = [(n, _fold(policy, n, v)) for n, v in headers]
-        body = _body(message.text, message.html)
+        body = _body(message.text, message.html, message.attachments)
     except (ValueError, TypeError, IndexError, UnicodeError) as exc:
         # the email package refuses what it cannot encode (also a CR/LF we missed)
         return SendResult("failed", f"cannot build the message: {exc}")
@@ -295,12 +297,31 @@ def _fold_text(policy: EmailPolicy[EmailMessage], name: str, value: str) -> byte
     return policy.fold_binary(name, policy.header_factory(name, value))
 
 
-def _body(text: str, html: str | None) -> tuple[list[tuple[str, bytes]], bytes]:
-    """The MIME headers and the body: text/plain, or multipart/alternative with HTML."""
-    if html is None:
-        headers, content = _part(text, "plain")
-        return [("MIME-Version", b"MIME-Version: 1.0\r\n"), *headers], content
-    parts = [_part(text, "plain"), _part(html, "html")]
+def _sender(from_: str, name: str | None) -> str | Address:
+    """The From header: the account's ``from``, with a shop's own display name if any."""
+    if not name:
+        return from_
+    address = Address(addr_spec=parseaddr(from_)[1])
+    return Address(display_name=name, username=address.username, domain=address.domain)
+
+
+Part = tuple[list[tuple[str, bytes]], bytes]  # a MIME part's headers and its content
+
+
+def _body(
+    text: str, html: str | None, attachments: Sequence[Attachment] = ()
+) -> tuple[list[tuple[str, bytes]], bytes]:
+    """The MIME headers and the body: text/plain, or multipart/alternative with HTML; in a
+    multipart/mixed with the attachments when there are any."""
+    content = _part(text, "plain") if html is None else _multipart(
+        "alternative", [_part(text, "plain"), _part(html, "html")]
+    )
+    if attachments:
+        content = _multipart("mixed", [content, *(_file(a) for a in attachments)])
+    return [("MIME-Version", b"MIME-Version: 1.0\r\n"), *content[0]], content[1]
+
+
+def _multipart(subtype: str, parts: Sequence[Part]) -> Part:
     boundary = _boundary()
     while any(boundary.encode() in content for _, content in parts):
         boundary = _boundary()  # a 7bit part holds it: the email package picks another too
@@ -309,14 +330,26 @@ def _body(text: str, html: str | None) -> tuple[list[tuple[str, bytes]], bytes]:
     body = b"\r\n".join(
         delimiter + b"".join(h for _, h in head) + b"\r\n" + c for head, c in parts
     )
-    mime = [
-        ("MIME-Version", b"MIME-Version: 1.0\r\n"),
-        (
-            "Content-Type",
-            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode(),
-        ),
+    # folded before the boundary, as the email package writes it: lines stay under 78
+    header = f'Content-Type: multipart/{subtype};\r\n boundary="{boundary}"\r\n'.encode()
+    return [("Content-Type", header)], body + b"\r\n--" + boundary.encode() + b"--\r\n"
+
+
+def _file(attachment: Attachment) -> Part:
+    """An attachment part: base64, its name as a quoted ASCII string or, otherwise, in
+    RFC 2231 form (``filename*=utf-8''...``), as the email package writes it."""
+    name = attachment.filename
+    if name.isascii() and name.isprintable() and not any(c in name for c in '"\\'):
+        param = f'filename="{name}"'
+    else:
+        param = "filename*=utf-8''" + quote(name, safe="")
+    maintype, _, subtype = attachment.content_type.partition("/")
+    headers = [
+        ("Content-Type", f"Content-Type: {maintype}/{subtype}\r\n".encode("ascii")),
+        ("Content-Transfer-Encoding", b"Content-Transfer-Encoding: base64\r\n"),
+        ("Content-Disposition", f"Content-Disposition: attachment;\r\n {param}\r\n".encode()),
     ]
-    return mime, body + b"\r\n--" + boundary.encode() + b"--\r\n"
+    return headers, base64.encodebytes(attachment.data).replace(b"\n", b"\r\n")
 
 
 def _boundary() -> str:
