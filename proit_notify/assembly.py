@@ -7,6 +7,7 @@ renderer, the channels, the run lock.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -144,6 +145,7 @@ def session(
     dry_run: bool = False,
     progress: ProgressHook | None = None,
     channels: dict[str, Channel] | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[Session]:
     """Lock (unless told not to), open ERP and ledger, and hand them to a runner."""
     with ExitStack() as stack:
@@ -159,6 +161,7 @@ def session(
             channels=channels if channels is not None else make_channels(settings),
             clock=clock,
             progress=progress,
+            stop=stop,
         )
         runner = Runner(
             settings=settings,
@@ -171,13 +174,15 @@ def session(
         yield Session(settings, erp, ledger, runner)
 
 
-def recover_if_idle(settings: Settings, ledger: Ledger, now: datetime) -> list[Entry]:
+def recover_if_idle(
+    settings: Settings, ledger: Ledger, now: datetime
+) -> list[Entry] | None:
     """``sending`` rows of this host become ``unknown`` when no run of this host holds the
     lock (so none is sending them): ``history`` and ``ledger resolve`` see a crashed run's
     rows as they are before the next job run (SPEC §6). While a run holds the lock its rows
-    are in flight and stay ``sending``."""
+    are in flight and stay ``sending``: None says a run is going on."""
     try:
         with RunLock(settings.lock_path):
             return ledger.recover_stale(now)
     except LockedError:
-        return []
+        return None

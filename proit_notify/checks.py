@@ -30,6 +30,8 @@ class CheckLine:
     label: str
     verdict: str
     problems: tuple[str, ...] = ()
+    #: the part could not be reached (exit 4 rather than 3): the checks go on past it
+    unreachable: bool = False
 
 
 def _counted(problems: list[str]) -> str:
@@ -39,14 +41,18 @@ def _counted(problems: list[str]) -> str:
 def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
     """Every check in order, each as soon as it is done (a slow server shows as slow)."""
     yield CheckLine("settings", f"{settings.source}: ok")
-    erp = open_erp(settings)
+    languages = None
     try:
-        erp_problems = erp.check()
-        # the customers' languages, on the same connection (only where the mapping holds)
-        languages = None if erp_problems else erp.language_counts()
-    finally:
-        erp.close()
-    yield CheckLine(f"ERP ({erp.db.where})", _counted(erp_problems), tuple(erp_problems))
+        erp = open_erp(settings)
+        try:
+            erp_problems = erp.check()
+            # the customers' languages, on the same connection (only where the mapping holds)
+            languages = None if erp_problems else erp.language_counts()
+        finally:
+            erp.close()
+        yield CheckLine(f"ERP ({erp.db.where})", _counted(erp_problems), tuple(erp_problems))
+    except UnreachableError as exc:  # the ERP down says nothing of the mail server: go on
+        yield CheckLine("ERP", "cannot be reached", (str(exc),), unreachable=True)
     renderer = make_renderer(settings)
     template_problems = renderer.check_with(settings.shop_templates)
     yield CheckLine("templates", _counted(template_problems), tuple(template_problems))
@@ -58,10 +64,13 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
                         (why,) if why else ())  # fmt: skip
     if languages is not None:
         yield _languages_line(languages, renderer)
-    ledger = open_ledger(settings)
-    where = f"{ledger.db.where}, table {ledger.table}: ok; lock file {settings.lock_path}"
-    ledger.close()
-    yield CheckLine("ledger", where)
+    try:
+        ledger = open_ledger(settings)
+        where = f"{ledger.db.where}, table {ledger.table}: ok; lock file {settings.lock_path}"
+        ledger.close()
+        yield CheckLine("ledger", where)
+    except UnreachableError as exc:
+        yield CheckLine("ledger", "cannot be opened", (str(exc),), unreachable=True)
     # built even without network: building checks the keys each provider needs, offline
     channels = make_channels(settings)
     try:

@@ -107,15 +107,15 @@ class Clock:
         return cls(datetime.now(tz).replace(tzinfo=None, microsecond=0), tz)
 
     @classmethod
-    def parse(cls, text: str, tz: ZoneInfo) -> Clock:
-        """``--as-of``: ``2026-11-27`` (00:00 of that day) or ``2026-11-27T08:00`` (local)."""
-        try:
-            # a bare date is 00:00 of that day, as datetime.fromisoformat reads it
-            value = datetime.fromisoformat(text.strip())
-        except ValueError:
+    def parse(cls, text: str, tz: ZoneInfo, option: str = "--as-of") -> Clock:
+        """``--as-of``: ``2026-11-27`` (00:00 of that day) or ``2026-11-27T08:00`` (local),
+        or as the output and Swiss users write it: ``27.11.2026`` or ``27.11.2026 08:00``."""
+        value = _moment(text.strip())
+        if value is None:
             raise UsageError(
-                f"--as-of {text!r}: use a date (2026-11-27) or a local time (2026-11-27T08:00)"
-            ) from None
+                f"{option} {text!r}: use a date (2026-11-27 or 27.11.2026) or a local time "
+                "(2026-11-27T08:00 or '27.11.2026 08:00')"
+            )
         if value.tzinfo is not None:
             value = value.astimezone(tz).replace(tzinfo=None)
         return cls(value, tz)
@@ -175,6 +175,20 @@ class Clock:
     def local_of(self, stamp: datetime) -> datetime:
         """An aware timestamp (from the ledger) as naive local time."""
         return stamp.astimezone(self.tz).replace(tzinfo=None)
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        # a bare date is 00:00 of that day, as datetime.fromisoformat reads it
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    for form in ("%d.%m.%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%YT%H:%M"):
+        try:
+            return datetime.strptime(text, form)
+        except ValueError:
+            continue
+    return None
 
 
 def to_utc_text(moment: datetime) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import sqlite3
 import struct
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,15 @@ from typing import Any, Protocol
 from .errors import DeadlockError, ErpError, MissingObjectError
 from .redaction import odbc_pairs, redact
 from .settings import ErpSettings
+
+#: what PostgreSQL, MariaDB and SQL Server say of a database name they do not have
+_NO_DATABASE_RE = re.compile(
+    r'database "[^"]*" does not exist|Unknown database|Cannot open database', re.IGNORECASE
+)
+
+
+def _database_missing(detail: str) -> bool:
+    return bool(_NO_DATABASE_RE.search(detail))
 
 
 def odbc_target(conn_str: str) -> str:
@@ -425,6 +435,12 @@ def connect_odbc(
                 f"the ERP database ({target}) refused the login: {detail}. Check UID and PWD "
                 "in erp.odbc (with Trusted_Connection=yes: the Windows account the task runs "
                 "as needs a login on the server)"
+            ) from exc
+        if _database_missing(detail):
+            raise ErpError(
+                f"the ERP database server ({target}) answered, but has no database of the "
+                f"name in erp.odbc (or this login may not open it): {detail}. Check "
+                "DATABASE= in erp.odbc"
             ) from exc
         if state in {"08001", "HYT00", "08S01"}:
             raise ErpError(

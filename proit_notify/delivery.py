@@ -23,6 +23,7 @@ What is in flight, and when to stop (README "Ledger"):
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field, replace
 
 from .channels import Channel, ChannelName, Outgoing, SendResult
 from .clock import Clock
-from .errors import UnreachableError
+from .errors import Interrupted, UnreachableError
 from .jobs import NoLongerDue
 from .ledger import Ledger, Row
 from .render import Rendered
@@ -129,8 +130,11 @@ class Delivery:
         channels: Mapping[str, Channel],
         clock: Clock,
         progress: ProgressHook | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.settings = settings
+        #: set by a stop signal (the CLI's): the run ends at the next safe point
+        self.stop = stop if stop is not None else threading.Event()
         self.ledger = ledger
         self.channels = channels
         self.clock = clock
@@ -139,6 +143,16 @@ class Delivery:
         self._lanes: dict[Lane, _LaneState] = {}
 
     # --- gates ---------------------------------------------------------------------------
+
+    def check_stop(self) -> None:
+        """Raise :class:`Interrupted` when a stop was asked for. Called between messages,
+        never between a claim and its hand-over: the batch then records what is in flight
+        and nothing stays ``sending``."""
+        if self.stop.is_set():
+            raise Interrupted(
+                "interrupted: the messages already handed over are recorded, nothing is left "
+                "'sending'; the next run sends the rest"
+            )
 
     def may_send(self, report: JobReport, dry_run: bool) -> bool:
         """``service.enabled``, the send days and the send windows: False (with a note) when
@@ -294,6 +308,7 @@ class Delivery:
         while p.parked:
             for lane, queue in list(p.parked.items()):
                 while queue and p.sender.has_room(lane):
+                    self.check_stop()  # a parked message is unclaimed: it stays so
                     h, recheck = queue.popleft()
                     item = self._hand_over_now(p, h, recheck)
                     if isinstance(item, ItemReport):

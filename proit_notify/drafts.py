@@ -375,6 +375,7 @@ def send(runner: Runner, chosen: Sequence[Draft]) -> JobReport:
     delivery.recover(report)
     with delivery.batch(report) as p:
         for d in chosen:
+            delivery.check_stop()
             late = delivery.not_now(d.entry.channel)
             if late is not None:  # stays a draft: nothing is claimed outside the window
                 why = f"{late}: still a draft; 'drafts send' in the window sends it"

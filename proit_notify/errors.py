@@ -60,6 +60,14 @@ class LedgerError(UnreachableError):
     """The ledger cannot be opened or written (exit 4)."""
 
 
+class Interrupted(NotifyError):
+    """A stop signal (Ctrl-C, SIGTERM, Ctrl-Break) ended the run at a safe point: what was
+    handed over is recorded, nothing is left ``sending`` (exit 130, as a shell reports an
+    interrupted program)."""
+
+    exit_code = 130
+
+
 class LockedError(NotifyError):
     """Another run holds the lock (exit 5)."""
 

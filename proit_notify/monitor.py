@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from .bounces import BOUNCES
 from .channels import Channel, Outgoing
@@ -34,6 +35,8 @@ from .report import ItemReport, JobReport
 from .settings import Settings
 from .statuses import PROBLEM_ORDER
 
+#: the zone of stored times (what status says when it is not told the local one)
+UTC_ZONE = ZoneInfo("UTC")
 log = logging.getLogger("proit_notify")
 
 #: the same problems are mailed at most once in this time
@@ -360,15 +363,26 @@ class JobStatus:
     job: str
     last: RunRecord | None
     stale: bool  # ran before, but not in the last 26 h
+    #: a run of this host holds the lock now: an unfinished record is that run
+    running: bool = False
+    #: the zone times are said in (service.timezone, as the table shows them)
+    tz: ZoneInfo = UTC_ZONE
 
     @property
     def problem(self) -> str | None:
         if self.stale and self.last is not None:
-            return f"has not run since {self.last.started_at:%Y-%m-%d %H:%M} UTC (more than 26 h)"
+            since = _local(self.last.started_at, self.tz)
+            return f"has not run since {since} (more than 26 h)"
         if self.last is not None and self.last.exit_code is not None and self.last.exit_code >= 3:
             return f"its last run ended with exit code {self.last.exit_code}: {self.last.detail}"
         if self.last is not None and self.last.ended_at is None:
-            return "its last run did not finish (killed or crashed)"
+            if self.last.host != RunLog.host_name():
+                return (
+                    f"its last run, on {self.last.host}, has not finished: still running "
+                    "there, or killed"
+                )
+            if not self.running:
+                return "its last run did not finish (killed or crashed)"
         return None
 
 
@@ -386,6 +400,7 @@ class Status:
     command_failure: RunRecord | None
     #: emails that bounced in the last :data:`BOUNCED_SHOWN`: an address to fix in the ERP
     bounced: tuple[Entry, ...] = ()
+    tz: ZoneInfo = UTC_ZONE
 
     @property
     def waiting(self) -> list[str]:
@@ -399,7 +414,7 @@ class Status:
         if self.command_failure is not None:
             r = self.command_failure
             found.append(
-                f"{r.command} at {r.started_at:%Y-%m-%d %H:%M} UTC ran no job: "
+                f"{r.command} at {_local(r.started_at, self.tz)} ran no job: "
                 f"exit {r.exit_code}: {r.detail}"
             )
         if self.unknown:
@@ -462,15 +477,19 @@ def _record_json(r: RunRecord | None) -> dict[str, object] | None:
     }
 
 
-def status(ledger: Ledger, now: datetime) -> Status:
-    """What waits for a person, read from the ledger and the run records."""
+def status(
+    ledger: Ledger, now: datetime, *, running: bool = False, tz: ZoneInfo | None = None
+) -> Status:
+    """What waits for a person, read from the ledger and the run records; ``running``: a
+    run of this host holds the lock (its unfinished records are no problem)."""
     latest = ledger.runs.last_per_job()
     names = [job.command for job in registry.JOBS]
     if BOUNCES in latest:  # the bounce reader, once it has run (an [imap] is set up)
         names.insert(0, BOUNCES)
     jobs = tuple(
         JobStatus(name, latest.get(name),
-                  name in latest and now - latest[name].started_at > STALE_AFTER)
+                  name in latest and now - latest[name].started_at > STALE_AFTER, running,
+                  tz or UTC_ZONE)
         for name in names
     )  # fmt: skip
     tally = ledger.tally()
@@ -492,4 +511,10 @@ def status(ledger: Ledger, now: datetime) -> Status:
         last_alert=last_alert,
         command_failure=failure,
         bounced=tuple(ledger.history(status="bounced", since=now - BOUNCED_SHOWN, limit=50)),
+        tz=tz or UTC_ZONE,
     )
+
+
+def _local(moment: datetime, tz: ZoneInfo) -> str:
+    """A stored time as ``status`` says it: local, with the zone's abbreviation."""
+    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M %Z}"

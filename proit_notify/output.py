@@ -6,6 +6,7 @@ number ``[/]`` or an address with ``[link=...]`` is shown as typed (SPEC §7).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from .ledger import Entry
 from .monitor import Status
 from .redaction import one_line, redact
 from .report import JobReport
+from .statuses import COUNTED
 
 Row = tuple[str, ...]
 
@@ -48,6 +50,41 @@ def table(columns: Sequence[str], rows: Iterable[Row], title: str | None = None)
         # one line each, control characters escaped: a cell cannot drive the terminal
         shown.add_row(*(Text(one_line(redact(cell))) for cell in row))
     return shown
+
+
+#: how many keys a group of problems names as examples
+EXAMPLES = 3
+_VALUES_RE = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d[\d.:,]*\b")
+
+
+def problem_groups(report: JobReport) -> list[str]:
+    """The report's problems and skips by reason, most frequent first, each with a few
+    keys: what a person reads first (the rows come with ``--list``). Values in a reason
+    (an address, a number) do not split a group."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for item in report.items:
+        if item.status in {"sent", "planned", "draft"}:
+            continue
+        shape = _VALUES_RE.sub("…", one_line(redact(item.reason)) or "(no reason)")
+        groups.setdefault((item.status, shape), []).append(item.key)
+    lines = []
+    for (status, shape), keys in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])):
+        shown = ", ".join(keys[:EXAMPLES]) + (", …" if len(keys) > EXAMPLES else "")
+        lines.append(f"{len(keys):>5} {status}: {shape} ({shown})")
+    return lines
+
+
+def total(reports: Sequence[JobReport]) -> str:
+    """The counts of several jobs together (run-all's last line)."""
+    counts: dict[str, int] = {}
+    for report in reports:
+        for name, n in report.counts.items():
+            counts[name] = counts.get(name, 0) + n
+    if reports and reports[0].dry_run:
+        planned, failed = counts.get("planned", 0), counts.get("failed", 0)
+        return f"total (dry run): {planned} would be sent, {failed} would fail"
+    shown = ", ".join(f"{counts.get(n, 0)} {n}" for n in COUNTED)
+    return f"total: {shown}" + (f", {counts['waiting']} waiting" if counts.get("waiting") else "")
 
 
 def report_columns(report: JobReport, columns: tuple[str, ...] = REPORT_COLUMNS) -> tuple[str, ...]:
@@ -118,7 +155,7 @@ def status_rows(st: Status, tz: ZoneInfo) -> list[Row]:
                 # the bounce reader's record has counts of its own (read, bounced, delayed)
                 *(str(c[name]) if name in c else "" for name in STATUS_COLUMNS[3:8]),
                 "" if r.exit_code is None else str(r.exit_code),
-                j.problem or "",
+                j.problem or ("running now" if r.ended_at is None and j.running else ""),
             )
         )
     return rows

@@ -45,6 +45,7 @@ from .jobs import (
 from .jobs.registry import spec
 from .ledger import Entry, Ledger, Row
 from .ledger.bounces import Bounce
+from .redaction import one_line
 from .render import Rendered, Renderer
 from .report import ItemReport, ItemStatus, JobReport
 from .settings import Settings
@@ -206,6 +207,7 @@ class Runner:
         if spec(job.name).advertising:
             plan = self._advertised(plan)
         for n in rechecks.ahead(plan):
+            self.delivery.check_stop()
             if n.note and n.note not in p.report.notes:
                 p.report.notes.append(n.note)
             bad_key = key_problem(n.key)
@@ -214,7 +216,14 @@ class Runner:
                 continue
             handled = {e.channel: e for e in self.ledger.entries(n.key)}
             recheck = _Once(functools.partial(rechecks.verdict, n))
-            due = [t for t in self._targets(n) if self._due(t, handled)]
+            planned = self._targets(n)
+            due = [t for t in planned if self._due(t, handled)]
+            if options.delivery_notes:  # asked for by number: say why one is not sent
+                for target in planned:
+                    if target not in due and target.channel in handled:
+                        entry = handled[target.channel]
+                        when = self.clock.local_of(entry.updated_at)
+                        add(_item(n, target, "skipped", _handled(entry, when)))
             files, waiting = self._documents(n, due, options)
             if waiting is not None:
                 # the whole notification waits, unclaimed: a channel sent alone now would
@@ -589,6 +598,19 @@ def _row(n: Notification, target: Target, info: dict[str, Any]) -> Row:
         info = {**info, "customer": {"id": party.customer_id, "name": party.name},
                 "address_field": target.field}  # fmt: skip
     return Row(n.key, target.channel, n.job, n.document, target.to, target.account, info)
+
+
+def _handled(entry: Entry, when: datetime) -> str:
+    """Why a notification asked for by its number is not sent again, and the way back
+    (``when``: the row's last change, local)."""
+    said = f"already {entry.status} on {when:%d.%m.%Y %H:%M}"
+    if entry.detail:
+        said += f" ({one_line(entry.detail)[:200]})"
+    if entry.status in {"failed", "bounced", "unknown"}:
+        return f"{said}; once it is fixed, 'proit-notify ledger resolve {entry.key} --resend'"
+    if entry.status == "deferred":
+        return f"{said}; a later run retries it after its back-off"
+    return f"{said}: it is not sent twice"
 
 
 def _after_bounce(handled: dict[str, Entry], target: Target) -> bool:

@@ -6,6 +6,7 @@ allowed) as one :class:`ConfigError`; nothing is sent before the settings are va
 
 from __future__ import annotations
 
+import difflib
 import functools
 import ipaddress
 import os
@@ -786,6 +787,19 @@ class ErpSettings(_Model):
     #: carrier code -> the ERP's own codes for it (``post = ["P", "PostPac"]``)
     carrier_codes: dict[str, list[str]] = Field(default_factory=dict)
 
+    @field_validator("odbc")
+    @classmethod
+    def _names_a_driver(cls, value: str | None) -> str | None:
+        if value is not None and not {k.upper() for k, _ in odbc_pairs(value)} & {
+            "DRIVER", "DSN", "FILEDSN"
+        }:
+            raise ValueError(
+                "the connection string names no driver: start it with DRIVER={ODBC Driver 18 "
+                "for SQL Server}; (or DRIVER={PostgreSQL Unicode}, DRIVER={MariaDB Unicode}), "
+                "or name a data source with DSN=..."
+            )
+        return value
+
     def carrier_of(self, value: object) -> str | None:
         """The carrier code an ERP value stands for: its own code, or one of
         ``[erp.carrier_codes]`` (compared without case and blanks)."""
@@ -1138,6 +1152,28 @@ def _allowed_keys(loc: tuple[int | str, ...]) -> list[str] | None:
     return sorted((f.alias or name) for name, f in fields.items() if name != "source")
 
 
+def _suggestion(loc: tuple[int | str, ...], allowed: list[str] | None) -> str:
+    """What an unknown key probably meant: a near miss here (``delay_day`` ->
+    ``delay_days``), or the section it belongs in (``max_mails`` under [review] ->
+    [prepayment]); the keys allowed here otherwise."""
+    name = str(loc[-1])
+    near = difflib.get_close_matches(name, allowed or [], n=1, cutoff=0.75)
+    listed = f"allowed here: {', '.join(allowed)}" if allowed else ""
+    if near:
+        return f" (did you mean {near[0]}? {listed})" if listed else f" (did you mean {near[0]}?)"
+    homes = [
+        section
+        for section, field in settings_model().model_fields.items()
+        if len(loc) == 2 and section != loc[0]
+        and name in {(f.alias or n) for n, f in getattr(_model_in(field.annotation),
+                                                          "model_fields", {}).items()}
+    ]  # fmt: skip
+    if homes:
+        where = " or ".join(f"[{h}]" for h in homes)
+        return f" (it belongs in {where}, not [{loc[0]}])"
+    return f" ({listed})" if listed else ""
+
+
 def _model_in(annotation: Any) -> Any:
     """The BaseModel class inside an annotation (Optional[X], dict[str, X])."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -1168,8 +1204,7 @@ def _format_error(file: Path, err: Mapping[str, Any]) -> list[str]:
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc)
-        hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
-        return [f"{file}: {key}: unknown key{hint}"]
+        return [f"{file}: {key}: unknown key{_suggestion(loc, allowed)}"]
     if kind == "missing":
         return [f"{file}: {key}: required key is missing"]
     msg = _PLAIN_TYPE_ERRORS.get(kind) or str(err["msg"]).removeprefix("Value error, ")

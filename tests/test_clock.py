@@ -21,9 +21,16 @@ def test_a_bare_as_of_date_is_midnight_local_and_a_time_is_kept() -> None:
     assert Clock.parse("2026-11-27T07:00+00:00", ZURICH).now == datetime(2026, 11, 27, 8, 0)
 
 
-def test_a_wrong_as_of_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="2026-11-27T08:00"):
-        Clock.parse("27.11.2026", ZURICH)
+def test_the_swiss_date_our_output_prints_is_read_too() -> None:
+    assert Clock.parse("27.11.2026", ZURICH).now == datetime(2026, 11, 27, 0, 0)
+    assert Clock.parse("27.11.2026 08:15", ZURICH).now == datetime(2026, 11, 27, 8, 15)
+
+
+def test_a_wrong_date_is_a_usage_error_naming_its_option() -> None:
+    with pytest.raises(UsageError, match=r"--as-of '31\.11\.2026'.*27\.11\.2026"):
+        Clock.parse("31.11.2026", ZURICH)
+    with pytest.raises(UsageError, match="--since 'gestern'"):
+        Clock.parse("gestern", ZURICH, "--since")
 
 
 def test_event_window_counts_calendar_days_due_from_midnight() -> None:

@@ -13,6 +13,7 @@ from smtp_server import free_port
 
 from proit_notify.db import _driver_missing, connect_odbc, is_missing_object
 from proit_notify.errors import ErpError
+from proit_notify.settings import ErpSettings
 
 __all__ = ["cli"]
 AS_OF = "2026-11-27T08:00"
@@ -280,3 +281,28 @@ def test_a_sql_server_connection_counts_rows_and_reads_datetimeoffset(
     assert database.dialect is db_module.Dialect.MSSQL
     assert executed == ["SET NOCOUNT OFF"]
     assert list(converters) == [db_module.SQL_SS_TIMESTAMPOFFSET]
+
+
+@pytest.mark.parametrize(
+    ("driver", "conn"),
+    [
+        ("PostgreSQL Unicode",
+         "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PORT=5432;DATABASE=no_such_db;UID=postgres"),
+        ("MariaDB Unicode",
+         "DRIVER={MariaDB Unicode};SERVER=127.0.0.1;PORT=3306;DATABASE=no_such_db;UID=root;PWD="),
+    ],
+)  # fmt: skip
+def test_a_database_the_server_lacks_is_named_not_a_firewall(driver: str, conn: str) -> None:
+    require_odbc_driver(driver)
+    with pytest.raises(ErpError) as caught:
+        connect_odbc(conn, login_timeout=5)
+    text = str(caught.value)
+    assert "has no database of the name in erp.odbc" in text
+    assert "DATABASE=" in text
+    assert "firewall" not in text
+
+
+def test_an_odbc_string_without_a_driver_is_a_settings_error_saying_how() -> None:
+    with pytest.raises(ValueError, match=r"names no driver: start it with DRIVER=\{ODBC"):
+        ErpSettings(odbc="SERVER=erp01;DATABASE=ProIT;Trusted_Connection=yes")
+    assert ErpSettings(odbc="DSN=ProIT").odbc == "DSN=ProIT"

@@ -65,6 +65,15 @@ def test_unknown_key_lists_the_allowed_keys() -> None:
     assert f"allowed here: {allowed}" in problem
 
 
+def test_a_near_miss_is_named_and_a_misplaced_key_gets_its_section() -> None:
+    data = minimal()
+    data["review"] = {"delay_day": 3, "max_mails": 2}
+    problems = problems_of(data)
+    assert len(problems) == 2
+    assert "review.delay_day: unknown key (did you mean delay_days?" in problems[0]
+    assert "review.max_mails: unknown key (it belongs in [prepayment], not [review])" in problems[1]
+
+
 def test_unknown_key_inside_an_account_lists_the_account_keys() -> None:
     data = minimal()
     data["email"]["accounts"]["default"]["hots"] = "smtp.example.ch"

@@ -20,6 +20,7 @@ from erp_backends import ErpBackend
 from scenario import shop
 from smtp_server import SmtpServer, email_section, smtp_server
 
+from proit_notify import __version__
 from proit_notify.drafts import edited_message, editor_command
 from proit_notify.render import Rendered
 from proit_notify.settings import load_settings
@@ -124,7 +125,11 @@ def test_the_log_file_keeps_every_line_and_the_summary_and_rotates(
     result = cli("-q", "-c", config, "shipping-confirmations", "--as-of", AS_OF)
     assert result.exit_code == 1
     text = log_file.read_text(encoding="utf-8")
-    assert "INFO failed shipping:" in text
+    assert text.splitlines()[0].endswith(  # where a run starts, for the reader of the file
+        f"INFO === shipping-confirmations started: proit-notify {__version__}, {config}, "
+        "as of 27.11.2026 08:00"
+    )
+    assert "WARNING failed shipping:" in text  # a problem is a warning in the log
     assert "550 5.1.1 no such user" in text
     assert "INFO sent shipping:" in text
     assert "shipping-confirmations: 1 sent, 1 failed, 0 skipped, 0 deferred, 0 unknown" in text

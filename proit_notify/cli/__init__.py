@@ -21,7 +21,43 @@ from . import drafts, jobs, ledger, setup
 from .console import err, fail, main_options, out, safe_streams, state
 from .jobs import INTERNAL_ERROR
 
-__all__ = ["build_app", "err", "main", "out", "state"]
+__all__ = ["build_app", "err", "hoisted", "main", "out", "state"]
+
+#: the options of every command (``main_options``), also written after the command
+GLOBAL_FLAGS = frozenset({"--json", "-v", "--verbose", "-q", "--quiet"})
+GLOBAL_VALUED = frozenset({"-c", "--config"})
+#: -h as well as --help, everywhere
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def hoisted(args: list[str]) -> list[str]:
+    """``history --json -c x.toml`` as ``--json -c x.toml history``: the global options
+    after the command (or a group's command) moved before it, as people write them; what
+    follows ``--`` is left alone."""
+    first = next(
+        (i for i, a in enumerate(args)
+         if not a.startswith("-") and (i == 0 or args[i - 1] not in GLOBAL_VALUED)),
+        None,
+    )  # fmt: skip
+    if first is None:
+        return args
+    moved: list[str] = []
+    rest: list[str] = []
+    i = first + 1
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in GLOBAL_FLAGS or arg.startswith("--config="):
+            moved.append(arg)
+        elif arg in GLOBAL_VALUED and i + 1 < len(args):
+            moved += args[i : i + 2]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return [*args[:first], *moved, args[first], *rest]
 
 
 def build_app() -> typer.Typer:
@@ -33,6 +69,7 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,  # tracebacks with locals would show secrets
         rich_markup_mode=None,
+        context_settings=CONTEXT,
     )
     app.callback()(main_options)
     jobs.add_job_commands(app)
@@ -82,7 +119,7 @@ def build_app() -> typer.Typer:
         ),
     }
     for group, (help_text, commands) in groups.items():
-        sub = typer.Typer(help=help_text, no_args_is_help=True)
+        sub = typer.Typer(help=help_text, no_args_is_help=True, context_settings=CONTEXT)
         for name, command in commands:
             sub.command(name)(command)
         app.add_typer(sub, name=group)
@@ -96,6 +133,7 @@ def main() -> None:
     ``typer.Exit`` into the exit code; everything else that escapes a command lands here.
     """
     safe_streams()
+    sys.argv[1:] = hoisted(sys.argv[1:])
     try:
         build_app()()
     except NotifyError as exc:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -64,6 +66,10 @@ class State:
     verbose: bool = False
     quiet: bool = False
     json: bool = False
+    #: --list: every row of a run's report, not only the summary and the problems
+    listing: bool = False
+    #: a JSON document was printed (a job's report names its own error)
+    printed_json: bool = False
 
     def settings(self) -> Settings:
         from ..settings import load_settings, resolve_config_path
@@ -130,6 +136,7 @@ class _PrivateLog(RotatingFileHandler):
 def print_json(data: object) -> None:
     """One JSON document on stdout (for scripts: no colours), without secrets."""
     print(json_safe(redact(json.dumps(data, ensure_ascii=False))))
+    state.printed_json = True
 
 
 class _SafeLine(logging.Filter):
@@ -172,6 +179,7 @@ def main_options(
     from rich.logging import RichHandler
 
     state.config, state.verbose, state.quiet, state.json = config, verbose, quiet, json_output
+    state.listing = state.printed_json = False  # one command per process, or per test
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler: logging.Handler
     if err.is_terminal:
@@ -197,9 +205,17 @@ DryRun = Annotated[
 Limit = Annotated[int | None, typer.Option("--limit", min=1, help="At most N notifications.")]
 AsOf = Annotated[
     str | None,
-    typer.Option("--as-of", help="Act as at this local time: 2026-11-27 or 2026-11-27T08:00."),
+    typer.Option(
+        "--as-of", help="Act as at this local time: 2026-11-27, 2026-11-27T08:00 or 27.11.2026."
+    ),
 ]
-Preview = Annotated[bool, typer.Option("--preview", help="Print the rendered messages.")]
+Listing = Annotated[
+    bool, typer.Option("--list", help="Show every notification's row, not only the problems.")
+]
+Preview = Annotated[
+    bool,
+    typer.Option("--preview", help="Print the rendered messages; implies --dry-run."),
+]
 
 
 def clock_for(settings: Settings, as_of: str | None) -> Clock:
@@ -224,13 +240,17 @@ def exit_code(reports: list[JobReport]) -> int:
 def progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | None]:
     """A progress line on a terminal; plain log lines under cron; nothing around an editor.
     Every item is also a line of ``service.log_file``, whatever is shown."""
-    from rich.progress import Progress
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     def line(logger: logging.Logger) -> Callable[[ItemReport], None]:
         def write(item: ItemReport) -> None:
+            from ..statuses import PROBLEMS
+
             reason = f" ({item.reason})" if item.reason else ""
             args = (item.status, item.key, item.channel, item.recipient, reason)
-            logger.info("%s %s %s %s%s", *args)
+            # a problem is a WARNING: what a log reader filters for
+            level = logging.WARNING if item.status in PROBLEMS else logging.INFO
+            logger.log(level, "%s %s %s %s%s", *args)
 
         return write
 
@@ -242,7 +262,10 @@ def progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | N
         return
     if err.is_terminal:
         to_file = line(record)
-        with Progress(console=err, transient=True) as bar:
+        # how many are done and for how long (the total is not known before the ERP is read)
+        columns = (SpinnerColumn(), TextColumn("{task.completed} done"), TimeElapsedColumn(),
+                   TextColumn("{task.description}"))  # fmt: skip
+        with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task("sending", total=None)
 
             def tick(item: ItemReport) -> None:
@@ -273,24 +296,67 @@ def show(report: JobReport, options: RunOptions) -> None:
             if item.preview.subject:
                 out.print(f"Subject: {item.preview.subject}\n")
             out.print(item.preview.text, markup=False)
-    if report.items and not state.quiet and (out.is_terminal or options.dry_run):
-        columns = output.report_columns(report)
-        out.print(output.table(columns, output.report_rows(report, columns=columns), report.job))
+    # the outcome first; what needs a look, by reason; the rows with --list (or a dry run)
     out.print(report.summary())
+    if state.quiet:
+        return
+    for line in output.problem_groups(report):
+        out.print(line, markup=False)
+    if report.items and (state.listing or options.dry_run):
+        columns = output.report_columns(report)
+        print_rows(columns, output.report_rows(report, columns=columns), report.job)
 
 
-def print_rows(columns: tuple[str, ...], rows: list[output.Row]) -> None:
-    """A table on a terminal; one tab-separated line per row for grep and scripts."""
+def print_rows(
+    columns: tuple[str, ...], rows: list[output.Row], title: str | None = None
+) -> None:
+    """A table on a terminal; one tab-separated line per row for grep and scripts, after
+    a header line naming the columns (no box characters in a file)."""
     from .. import output
 
     if out.is_terminal:
-        out.print(output.table(columns, rows))
+        out.print(output.table(columns, rows, title))
     else:
+        print("\t".join(columns))
         for row in rows:
             print("\t".join(one_line(redact(cell)) for cell in row))
 
 
+@contextmanager
+def stop_signals() -> Iterator[threading.Event]:
+    """Ctrl-C (SIGINT), SIGTERM (a service manager, ``kill``) and Ctrl-Break (Windows) ask
+    the run to stop at its next safe point: the event is set, the messages in flight are
+    recorded, exit 130. A second signal stops at once."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signal handlers belong to the main thread
+        return
+
+    def asked(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        sys.stderr.write(
+            "stopping after the messages in flight (a second signal stops at once)\n"
+        )
+
+    previous: dict[int, Any] = {}
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            previous[number] = signal.signal(number, asked)
+    try:
+        yield stop
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def fail(exc: NotifyError) -> NoReturn:
+    if state.json and not state.printed_json:
+        # a script reads stdout: the error is a JSON document too (a job's report that
+        # was printed already carries it)
+        print_json({"error": str(exc), "exit_code": exc.exit_code, "problems": list(exc.problems)})
     err.print(f"error: {redact(str(exc))}", markup=False)
     record.error("error (exit %d): %s", exc.exit_code, exc)
     if state.verbose and exc.__cause__ is not None:

@@ -7,7 +7,18 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
-from .console import AsOf, clock_for, err, exit_code, out, print_json, print_rows, show, state
+from .console import (
+    AsOf,
+    clock_for,
+    err,
+    exit_code,
+    out,
+    print_json,
+    print_rows,
+    show,
+    state,
+    stop_signals,
+)
 
 DraftKeys = Annotated[list[str], typer.Argument(help="Ledger keys, e.g. delivery_date:42:1")]
 
@@ -76,7 +87,7 @@ def drafts_send(
     if bool(keys) == all_drafts:
         raise UsageError("give the keys of the drafts to send, or --all")
     settings = state.settings()
-    with session(settings, clock_for(settings, as_of)) as s:
+    with stop_signals() as stop, session(settings, clock_for(settings, as_of), stop=stop) as s:
         chosen = (
             drafts.list_drafts(s.ledger)
             if keys is None or all_drafts

@@ -15,21 +15,26 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .. import __version__
 from ..errors import ConfigError, NotifyError, UnreachableError, UsageError
 from ..redaction import one_line, redact
 from .console import (
     AsOf,
     DryRun,
     Limit,
+    Listing,
     Preview,
     clock_for,
     err,
     exit_code,
     log,
+    out,
     progress,
     show,
     state,
+    stop_signals,
 )
+from .console import record as console_record
 
 if TYPE_CHECKING:
     from ..assembly import Session
@@ -59,18 +64,26 @@ def _run_jobs(
     clock = clock_for(settings, as_of)
     reports: list[JobReport] = []
     command = names[0] if len(names) == 1 else "run-all"
+    # the log file marks where each run starts (the Task Scheduler keeps no output)
+    console_record.info(
+        "=== %s%s started: proit-notify %s, %s, as of %s", command,
+        " (dry run)" if options.dry_run else "", __version__, settings.source,
+        f"{clock.now:%d.%m.%Y %H:%M}",
+    )  # fmt: skip
     # a dry run writes nothing, so it is not recorded and sends no alert
     record = None if options.dry_run else CommandRun(settings, clock, command)
     error: BaseException | None = None
     try:
         with (
             progress(editing=options.edit is not None) as tick,
+            stop_signals() as stop,
             session(
                 settings,
                 clock,
                 lock=not options.dry_run,
                 progress=tick,
                 dry_run=options.dry_run,
+                stop=stop,
             ) as s,
         ):
             for name in names:
@@ -92,6 +105,10 @@ def _run_jobs(
                     record.job_ended(s.ledger, report)
                 reports.append(report)
                 show(report, options)
+        if len(reports) > 1 and not state.json:
+            from .. import output
+
+            out.print(output.total(reports))  # run-all: the grand total, last
         code = exit_code(reports)
     except Exception as exc:  # a bug too still ends in a record and an alert
         if record is None:
@@ -189,12 +206,15 @@ def _job_command(spec: JobSpec) -> Callable[..., None]:
         own = {o.name: tuple(given.pop(o.name) or ()) if o.kind == "repeat" else given.pop(o.name)
                for o in spec.options}  # fmt: skip
         options = RunOptions(
-            dry_run=given["dry_run"],
+            # --preview shows what would go out: it never sends (a preview that sends is a
+            # surprise nobody can take back)
+            dry_run=given["dry_run"] or given["preview"],
             limit=given["limit"],
             preview=given["preview"],
             delivery_notes=tuple(own.get("delivery_notes", ())),
             edit=edit_in_editor if edit else None,
         )
+        state.listing = given["listing"]
         _run_jobs([spec.command], options, given["as_of"], own)
 
     params = [
@@ -207,6 +227,7 @@ def _job_command(spec: JobSpec) -> Callable[..., None]:
         _option("limit", Limit, None),
         _option("as_of", AsOf, None),
         _option("preview", Preview, False),
+        _option("listing", Listing, False),
     ]
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
@@ -233,7 +254,11 @@ _OWN_TYPES: dict[str, Callable[[JobOption], Any]] = {
 
 
 def run_all(
-    dry_run: DryRun = False, limit: Limit = None, as_of: AsOf = None, preview: Preview = False
+    dry_run: DryRun = False,
+    limit: Limit = None,
+    as_of: AsOf = None,
+    preview: Preview = False,
+    listing: Listing = False,
 ) -> None:
     """Run every job, in the order shipping, review, prepayment, delivery dates; first
     the bounce reader when a bounce mailbox is set up."""
@@ -241,10 +266,11 @@ def run_all(
     from ..jobs import registry
     from ..runner import RunOptions
 
+    state.listing = listing
     names = list(registry.commands())
     if accounts_with_mailbox(state.settings()):
         names.insert(0, BOUNCES)
-    _run_jobs(names, RunOptions(dry_run, limit, preview), as_of)
+    _run_jobs(names, RunOptions(dry_run or preview, limit, preview), as_of)
 
 
 def bounces(dry_run: DryRun = False, as_of: AsOf = None) -> None:

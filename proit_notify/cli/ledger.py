@@ -31,7 +31,7 @@ def history(
     if status is not None and status not in STATUSES:
         raise UsageError(f"--status {status!r}: use one of {', '.join(STATUSES)}")
     job_name = registry.spec(job).ledger_name if job else None
-    since_at = Clock.parse(since, settings.service.tz).utc if since else None
+    since_at = Clock.parse(since, settings.service.tz, "--since").utc if since else None
     with open_ledger(settings) as ledger:
         recover_if_idle(settings, ledger, Clock.real(settings.service.tz).utc)
         rows = ledger.history(job=job_name, status=status, key=key, since=since_at)
@@ -53,8 +53,8 @@ def status_command(as_of: AsOf = None) -> None:
     clock = clock_for(settings, as_of)
     # dry_run: a status call on a new installation reads an empty ledger, creates none
     with open_ledger(settings, dry_run=True) as ledger:
-        recover_if_idle(settings, ledger, clock.utc)
-        found = status(ledger, clock.utc)
+        running = recover_if_idle(settings, ledger, clock.utc) is None
+        found = status(ledger, clock.utc, running=running, tz=settings.service.tz)
     waiting = found.waiting
     if state.json:
         print_json(found.as_json())
@@ -69,6 +69,7 @@ def status_command(as_of: AsOf = None) -> None:
     if out.is_terminal:
         out.print(output.table(output.STATUS_COLUMNS, rows, "last run per job"))
     else:
+        print("\t".join(output.STATUS_COLUMNS))  # a header: the columns by name
         for row in rows:
             print("\t".join(one_line(redact(cell)) for cell in row))
     for line in waiting:

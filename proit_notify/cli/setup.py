@@ -115,9 +115,13 @@ def check(
     from ..checks import run_checks
 
     problems: list[str] = []
+    unreachable = False
     for line in run_checks(state.settings(), network=not no_network):
         out.print(f"{line.label}: {line.verdict}", markup=False)
         problems += line.problems
+        unreachable = unreachable or line.unreachable
+    if unreachable:  # a server to start or reach first (exit 4), and what else was found
+        raise UnreachableError("check found problems", tuple(problems))
     if problems:
         raise ConfigError("check found problems", tuple(problems))
     out.print("all checks passed")

@@ -158,7 +158,8 @@ def test_drafts_reviewed_edited_sent_and_discarded(
     assert smtp_server.messages == []
     listed = cli("-c", config, "drafts", "list", "--as-of", AS_OF)
     assert listed.exit_code == 0
-    lines = [line.split("\t") for line in listed.stdout.splitlines() if "\t" in line]
+    header, *lines = [line.split("\t") for line in listed.stdout.splitlines() if "\t" in line]
+    assert header[:2] == ["key", "channel"]  # plain lines name their columns first
     assert [(f[0], f[1], f[2], f[4]) for f in lines] == [
         (key1, "email", "kunde1@example.ch", "2026-12-05"),
         (key2, "email", "kunde3@example.ch", "2026-12-12"),
@@ -234,7 +235,7 @@ def test_a_draft_whose_date_changed_again_is_superseded_never_sent(
     listed = cli("-c", config, "drafts", "list", "--as-of", AS_OF)
     assert f"delivery_date:{moved}:1 (email): superseded by a newer delivery date" in listed.stderr
     assert f"delivery_date:{dropped}:1 (email): the order has no delivery date" in listed.stderr
-    keys = [line.split("\t")[0] for line in listed.stdout.splitlines() if "\t" in line]
+    keys = [line.split("\t")[0] for line in listed.stdout.splitlines()[1:] if "\t" in line]
     assert keys == [f"delivery_date:{moved}:2", f"delivery_date:{direct}:2"]
 
     sent = cli("-c", config, "drafts", "send", "--all", "--as-of", AS_OF)

@@ -668,3 +668,26 @@ def test_tracking_links_per_parcel_in_text_html_and_sms_nothing_without(
     assert "http" not in plain_fr  # no number: no tracking block at all
     own_text = by_rcpt["own@example.ch"].get_body(("plain",)).get_content()
     assert "https://kurier.example/t?n=A%2FB" in own_text  # split at the blank, encoded
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_a_named_note_that_failed_says_why_and_the_way_back_then_goes_after_the_fix(
+    erp_backend: Any, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    customer = s.customer(email="hans.muster@")  # typed wrong in the ERP
+    note = s.delivery_note(s.order(customer), PRINTED, number="LS-7")
+    config = write_config(email=email_section(smtp_server))
+    assert cli("-c", config, "shipping-confirmations", "--as-of", AS_OF).exit_code == 1
+
+    again = cli("-c", config, "shipping-confirmations", "--delivery-note", "LS-7", "--as-of", AS_OF)
+
+    assert again.exit_code == 0, again.stderr
+    assert "1 skipped" in again.stdout
+    assert f"ledger resolve shipping:{note} --resend" in again.stdout + again.stderr
+    erp_backend.update("customers", customer, email="hans.muster@example.ch")
+    resolved = cli("-c", config, "ledger", "resolve", f"shipping:{note}", "--resend")
+    assert resolved.exit_code == 0, resolved.stderr
+    sent = cli("-c", config, "shipping-confirmations", "--delivery-note", "LS-7", "--as-of", AS_OF)
+    assert sent.exit_code == 0, sent.stderr
+    assert [m.rcpt_tos for m in smtp_server.messages] == [("hans.muster@example.ch",)]
