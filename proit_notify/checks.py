@@ -107,8 +107,8 @@ def run_checks(settings: Settings, *, network: bool) -> Iterator[CheckLine]:
     if settings.delivery_date.max_age_days is not None:
         yield CheckLine(
             "delivery_date.max_age_days",
-            "no longer used (the first run takes a baseline instead, README 'Catch-up and "
-            "pauses'): remove it",
+            "no longer used (the first run takes a baseline instead, docs/monitoring.md "
+            "'Catch-up and pauses'): remove it",
         )
     if settings.sms.provider is None:
         yield CheckLine("sms", "not configured (sms.provider is not set)")

@@ -5,7 +5,7 @@ Job runs, ``delivery-dates --edit`` and ``drafts send`` hand over the same way: 
 breaker, then claim -> send -> record. A channel is asked for its capacity per account
 (:meth:`Channel.capacity`), never what it is made of.
 
-What is in flight, and when to stop (README "Ledger"):
+What is in flight, and when to stop (docs: "Ledger"):
 
 - A message is claimed only when a connection of its account is free
   (:class:`~proit_notify.sending.Dispatcher` lanes), right after the account was reached
@@ -282,7 +282,7 @@ class Delivery:
     def hand_over(self, p: Pass, h: Handover, recheck: Recheck) -> ItemReport | NoLongerDue | None:
         """Hand over now when the account has a free connection; else park it, unclaimed,
         and go on with the next notification: a busy or stalled account does not make
-        another account's messages wait (README "What is in flight"). At most
+        another account's messages wait (docs: "What is in flight"). At most
         :data:`PARK_LIMIT` messages wait per account: then the run waits for that account
         (memory stays bounded however many notifications a stalled account has).
 

@@ -294,7 +294,9 @@ class CommandRun:
         """Record the exit code (and the counts of a job an error stopped) and send the
         alert if one is due; the alert's outcome. ``error``: what stopped the command."""
         # a server's answer (a 535 that echoes the login) is redacted like any output
-        detail = redact(error or "; ".join(b for r in self.reports for b in r.blocked))
+        # each job of a run-all meets the same closed port: said once
+        blocked = dict.fromkeys(b for r in self.reports for b in r.blocked)
+        detail = redact(error or "; ".join(blocked))
         now = self.clock.utc
         unresolved: list[Entry] = []
         if ledger is not None:
@@ -408,9 +410,12 @@ class Status:
         found = []
         if not any(j.last for j in self.jobs):
             found.append("no job run is recorded yet: is the scheduled task set up?")
+        # one closed port stops every job of a run-all: one line names them all
+        by_problem: dict[str, list[str]] = {}
         for j in self.jobs:
             if j.problem:
-                found.append(f"{j.job}: {j.problem}")
+                by_problem.setdefault(j.problem, []).append(j.job)
+        found += [f"{', '.join(jobs)}: {problem}" for problem, jobs in by_problem.items()]
         if self.command_failure is not None:
             r = self.command_failure
             found.append(

@@ -173,7 +173,7 @@ class Runner:
 
     def _note_gap(self, job: Job, report: JobReport) -> None:
         """A pause longer than the job's catch-up window: what aged out gets a line (and an
-        alert), since it has no ledger row (README "Catch-up and pauses")."""
+        alert), since it has no ledger row (docs: "Catch-up and pauses")."""
         job_spec = spec(job.name)
         window = job_spec.window
         if window is None:

@@ -34,7 +34,7 @@ def targets(
 ) -> list[Target]:
     """Recipient and channel by info type, contact rule and SMS fallback (SPEC §4).
 
-    The rules (README "Who gets what: info types and fallback" has the table of outcomes):
+    The rules (docs: "Who gets what: info types and fallback" has the table of outcomes):
 
     - a notification whose ERP row cannot be read (``problem``) -> one ``failed`` row with
       the reason (which column to fix), nothing is sent.

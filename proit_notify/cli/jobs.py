@@ -281,6 +281,6 @@ def bounces(dry_run: DryRun = False, as_of: AsOf = None) -> None:
     if not accounts_with_mailbox(state.settings()):
         raise ConfigError(
             "no bounce mailbox is set up: add [email.accounts.NAME.imap] to the settings "
-            "(the mailbox that receives the account's bounces; README 'Bounces')"
+            "(the mailbox that receives the account's bounces; docs/bounces.md)"
         )
     _run_jobs([BOUNCES], RunOptions(dry_run), as_of)

@@ -5,7 +5,7 @@ reminder n+1 ``prepayment.repeat_days`` after reminder n was sent; never more th
 ``prepayment.max_mails`` per invoice. The ledger holds the series: keys
 ``prepayment:<invoice_id>:<n>``, all channels of one reminder share its key.
 
-Decisions (README "prepayment-reminders"):
+Decisions (docs: "prepayment-reminders"):
 
 - Every reminder key counts toward ``max_mails``, whatever its rows' status: ``sending``
   and ``unknown`` (a crash loop cannot exceed the maximum), ``failed`` and ``skipped``
