@@ -19,7 +19,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -359,6 +359,29 @@ def alert_state_path(settings: Settings) -> Path:
 
 
 @dataclass(frozen=True)
+class DayCount:
+    """One job's sent and failed notifications of one local day."""
+
+    day: date
+    sent: int
+    failed: int
+
+
+def day_counts(ledger: Ledger, job: str, now: datetime, tz: ZoneInfo) -> tuple[DayCount, ...]:
+    """Sent and failed rows of ``job`` (its ledger name) per local day: the last 7 days
+    and today, by the day of their last change."""
+    today = now.astimezone(tz).date()
+    first = today - timedelta(days=7)
+    tally = {first + timedelta(days=i): [0, 0] for i in range(8)}
+    since = datetime.combine(first, datetime.min.time(), tzinfo=tz)
+    for entry in ledger.history(job=job, since=since, limit=10**7):
+        counts = tally.get(entry.updated_at.astimezone(tz).date())
+        if counts is not None and entry.status in ("sent", "failed"):
+            counts[entry.status == "failed"] += 1
+    return tuple(DayCount(day, sent, failed) for day, (sent, failed) in tally.items())
+
+
+@dataclass(frozen=True)
 class JobStatus:
     """One job's line of ``status``."""
 
@@ -369,6 +392,8 @@ class JobStatus:
     running: bool = False
     #: the zone times are said in (service.timezone, as the table shows them)
     tz: ZoneInfo = UTC_ZONE
+    #: sent and failed per local day, the last 7 days and today (oldest first)
+    days: tuple[DayCount, ...] = ()
 
     @property
     def problem(self) -> str | None:
@@ -463,6 +488,10 @@ class Status:
                     "last_run": _record_json(j.last),
                     "stale": j.stale,
                     "problem": j.problem,
+                    "days": [
+                        {"day": d.day.isoformat(), "sent": d.sent, "failed": d.failed}
+                        for d in j.days
+                    ],
                 }
                 for j in self.jobs
             ],
@@ -491,10 +520,12 @@ def status(
     names = [job.command for job in registry.JOBS]
     if BOUNCES in latest:  # the bounce reader, once it has run (an [imap] is set up)
         names.insert(0, BOUNCES)
+    zone = tz or UTC_ZONE
     jobs = tuple(
         JobStatus(name, latest.get(name),
                   name in latest and now - latest[name].started_at > STALE_AFTER, running,
-                  tz or UTC_ZONE)
+                  zone, () if name == BOUNCES else
+                  day_counts(ledger, registry.spec(name).ledger_name, now, zone))
         for name in names
     )  # fmt: skip
     tally = ledger.tally()

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from .drafts import Draft
 from .ledger import Entry
-from .monitor import Status
+from .monitor import DayCount, Status
 from .redaction import one_line, redact
 from .report import JobReport
 from .statuses import COUNTED
@@ -36,8 +36,11 @@ STATUS_COLUMNS = (
     "deferred",
     "unknown",
     "exit",
+    "last 7 days + today (sent/failed)",
     "note",
 )
+#: a day's sent count as a bar on a terminal
+BARS = " ▁▂▃▄▅▆▇█"
 DRAFT_COLUMNS = ("key", "channel", "recipient", "document", "delivery date", "created", "edited")
 
 
@@ -70,8 +73,20 @@ def problem_groups(report: JobReport) -> list[str]:
     lines = []
     for (status, shape), keys in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])):
         shown = ", ".join(keys[:EXAMPLES]) + (", …" if len(keys) > EXAMPLES else "")
-        lines.append(f"{len(keys):>5} {status}: {shape} ({shown})")
+        helps = HELPS.get(status, "")
+        line = f"{len(keys):>5} {status}: {shape} ({shown})"
+        lines.append(f"{line}; {helps}" if helps else line)
     return lines
+
+
+#: the command that helps with a group of problems (SPEC §12)
+HELPS = {
+    "failed": "see 'proit-notify history --status failed'; after the fix in the ERP "
+    "'proit-notify ledger resolve KEY --resend'",
+    "unknown": "decide with 'proit-notify ledger resolve KEY --sent | --resend'",
+    "deferred": "the next runs retry them",
+    "waiting": "the next run sends them",
+}
 
 
 def total(reports: Sequence[JobReport]) -> str:
@@ -139,12 +154,24 @@ def draft_rows(found: Iterable[Draft], tz: ZoneInfo) -> list[Row]:
     ]
 
 
-def status_rows(st: Status, tz: ZoneInfo) -> list[Row]:
+def day_chart(days: Sequence[DayCount], *, bars: bool) -> str:
+    """The days of a job: a bar per day (height: sent; a failed day marked !) on a
+    terminal, ``sent/failed`` per day otherwise."""
+    if not bars:
+        return " ".join(f"{d.sent}/{d.failed}" for d in days)
+    top = max((d.sent for d in days), default=0) or 1
+    return "".join(
+        "!" if d.failed else BARS[round(d.sent / top * (len(BARS) - 1))] for d in days
+    ) + f" {days[-1].sent} today" if days else ""
+
+
+def status_rows(st: Status, tz: ZoneInfo, *, bars: bool = False) -> list[Row]:
     rows: list[Row] = []
     for j in st.jobs:
         r = j.last
+        chart = day_chart(j.days, bars=bars)
         if r is None:
-            rows.append((j.job, "never", "", "", "", "", "", "", "", ""))
+            rows.append((j.job, "never", "", "", "", "", "", "", "", chart, ""))
             continue
         c = r.counts
         rows.append(
@@ -155,7 +182,10 @@ def status_rows(st: Status, tz: ZoneInfo) -> list[Row]:
                 # the bounce reader's record has counts of its own (read, bounced, delayed)
                 *(str(c[name]) if name in c else "" for name in STATUS_COLUMNS[3:8]),
                 "" if r.exit_code is None else str(r.exit_code),
-                j.problem or ("running now" if r.ended_at is None and j.running else ""),
+                chart,
+                j.problem
+                or (f"running since {_stamp(r.started_at, tz)} on {r.host}"
+                    if r.ended_at is None and j.running else ""),
             )
         )
     return rows

@@ -183,6 +183,7 @@ def test_every_command_run_is_recorded_and_status_tells_what_waits_for_a_person(
     code, found = status("2026-11-28T10:30")
     assert code == 1
     # the four jobs stopped together: one line names them all (not four of the same)
+    assert len(found["waiting"]) == 1, found["waiting"]
     [stale] = found["waiting"]
     assert stale.startswith(
         "shipping-confirmations, review-requests, prepayment-reminders, delivery-dates: "
@@ -347,3 +348,66 @@ def test_unknown_rows_that_history_recovered_are_named_by_the_next_runs_alert(
     quiet = cli("-c", config, "run-all", "--as-of", "2026-11-27T11:00")
     assert quiet.exit_code == 0, quiet.stderr
     assert "alert" not in quiet.stderr
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_status_counts_sent_and_failed_per_day_for_the_last_week(
+    erp_backend: ErpBackend, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    s = shop(erp_backend)
+    for n in range(3):
+        printed_note(s, email=f"kunde{n}@example.ch")
+    printed_note(s, email="weg@example.ch")
+    smtp_server.handler.rcpt_answers["weg@example.ch"] = "550 5.1.1 no such user"
+    config = write_config(email=email_section(smtp_server))
+    assert cli("-c", config, "shipping-confirmations", "--as-of", AS_OF).exit_code == 1
+
+    result = cli("-c", config, "--json", "status", "--as-of", "2026-11-29T09:00")
+
+    [found] = result.json()
+    [shipping] = [j for j in found["jobs"] if j["job"] == "shipping-confirmations"]
+    days = {d["day"]: (d["sent"], d["failed"]) for d in shipping["days"]}
+    assert list(days) == [f"2026-11-{d}" for d in range(22, 30)]  # 7 days and today
+    assert days["2026-11-27"] == (3, 1)
+    assert sum(sent + failed for sent, failed in days.values()) == 4
+    plain = cli("-c", config, "status", "--as-of", "2026-11-29T09:00")
+    header, *rows = [line.split("\t") for line in plain.stdout.splitlines() if "\t" in line]
+    chart = header.index("last 7 days + today (sent/failed)")
+    [row] = [r for r in rows if r[0] == "shipping-confirmations"]
+    assert row[chart] == "0/0 0/0 0/0 0/0 0/0 3/1 0/0 0/0"
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_status_during_a_live_run_says_running_not_killed(
+    erp_backend: ErpBackend, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    s = shop(erp_backend)
+    for n in range(6):
+        printed_note(s, email=f"kunde{n}@example.ch")
+    smtp_server.handler.delay = 0.5
+    config = write_config(email=email_section(smtp_server))
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from proit_notify.cli import main; main()", "-c", str(config),
+         "shipping-confirmations", "--as-of", AS_OF],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"}, cwd=config.parent,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not smtp_server.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert smtp_server.messages, "the run did not start sending"
+
+        during = cli("-c", config, "status", "--as-of", AS_OF)
+    finally:
+        assert process.wait(60) == 0
+
+    assert during.exit_code == 0, during.stdout
+    assert during.stdout.startswith("OK: nothing waits for a person")
+    assert "running since 2026-11-27 08:00 on " in during.stdout
+    assert "killed" not in during.stdout

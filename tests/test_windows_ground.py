@@ -125,10 +125,10 @@ def test_the_log_file_keeps_every_line_and_the_summary_and_rotates(
     result = cli("-q", "-c", config, "shipping-confirmations", "--as-of", AS_OF)
     assert result.exit_code == 1
     text = log_file.read_text(encoding="utf-8")
-    assert text.splitlines()[0].endswith(  # where a run starts, for the reader of the file
+    assert (  # where a run starts, for the reader of the file
         f"INFO === shipping-confirmations started: proit-notify {__version__}, {config}, "
-        "as of 27.11.2026 08:00"
-    )
+        "as of 27.11.2026 08:00, host "
+    ) in text.splitlines()[0]
     assert "WARNING failed shipping:" in text  # a problem is a warning in the log
     assert "550 5.1.1 no such user" in text
     assert "INFO sent shipping:" in text

@@ -302,7 +302,7 @@ def show(report: JobReport, options: RunOptions) -> None:
         return
     for line in output.problem_groups(report):
         out.print(line, markup=False)
-    if report.items and (state.listing or options.dry_run):
+    if report.items and (state.listing or state.verbose or options.dry_run):
         columns = output.report_columns(report)
         print_rows(columns, output.report_rows(report, columns=columns), report.job)
 

@@ -9,6 +9,8 @@ it (an error too, SPEC §6).
 from __future__ import annotations
 
 import inspect
+import os
+import socket
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -66,9 +68,9 @@ def _run_jobs(
     command = names[0] if len(names) == 1 else "run-all"
     # the log file marks where each run starts (the Task Scheduler keeps no output)
     console_record.info(
-        "=== %s%s started: proit-notify %s, %s, as of %s", command,
+        "=== %s%s started: proit-notify %s, %s, as of %s, host %s, pid %d", command,
         " (dry run)" if options.dry_run else "", __version__, settings.source,
-        f"{clock.now:%d.%m.%Y %H:%M}",
+        f"{clock.now:%d.%m.%Y %H:%M}", socket.gethostname(), os.getpid(),
     )  # fmt: skip
     # a dry run writes nothing, so it is not recorded and sends no alert
     record = None if options.dry_run else CommandRun(settings, clock, command)

@@ -65,7 +65,7 @@ def status_command(as_of: AsOf = None) -> None:
     else:
         out.print("OK: nothing waits for a person")
     tz = settings.service.tz
-    rows = output.status_rows(found, tz)
+    rows = output.status_rows(found, tz, bars=out.is_terminal)
     if out.is_terminal:
         out.print(output.table(output.STATUS_COLUMNS, rows, "last run per job"))
     else:
