@@ -69,6 +69,22 @@ def day_runner(
     return run
 
 
+def start_cli(config: Path, *args: str, output: bool = False) -> subprocess.Popen[str]:
+    """The CLI started in a process of its own with ``-c config`` (to be signalled, killed
+    or watched while it runs); ``output``: stdout and stderr kept (text), else dropped. Run
+    in the config's folder, not the checkout: it imports the installed package."""
+    code = "from proit_notify.cli import main; main()"
+    where = subprocess.PIPE if output else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "-c", str(config), *args],
+        stdout=where,
+        stderr=where,
+        text=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        cwd=config.parent,
+    )
+
+
 def cli_process(
     args: list[str], cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:

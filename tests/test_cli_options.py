@@ -120,3 +120,58 @@ def test_a_real_run_shows_the_summary_and_the_problems_not_every_row(
                if " sent, " in line and not line.startswith("total"))  # fmt: skip
     assert sent > 300
     assert f"total: {sent} sent" in lines[-1]
+
+
+def _on_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run the console command on a real pseudo-terminal (what a person sees): its exit
+    code and the screen's text, escape sequences removed."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    import pyte
+
+    master, slave = pty.openpty()
+    code = "from proit_notify.cli import main; main()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdin=slave, stdout=slave, stderr=slave,
+        cwd=cwd, env={**os.environ, "COLUMNS": "120", "TERM": "xterm"}, close_fds=True,
+    )  # fmt: skip
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the other side closed: the process ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    # what the terminal shows: the bytes played on an emulated screen (pyte), so cursor
+    # moves and erased lines count as a person sees them
+    screen = pyte.Screen(120, 400)
+    pyte.Stream(screen).feed(b"".join(chunks).decode("utf-8", "replace"))
+    shown = [line.rstrip() for line in screen.display]
+    while shown and not shown[-1]:
+        shown.pop()
+    return process.wait(60), "\n".join(shown)
+
+
+def test_a_terminal_run_of_the_demo_is_a_screen_not_a_table_of_every_row(
+    tmp_path: Path,
+) -> None:
+    demo = create_demo(tmp_path / "demo", today=date(2026, 11, 27)).config_path
+
+    args = ["-c", str(demo), "run-all", "--as-of", "2026-11-27T12:00"]
+    code, screen = _on_a_terminal(args, tmp_path)
+
+    assert code == 1, screen  # the demo's invalid addresses
+    summaries = [line for line in screen.splitlines() if " sent, " in line]
+    assert len(summaries) == 5, screen  # four jobs and the total
+    assert summaries[-1].startswith("total: ")
+    assert int(summaries[-1].split("total: ")[1].split(" sent")[0]) > 300
+    assert len(screen.splitlines()) < 40, screen  # hundreds of sends: one screen
+    assert " done " not in screen  # the progress line leaves no trace
+    assert not set("┃│┏") & set(screen)  # no table of rows without --list

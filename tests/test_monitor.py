@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_runner import Cli, cli
+from cli_runner import Cli, cli, start_cli
 from erp_backends import ErpBackend
 from scenario import Shop, shop
 from smtp_server import Received, SmtpServer, email_section, free_port, smtp_server
@@ -381,9 +381,6 @@ def test_status_counts_sent_and_failed_per_day_for_the_last_week(
 def test_status_during_a_live_run_says_running_not_killed(
     erp_backend: ErpBackend, write_config: Any, smtp_server: SmtpServer, cli: Cli
 ) -> None:
-    import os
-    import subprocess
-    import sys
     import time
 
     s = shop(erp_backend)
@@ -391,12 +388,7 @@ def test_status_during_a_live_run_says_running_not_killed(
         printed_note(s, email=f"kunde{n}@example.ch")
     smtp_server.handler.delay = 0.5
     config = write_config(email=email_section(smtp_server))
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from proit_notify.cli import main; main()", "-c", str(config),
-         "shipping-confirmations", "--as-of", AS_OF],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"}, cwd=config.parent,
-    )  # fmt: skip
+    process = start_cli(config, "shipping-confirmations", "--as-of", AS_OF)
     try:
         deadline = time.monotonic() + 30
         while not smtp_server.messages and time.monotonic() < deadline:

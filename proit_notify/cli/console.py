@@ -265,7 +265,7 @@ def progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | N
         # how many are done and for how long (the total is not known before the ERP is read)
         columns = (SpinnerColumn(), TextColumn("{task.completed} done"), TimeElapsedColumn(),
                    TextColumn("{task.description}"))  # fmt: skip
-        with Progress(*columns, console=err, transient=True) as bar:
+        with Progress(*columns, console=err, transient=True) as bar, _showing(bar):
             task = bar.add_task("sending", total=None)
 
             def tick(item: ItemReport) -> None:
@@ -278,7 +278,39 @@ def progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | N
     yield line(log)
 
 
+#: the progress line on the terminal while a run goes on (stopped while a report prints)
+_live: list[Any] = []
+
+
+@contextmanager
+def _showing(bar: Any) -> Iterator[None]:
+    _live.append(bar)
+    try:
+        yield
+    finally:
+        _live.remove(bar)
+
+
+@contextmanager
+def bar_paused() -> Iterator[None]:
+    """The progress line erased while a report prints, then drawn again below it: its
+    frames never end up glued to the report's lines."""
+    bars = list(_live)
+    for bar in bars:
+        bar.stop()
+    try:
+        yield
+    finally:
+        for bar in bars:
+            bar.start()
+
+
 def show(report: JobReport, options: RunOptions) -> None:
+    with bar_paused():
+        _show(report, options)
+
+
+def _show(report: JobReport, options: RunOptions) -> None:
     from .. import output
 
     for note in report.notes:

@@ -26,6 +26,7 @@ from .console import (
     Limit,
     Listing,
     Preview,
+    bar_paused,
     clock_for,
     err,
     exit_code,
@@ -110,7 +111,8 @@ def _run_jobs(
         if len(reports) > 1 and not state.json:
             from .. import output
 
-            out.print(output.total(reports))  # run-all: the grand total, last
+            with bar_paused():
+                out.print(output.total(reports))  # run-all: the grand total, last
         code = exit_code(reports)
     except Exception as exc:  # a bug too still ends in a record and an alert
         if record is None:

@@ -5,35 +5,19 @@ rest, each notification once."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_runner import Cli
+from cli_runner import Cli, start_cli
 from ledger_rows import ledger_rows
 from scenario import shop
 from smtp_server import SmtpServer, email_section
 
 AS_OF = "2026-11-27T08:00"
 NOTES = 12
-
-
-def _start(config: Path, *args: str) -> subprocess.Popen[str]:
-    code = "from proit_notify.cli import main; main()"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, "-c", str(config), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-        cwd=config.parent,  # not the checkout: the process imports the installed package
-    )
 
 
 @pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
@@ -52,7 +36,7 @@ def test_a_stop_signal_ends_the_run_cleanly_and_the_next_run_sends_the_rest(
     smtp_server.handler.delay = 0.4  # a slow relay: the run takes seconds
     config = write_config(email=email_section(smtp_server), alerts={"to": ["it@example.ch"]})
 
-    process = _start(config, "shipping-confirmations", "--as-of", AS_OF)
+    process = start_cli(config, "shipping-confirmations", "--as-of", AS_OF, output=True)
     deadline = time.monotonic() + 30
     while not smtp_server.messages and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -8,10 +8,8 @@ Assertions are on what arrived at the server, ledger rows, exit codes and ``--js
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -19,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_runner import Cli
+from cli_runner import Cli, start_cli
 from ledger_rows import ledger_rows
 from scenario import Shop, shop
 from smtp_server import DROP, HOST, Received, RecordingHandler, SmtpServer, email_section, free_port
@@ -274,18 +272,7 @@ def test_a_refused_login_or_missing_starttls_claims_nothing_and_exits_4(
 # --- a killed run -------------------------------------------------------------------------
 
 
-def _run_cli(config: Path, *args: str) -> subprocess.Popen[bytes]:
-    code = "from proit_notify.cli import main; main()"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, "-c", str(config), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-        cwd=config.parent,  # not the checkout: the process imports the installed package
-    )
-
-
-def _kill_when_a_body_arrived(process: subprocess.Popen[bytes], handler: FaultHandler) -> None:
+def _kill_when_a_body_arrived(process: subprocess.Popen[str], handler: FaultHandler) -> None:
     try:
         assert handler.body_arrived.wait(20), "no message reached the stalling server"
         time.sleep(0.3)  # let the runner go on as far as it can: nothing more may be claimed
@@ -314,7 +301,7 @@ def test_killed_while_one_of_two_accounts_stalls_every_claimed_row_reached_a_ser
     })  # fmt: skip
 
     _kill_when_a_body_arrived(
-        _run_cli(config, "shipping-confirmations", "--as-of", AS_OF), stalling
+        start_cli(config, "shipping-confirmations", "--as-of", AS_OF), stalling
     )
 
     arrived = set(rcpts(stalling.stalled)) | set(rcpts(smtp_server.messages))
@@ -358,7 +345,7 @@ def test_killed_with_two_connections_leaves_at_most_two_sending_rows_both_handed
                "connections": 2}  # fmt: skip
     config = write_config(email={"accounts": {"default": account}})
 
-    process = _run_cli(config, "shipping-confirmations", "--as-of", AS_OF)
+    process = start_cli(config, "shipping-confirmations", "--as-of", AS_OF)
     try:
         deadline = time.monotonic() + 20
         while len(stalling.stalled) < 2 and time.monotonic() < deadline:
