@@ -40,6 +40,9 @@ def test_demo_runs_without_odbc_and_run_all_writes_the_outbox(tmp_path: Path) ->
     demo = run(["demo"], tmp_path, block_odbc=True)
     assert demo.returncode == 0, demo.stderr
     assert "shipping-confirmations (dry run):" in demo.stdout
+    # orders the web shops processed automatically a week ago: review requests due at once
+    due = r"review-requests \(dry run\): [1-9]\d* would be sent, 0 would fail"
+    assert re.search(due, demo.stdout)
     assert "Nothing was sent" in demo.stdout
     # the demo's Swiss customers read German, French and Italian (and some English)
     assert "  fr  " in demo.stdout
