@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError, UsageError
-from ..redaction import one_line, redact
 from ..statuses import STATUSES
 from .console import AsOf, clock_for, err, out, print_json, print_rows, state
 
@@ -66,12 +65,7 @@ def status_command(as_of: AsOf = None) -> None:
         out.print("OK: nothing waits for a person")
     tz = settings.service.tz
     rows = output.status_rows(found, tz, bars=out.is_terminal)
-    if out.is_terminal:
-        out.print(output.table(output.STATUS_COLUMNS, rows, "last run per job"))
-    else:
-        print("\t".join(output.STATUS_COLUMNS))  # a header: the columns by name
-        for row in rows:
-            print("\t".join(one_line(redact(cell)) for cell in row))
+    print_rows(output.STATUS_COLUMNS, rows, "last run per job")
     for line in waiting:
         out.print(f"WAITING: {line}", markup=False)
     if found.deferred:
