@@ -396,6 +396,14 @@ class JobStatus:
     days: tuple[DayCount, ...] = ()
 
     @property
+    def held(self) -> int:
+        """Notifications the last run left unclaimed because it could not send (a blocked
+        account or a stopped run: exit 3 or more); they go out on the first run after."""
+        if self.stale or self.last is None or (self.last.exit_code or 0) < 3:
+            return 0
+        return self.last.counts.get("deferred", 0)
+
+    @property
     def problem(self) -> str | None:
         if self.stale and self.last is not None:
             since = _local(self.last.started_at, self.tz)
@@ -436,11 +444,16 @@ class Status:
         if not any(j.last for j in self.jobs):
             found.append("no job run is recorded yet: is the scheduled task set up?")
         # one closed port stops every job of a run-all: one line names them all
-        by_problem: dict[str, list[str]] = {}
+        by_problem: dict[str, list[JobStatus]] = {}
         for j in self.jobs:
             if j.problem:
-                by_problem.setdefault(j.problem, []).append(j.job)
-        found += [f"{', '.join(jobs)}: {problem}" for problem, jobs in by_problem.items()]
+                by_problem.setdefault(j.problem, []).append(j)
+        for problem, jobs in by_problem.items():
+            line = f"{', '.join(j.job for j in jobs)}: {problem}"
+            held = sum(j.held for j in jobs)
+            if held:
+                line += f"; {held} notification(s) held back go out on the first run after the fix"
+            found.append(line)
         if self.command_failure is not None:
             r = self.command_failure
             found.append(
@@ -488,6 +501,7 @@ class Status:
                     "last_run": _record_json(j.last),
                     "stale": j.stale,
                     "problem": j.problem,
+                    "held": j.held,
                     "days": [
                         {"day": d.day.isoformat(), "sent": d.sent, "failed": d.failed}
                         for d in j.days

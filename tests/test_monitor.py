@@ -146,6 +146,10 @@ def test_an_unreachable_relay_is_alerted_through_another_account_or_logged_and_i
     assert status.exit_code == 1
     assert f"last alert: {ALERT_TO}: not sent" in status.stdout
     assert "exit code 4" in status.stdout
+    # what the blocked account held back: the one printed note, not claimed, not lost
+    assert "; 1 notification(s) held back go out on the first run after the fix" in status.stdout
+    held = cli("-c", config, "--json", "status", "--as-of", AS_OF).json()[0]
+    assert [j["held"] for j in held["jobs"]] == [1, 0, 0, 0]
 
 
 def test_every_command_run_is_recorded_and_status_tells_what_waits_for_a_person(
