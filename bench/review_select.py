@@ -122,11 +122,12 @@ def generate_sqlite(path: Path, orders: int, years: int = YEARS) -> None:
         "INSERT INTO order_lines SELECT id, 1, 'ART-1', 'Artikel 1', 2, 2, 'Stk' FROM orders"
     )
     conn.execute(
-        "INSERT INTO delivery_notes SELECT id, 'LS-' || id, id, "
+        "INSERT INTO delivery_notes (id, number, order_id, printed_at) SELECT id, 'LS-' || id, id, "
         "strftime('%Y-%m-%d %H:%M:%S', order_date, '+1 day') FROM orders"
     )
     conn.execute(
-        "INSERT INTO delivery_notes SELECT ? + id, 'LS-' || (? + id), id, "
+        "INSERT INTO delivery_notes (id, number, order_id, printed_at) "
+        "SELECT ? + id, 'LS-' || (? + id), id, "
         "strftime('%Y-%m-%d %H:%M:%S', order_date, '+5 days') FROM orders WHERE id % 10 = 0",
         [orders, orders],
     )
@@ -176,9 +177,11 @@ def generate_server(db: Database, orders: int, years: int = YEARS) -> None:
         f"FROM {series(orders)}",
         f"INSERT INTO {t}order_lines SELECT id, 1, 'ART-1', 'Artikel 1', 2, 2, 'Stk' "
         f"FROM {t}orders",
-        f"INSERT INTO {t}delivery_notes SELECT id, CONCAT('LS-', id), id, "
+        f"INSERT INTO {t}delivery_notes (id, number, order_id, printed_at) "
+        f"SELECT id, CONCAT('LS-', id), id, "
         f"{plus_seconds('order_date', str(24 * 3600))} FROM {t}orders",
-        f"INSERT INTO {t}delivery_notes SELECT {orders} + id, CONCAT('LS-', {orders} + id), "
+        f"INSERT INTO {t}delivery_notes (id, number, order_id, printed_at) "
+        f"SELECT {orders} + id, CONCAT('LS-', {orders} + id), "
         f"id, {plus_seconds('order_date', str(5 * 24 * 3600))} FROM {t}orders "
         "WHERE id % 10 = 0",
         f"DELETE FROM {t}delivery_notes WHERE printed_at > TIMESTAMP '{TODAY} 00:00:00'",

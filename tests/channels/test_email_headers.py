@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from email import message_from_bytes
 from email.message import EmailMessage
+from email.parser import HeaderParser
 from email.policy import default as default_policy
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from smtp_server import SmtpServer
 
 from proit_notify.channels import Outgoing, SendResult
 from proit_notify.channels.email import EmailChannel
-from proit_notify.channels.email.message import MAX_LINE, Wire, build
+from proit_notify.channels.email.message import MAX_LINE, Wire, build, verify_headers
 from proit_notify.settings import AccountSettings
 
 ACCOUNT = AccountSettings.model_validate(
@@ -257,3 +258,62 @@ def test_a_subject_of_megabytes_is_refused_not_sent() -> None:
     assert isinstance(built, SendResult)
     assert built.outcome == "failed"
     assert "2,000,013 characters" in built.detail
+
+
+#: pieces of header values that confuse parsers: quotes, escapes, brackets, commas, groups,
+#: comments, encoded words, folds (good and bad), other recipients, non-ASCII
+PIECES = [
+    '"', "\\", "<", ">", ",", ";", ":", "(", ")", " ", "  ", "\r\n ", "\r\n\t", "\r\n",
+    "\r\n \r\n", "\n", "\r", "kunde@example.ch", "evil@example.org", "=?utf-8?b?", "?=",
+    "QmNjOiB4QHkuego=", "=?utf-8?q?a=0D=0A?=", "Bcc: x@example.org", "Müller", "A", "@",
+    '"a"', '\\"', " <evil@example.org>", ", ", "=?utf-8?b?QQ==?=", "(c)",
+]  # fmt: skip
+pieces = st.lists(st.sampled_from(PIECES), max_size=10).map("".join)
+#: a To value: anything, or a phrase of pieces before one of two addresses
+to_values = pieces | st.tuples(pieces, st.sampled_from(["kunde", "evil"])).map(
+    lambda t: f"{t[0]} <{'kunde@example.ch' if t[1] == 'kunde' else 'evil@example.org'}>"
+)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(to=to_values, subject=pieces, utf8=st.booleans())
+# what looser grammars let through (each found by this property): a second quoted-string,
+# a lone quote inside one, an encoded word that looks like atoms
+@example(to='"a" <evil@example.org> "b" <kunde@example.ch>', subject="", utf8=False)
+@example(to='""" <kunde@example.ch>', subject="", utf8=False)
+@example(to="=?utf-8?q?a=0D=0A?= <kunde@example.ch>", subject="", utf8=False)
+def test_what_the_header_grammar_lets_through_the_email_package_reads_the_same(
+    to: str, subject: str, utf8: bool
+) -> None:
+    # any header block, not only the builder's: what verify_headers accepts, the email
+    # package reads as exactly these headers and the one recipient
+    block = [
+        ("From", b"From: Shop <shop@example.ch>\r\n"),
+        ("To", f"To: {to}\r\n".encode()),
+        ("Subject", f"Subject: {subject}\r\n".encode()),
+    ]
+    if verify_headers(block, "kunde@example.ch", utf8=utf8) is not None:
+        return
+    head = b"".join(folded for _, folded in block) + b"\r\n"
+    parsed = HeaderParser(policy=default_policy).parsestr(head.decode("utf-8"))
+    assert [k.lower() for k in parsed] == ["from", "to", "subject"]
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["kunde@example.ch"]
+
+
+def test_the_header_grammar_refuses_what_would_change_the_reading() -> None:
+    ok = [("To", b"To: Kunde <kunde@example.ch>\r\n"), ("Subject", b"Subject: x\r\n")]
+    assert verify_headers(ok, "kunde@example.ch") is None
+    for bad, why in [
+        ([("To", b"To: kunde@example.ch, evil@example.org\r\n")], "one recipient"),
+        ([("To", b'To: "a <x@y>" <evil@example.org>\r\n')], "one recipient"),
+        ([("Subject", b"Subject: x\r\n \r\n y\r\n")], "blank line"),
+        ([("Subject", b"Subject: x\r\nBcc: x@y\r\n")], "new header line"),
+        ([("Subject", b"Subject: x\ny\r\n")], "bare line break"),
+        ([("Subject", "Subject: Müller\r\n".encode())], "8-bit"),
+        ([("Subject", b"Subject: x\r\n"), ("subject", b"subject: y\r\n")], "twice"),
+        ([("Subject", b"Subject: " + b"x" * 1000 + b"\r\n")], "longer than 998"),
+    ]:
+        block = [h for h in ok if h[0] not in {n for n, _ in bad}] + bad
+        problem = verify_headers(block, "kunde@example.ch")
+        assert problem is not None, bad
+        assert why in problem, (why, problem)

@@ -11,14 +11,15 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
-
-from ... import http
-from ...oauth2 import GRAPH_SCOPE, Tokens, tokens_for
 from ...redaction import reveals
 from ...settings import AccountSettings
+
+if TYPE_CHECKING:  # requests (75 ms to import) only for an account that speaks HTTP
+    import requests
+
+    from ...oauth2 import Tokens
 
 #: what is shown instead of a server's answer that repeats the login
 ECHO_WITHHELD = "(the answer is not shown: it repeats the login)"
@@ -62,6 +63,8 @@ class Account:
     def tokens(self) -> Tokens:
         """The account's OAuth2 tokens for this run (one source, refreshed before expiry),
         for its transport: SMTP's scope, or Graph's."""
+        from ...oauth2 import GRAPH_SCOPE, tokens_for
+
         with self.lock:
             if self._tokens is None:
                 scope = GRAPH_SCOPE if self.settings.transport == "graph" else None
@@ -70,6 +73,8 @@ class Account:
 
     def http(self) -> requests.Session:
         """One HTTPS session of the account (its ca_file trusted), for an HTTP transport."""
+        from ... import http
+
         with self.lock:
             if self._http is None:
                 self._http = http.session(self.settings.ca_file)

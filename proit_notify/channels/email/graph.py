@@ -26,17 +26,17 @@ Outcomes, as SPEC §9 says:
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import requests
-
-from ... import http
 from ...errors import UnreachableError
 from ...redaction import one_line
 from .. import SendResult
 from .account import Account
 from .message import Wire
+
+if TYPE_CHECKING:  # requests is imported by the first message of a Graph account
+    import requests
 
 #: statuses that mean "not now": deferred, Retry-After honoured
 _LATER = frozenset({429, 503, 504})
@@ -82,6 +82,10 @@ class GraphTransport:
     def send(self, account: Account, wire: Wire) -> SendResult:
         with account.slots:  # at most `connections` requests of the account at once
             account.throttle()
+            import requests
+
+            from ... import http
+
             token = account.tokens().get()
             where = account.settings.graph_url
             timeout = account.settings.timeout
