@@ -45,20 +45,22 @@ def test_the_installed_package_ships_templates_and_type_marker() -> None:
     assert (PACKAGE / "channels" / "sms" / "aspsms.py").is_file()
 
 
-def test_the_cli_module_imports_nothing_heavy() -> None:
-    # --version and --help answer at once (issue "Speed"): settings (pydantic), templates
-    # (jinja2, babel), addresses and the ERP are imported by the commands that use them
-    code = (
-        "import sys, proit_notify.cli; "
-        "print(sorted(m for m in ('pydantic', 'jinja2', 'babel', 'email_validator', "
-        "'phonenumbers', 'sqlite3', 'proit_notify.settings', 'proit_notify.runner', "
-        "'msal', 'google.auth', 'google.oauth2', 'requests') "
-        "if m in sys.modules))"
-    )
+def _python(code: str, modules: tuple[str, ...]) -> list[str]:
+    """What ``code`` prints in a new interpreter, then which of ``modules`` it imported."""
+    code += f"; import sys; print(sorted(m for m in {modules!r} if m in sys.modules))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
     )
-    assert result.stdout.strip() == "[]"
+    return result.stdout.splitlines()
+
+
+def test_the_cli_application_imports_nothing_heavy() -> None:
+    # --help answers soon (issue "Speed"): settings (pydantic), templates (jinja2, babel),
+    # addresses and the ERP are imported by the commands that use them
+    heavy = ("pydantic", "jinja2", "babel", "email_validator", "phonenumbers", "sqlite3",
+             "proit_notify.settings", "proit_notify.runner", "msal", "google.auth",
+             "google.oauth2", "requests")  # fmt: skip
+    assert _python("import proit_notify.cli.app", heavy) == ["[]"]
 
 
 def test_the_version_is_written_once_and_answered_without_typer() -> None:
@@ -66,14 +68,10 @@ def test_the_version_is_written_once_and_answered_without_typer() -> None:
     assert distribution("proit-notify").version == proit_notify.__version__
     code = (
         "import sys; sys.argv = ['proit-notify', '--version']; "
-        "from proit_notify.cli import main; main(); "
-        "print(sorted(m for m in ('typer', 'click', 'rich', 'importlib.metadata') "
-        "if m in sys.modules))"
+        "from proit_notify.cli import main; main()"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
-    )
-    assert result.stdout.splitlines() == [f"proit-notify {proit_notify.__version__}", "[]"]
+    imported = _python(code, ("typer", "click", "rich", "importlib.metadata"))
+    assert imported == [f"proit-notify {proit_notify.__version__}", "[]"]
 
 
 def test_oauth2_libraries_are_imported_only_by_an_account_that_uses_them(
