@@ -220,8 +220,8 @@ def _build(
     try:
         headers: list[tuple[str, object]] = [
             ("From", _sender(settings.from_, message.from_name)),
-            ("To", _Ours(to_header(name, recipient, utf8=bool(policy.utf8)))),
-            ("Subject", _Ours(subject_header(message.subject, utf8=bool(policy.utf8)))),
+            ("To", _Folded(to_header(name, recipient, utf8=bool(policy.utf8)))),
+            ("Subject", _Folded(subject_header(message.subject, utf8=bool(policy.utf8)))),
             ("Date", formatdate(localtime=True)),
             ("Message-ID", mid),
         ]
@@ -245,7 +245,7 @@ def _build(
     return Wire(data, recipient, options, message.key, mid)
 
 
-class _Ours(str):
+class _Folded(str):
     """A whole header, encoded and folded here (:func:`to_header`, :func:`subject_header`),
     written as is."""
 
@@ -327,7 +327,7 @@ _OURS = frozenset({"Date", "Message-ID"})
 def _fold(policy: EmailPolicy[EmailMessage], name: str, value: object) -> bytes:
     """One header as the policy folds it on the wire; the constant ones (From, Reply-To)
     are folded once per batch, our own ASCII ones need no folding."""
-    if isinstance(value, _Ours):
+    if isinstance(value, _Folded):
         return value.encode("utf-8")
     if name in _OURS and isinstance(value, str) and value.isascii() and len(value) < 70:
         return f"{name}: {value}\r\n".encode("ascii")
