@@ -23,6 +23,7 @@ from .erp import Erp
 from .errors import ConfigError, ErpError, LedgerError, LockedError
 from .ledger import Entry, Ledger, RunLock
 from .render import Renderer
+from .report import Tally
 from .runner import Runner
 from .settings import Settings
 
@@ -146,6 +147,7 @@ def session(
     progress: ProgressHook | None = None,
     channels: dict[str, Channel] | None = None,
     stop: threading.Event | None = None,
+    tally: Tally | None = None,
 ) -> Iterator[Session]:
     """Lock (unless told not to), open ERP and ledger, and hand them to a runner."""
     with ExitStack() as stack:
@@ -170,6 +172,7 @@ def session(
             renderer=make_renderer(settings),
             delivery=delivery,
             clock=clock,
+            tally=tally,
         )
         yield Session(settings, erp, ledger, runner)
 

@@ -118,6 +118,16 @@ class Erp:
                 return
             last = rows[-1][key]
 
+    def count(self, template: str, params: Sequence[object]) -> int:
+        """How many rows the selection ``template`` has now (for the progress line's
+        total); one statement, its read transaction ended like a page's."""
+        try:
+            row = self.db.one(count_sql(self.mapping.sql(template)), params)
+        except MissingObjectError as exc:
+            raise _mapping_error(exc) from exc
+        self.db.rollback()
+        return int(row["n"]) if row else 0
+
     def lookup(self, template: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
         """A small query, fully read, on a second connection when the driver needs one.
 
@@ -195,6 +205,11 @@ def page_sql(inner: str, dialect: Dialect, key: str, size: int, *, after: bool) 
     top, limit = (f"TOP ({size}) ", "") if dialect is Dialect.MSSQL else ("", f" LIMIT {size}")
     where = f" WHERE {column} > ?" if after else ""
     return f"SELECT {top}* FROM ({inner}) page_{where} ORDER BY {column}{limit}"
+
+
+def count_sql(inner: str) -> str:
+    """How many rows ``inner`` has (a derived table needs its name on every server)."""
+    return f"SELECT COUNT(*) AS n FROM ({inner}) count_"
 
 
 def _mapping_error(exc: MissingObjectError) -> MissingObjectError:

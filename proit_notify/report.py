@@ -47,6 +47,54 @@ class ItemReport:
 
 
 @dataclass
+class Tally:
+    """How far a job run is, for the progress line (SPEC §12): ``total`` rows its selection
+    found (the ERP's, and the ledger's for a job that reads sends from it), ``read`` of them
+    so far, ``planned`` notifications the job made of them and ``finished`` of those gone
+    through (sent, recorded, or passed over as handled before).
+
+    ``counting``: whether the totals are wanted at all; they cost one COUNT query per
+    selection, so only a terminal asks for them (cron has nobody to show them to).
+    """
+
+    counting: bool = False
+    job: str = ""
+    started: float = 0.0  # time.monotonic() when the job run started
+    total: int = 0
+    counted: bool = False  # a total came in (before: the COUNT is still running)
+    read: int = 0
+    planned: int = 0
+    finished: int = 0
+
+    def start(self, job: str, now: float) -> None:
+        self.job, self.started = job, now
+        self.total = self.read = self.planned = self.finished = 0
+        self.counted = False
+
+    def add(self, rows: int) -> None:
+        """A selection's count came in."""
+        self.total += rows
+        self.counted = True
+
+    def expected(self) -> int | None:
+        """The notifications this job run goes through, estimated: those made so far, and
+        the rows not read yet at the rate so far (a job leaves out rows that are not due).
+        Exact once every row is read; None when nothing is counted (yet)."""
+        if not self.counting or (not self.counted and not self.planned):
+            return None
+        unread = max(0, self.total - self.read)
+        rate = self.planned / self.read if self.read else 1.0
+        return max(self.finished, self.planned + round(unread * rate))
+
+    def left(self, now: float) -> float | None:
+        """Seconds still to go at the pace so far, or None before there is a pace."""
+        expected = self.expected()
+        if expected is None or not self.finished:
+            return None
+        return (now - self.started) / self.finished * (expected - self.finished)
+
+
+@dataclass
 class JobReport:
     """What one job did (or, in a dry run, would do)."""
 

@@ -47,7 +47,7 @@ from .ledger import Entry, Ledger, Row
 from .ledger.bounces import Bounce
 from .redaction import one_line
 from .render import Rendered, Renderer
-from .report import ItemReport, ItemStatus, JobReport
+from .report import ItemReport, ItemStatus, JobReport, Tally
 from .settings import Settings
 from .statuses import Status
 from .targets import Target, targets
@@ -89,12 +89,18 @@ def job_options(name: str, settings: Settings, options: RunOptions) -> RunOption
 class ErpSources:
     """The read access a job gets (see ``jobs.Sources``)."""
 
-    def __init__(self, erp: Erp, ledger: Ledger) -> None:
+    def __init__(self, erp: Erp, ledger: Ledger, tally: Tally | None = None) -> None:
         self._erp = erp
         self._ledger = ledger
+        self._tally = tally if tally is not None else Tally()
 
     def query(self, template: str, params: Sequence[object], key: str) -> Iterator[dict[str, Any]]:
-        return self._erp.pages(template, params, key)
+        tally = self._tally
+        if tally.counting:
+            tally.add(self._erp.count(template, params))
+        for row in self._erp.pages(template, params, key):
+            tally.read += 1
+            yield row
 
     def lookup(self, template: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
         return self._erp.lookup(template, params)
@@ -103,7 +109,12 @@ class ErpSources:
         return self._ledger.with_prefix(prefix)
 
     def ledger_sent_between(self, job: str, start: datetime, end: datetime) -> list[Entry]:
-        return self._ledger.sent_between(job, start, end)
+        sent = self._ledger.sent_between(job, start, end)
+        # rows of the selection too, found and read at once
+        if self._tally.counting:
+            self._tally.add(len(sent))
+        self._tally.read += len(sent)
+        return sent
 
     def ledger_entries(self, keys: Sequence[str]) -> list[Entry]:
         # one primary-key look-up per key: exact, unlike a LIKE prefix scan
@@ -128,6 +139,7 @@ class Runner:
         renderer: Renderer,
         delivery: Delivery,
         clock: Clock,
+        tally: Tally | None = None,
     ) -> None:
         self.settings = settings
         self.erp = erp
@@ -135,7 +147,9 @@ class Runner:
         self.renderer = renderer
         self.delivery = delivery
         self.clock = clock
-        self.sources = ErpSources(erp, ledger)
+        #: how far the current job run is (the progress line)
+        self.tally = tally if tally is not None else Tally()
+        self.sources = ErpSources(erp, ledger, self.tally)
         self.attacher = Attacher(settings, clock)
         self._qr_bills: dict[tuple[object, str], Attachment] = {}
         self._templates_checked = False
@@ -158,6 +172,7 @@ class Runner:
         error (the ERP gone mid-run) is still there to show and to record.
         """
         report = report if report is not None else JobReport(job.name, options.dry_run)
+        self.tally.start(job.name, time.monotonic())
         if not self.delivery.may_send(report, options.dry_run):
             return report
         self.check_templates()
@@ -203,10 +218,10 @@ class Runner:
         done = 0
         rechecks = _Rechecks(self, job)
         add = functools.partial(self.delivery.add, p.report)
-        plan = job.plan(self.sources, self.settings, self.clock)
+        plan = _planned(job.plan(self.sources, self.settings, self.clock), self.tally)
         if spec(job.name).advertising:
             plan = self._advertised(plan)
-        for n in rechecks.ahead(plan):
+        for n in _through(rechecks.ahead(plan), self.tally):
             self.delivery.check_stop()
             if n.note and n.note not in p.report.notes:
                 p.report.notes.append(n.note)
@@ -588,6 +603,20 @@ class Runner:
             return job.recheck(self.sources, self.settings, self.clock, n) or n
         except ROW_ERRORS as exc:
             return replace(n, problem=row_problem(self.settings, exc, n.key))
+
+
+def _planned(plan: Iterator[Notification], tally: Tally) -> Iterator[Notification]:
+    """``plan``, counted as the job makes each notification (before any read-ahead)."""
+    for n in plan:
+        tally.planned += 1
+        yield n
+
+
+def _through(ns: Iterator[Notification], tally: Tally) -> Iterator[Notification]:
+    """``ns``, each counted as gone through when the next one is asked for."""
+    for n in ns:
+        yield n
+        tally.finished += 1
 
 
 def _row(n: Notification, target: Target, info: dict[str, Any]) -> Row:

@@ -30,6 +30,9 @@ from proit_notify import db as db_module
 from proit_notify import erp as erp_module
 from proit_notify.db import Database, Dialect
 
+#: how a job's selection is read: a page ((key, after): tsql.renderings) or "count"
+Form = tuple[str, bool] | str
+
 #: statements only sent to SQLite by sqlite3 (SQL Server's branch asks the ODBC catalog)
 SQLITE_ONLY = {
     "proit_notify.db:Database.has_table",
@@ -44,8 +47,9 @@ class Recorder:
     """The statements seen, by origin; a job query's origin is its logical template."""
 
     rendered: dict[str, str] = field(default_factory=dict)  # rendered SQL -> template
-    paged: dict[str, tuple[str, str, bool]] = field(default_factory=dict)  # sql -> inner..
-    templates: dict[tuple[str, tuple[str, bool] | None], set[str]] = field(default_factory=dict)
+    #: a page or the count of a selection -> (its inner SQL, (key, after) or "count")
+    paged: dict[str, tuple[str, Form]] = field(default_factory=dict)
+    templates: dict[tuple[str, Form | None], set[str]] = field(default_factory=dict)
     code: dict[str, set[str]] = field(default_factory=dict)  # origin -> dialects
     statements: dict[str, set[str]] = field(default_factory=dict)  # dialect -> statements
     problems: list[str] = field(default_factory=list)
@@ -54,11 +58,10 @@ class Recorder:
         if database.dialect is Dialect.MSSQL:
             return  # a test's recording fake: SQL Server's statements are tsql.reference()
         dialect = str(database.dialect)
-        page: tuple[str, bool] | None = None
+        page: Form | None = None
         inner = sql
         if sql in self.paged:
-            inner, key, after = self.paged[sql]
-            page = (key, after)
+            inner, page = self.paged[sql]
         template = self.rendered.get(inner)
         if template is not None:
             self.templates.setdefault((template, page), set()).add(dialect)
@@ -107,6 +110,7 @@ def _recording(method: Callable[..., Any]) -> Callable[..., Any]:
 def pytest_configure(config: pytest.Config) -> None:
     mapping_sql = erp_module.Mapping.sql
     page_sql = erp_module.page_sql
+    count_sql = erp_module.count_sql
 
     def sql(self: erp_module.Mapping, template: str) -> str:
         rendered = mapping_sql(self, template)
@@ -115,12 +119,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
     def paged(inner: str, dialect: Dialect, key: str, size: int, *, after: bool) -> str:
         statement = page_sql(inner, dialect, key, size, after=after)
-        RECORDER.paged[statement] = (inner, key, after)
+        RECORDER.paged[statement] = (inner, (key, after))
+        return statement
+
+    def counted(inner: str) -> str:
+        statement = count_sql(inner)
+        RECORDER.paged[statement] = (inner, "count")
         return statement
 
     # for the whole session: every Database, Mapping and page of every test is recorded
     erp_module.Mapping.sql = sql  # type: ignore[method-assign]
     erp_module.page_sql = paged
+    erp_module.count_sql = counted
     db_module.Database._execute = _recording(db_module.Database._execute)  # type: ignore[method-assign]
     db_module.Database.insert_unique = _recording(db_module.Database.insert_unique)  # type: ignore[method-assign]
 

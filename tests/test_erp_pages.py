@@ -30,17 +30,13 @@ def test_pages_give_every_row_once_in_key_order(erp_backend: ErpBackend) -> None
     ids = [s.customer(name=f"Seite {i}") for i in range(7)]
     s.customer(name="Andere")
     erp = erp_backend.erp()
+    selection = "SELECT c.id AS customer_id, c.name FROM {customers} c WHERE c.name <> ?"
     try:
-        rows = list(
-            erp.pages(
-                "SELECT c.id AS customer_id, c.name FROM {customers} c WHERE c.name <> ?",
-                ["Andere"],
-                key="customer_id",
-                size=3,  # pages of 3, 3 and 1
-            )
-        )
+        rows = list(erp.pages(selection, ["Andere"], key="customer_id", size=3))  # 3, 3, 1
+        counted = erp.count(selection, ["Andere"])  # the progress line's total
     finally:
         erp.close()
+    assert counted == 7
     assert [int(r["customer_id"]) for r in rows] == sorted(ids)
     assert [r["name"] for r in rows] == [f"Seite {i}" for i in range(7)]
 

@@ -25,7 +25,7 @@ import sqlglot.errors
 
 from proit_notify.channels import SendResult
 from proit_notify.db import Database, Dialect
-from proit_notify.erp import Erp, Mapping, page_sql
+from proit_notify.erp import Erp, Mapping, count_sql, page_sql
 from proit_notify.errors import ConfigError, UsageError
 from proit_notify.jobs import delivery_dates, prepayment, review, shipping
 from proit_notify.ledger import Entry, Ledger, Row
@@ -46,7 +46,7 @@ FORBIDDEN = [
 PLUMBING = {
     "proit_notify.db": {"Database._execute", "Database.insert_unique", "Database.stream"}
     | {"Database.one", "Database.execute"},
-    "proit_notify.erp": {"Erp.query", "Erp.pages", "Erp.lookup"},
+    "proit_notify.erp": {"Erp.query", "Erp.pages", "Erp.count", "Erp.lookup"},
     "proit_notify.ledger.table": {"Table.read", "Table.write", "Table.errors"},
 }
 
@@ -256,12 +256,15 @@ def reference() -> dict[str, list[str]]:
     return found
 
 
-def renderings(template: str, page: tuple[str, bool] | None = None) -> Iterator[str]:
+def renderings(template: str, page: tuple[str, bool] | str | None = None) -> Iterator[str]:
     """A logical query as SQL Server gets it under each of :data:`MAPPINGS`; ``page``:
-    (key, after) of a paged read (:func:`proit_notify.erp.page_sql`)."""
+    (key, after) of a paged read (:func:`proit_notify.erp.page_sql`), or "count": its rows
+    counted for the progress line (:func:`proit_notify.erp.count_sql`)."""
     for erp in MAPPINGS.values():
         sql = Mapping(erp, Dialect.MSSQL, phone_field="Natel").sql(template)
-        if page is not None:
+        if page == "count":
+            sql = count_sql(sql)
+        elif isinstance(page, tuple):
             sql = page_sql(sql, Dialect.MSSQL, page[0], 1000, after=page[1])
         yield sql
 
@@ -276,4 +279,20 @@ def problems(statement: str) -> list[str]:
     else:
         if not parsed or any(p is None for p in parsed):
             found.append("parsed to nothing")
+        found += [why for p in parsed if p is not None for why in _derived_table_problems(p)]
+    return found
+
+
+def _derived_table_problems(tree: sqlglot.exp.Expression) -> list[str]:
+    """SQL Server wants a name for every derived table (error 102), and refuses an ORDER BY
+    inside one without TOP (error 1033); sqlglot reads both without complaint."""
+    found = []
+    for sub in tree.find_all(sqlglot.exp.Subquery):
+        if not isinstance(sub.parent, sqlglot.exp.From | sqlglot.exp.Join):
+            continue
+        if not sub.alias:
+            found.append("a derived table without a name")
+        inner = sub.this
+        if inner.args.get("order") and not inner.args.get("limit"):
+            found.append("ORDER BY inside a derived table without TOP")
     return found

@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,6 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.text import Text
 
 from .. import __version__
@@ -33,7 +33,7 @@ from ..redaction import json_safe, one_line, printable, redact
 if TYPE_CHECKING:
     from .. import output
     from ..clock import Clock
-    from ..report import ItemReport, JobReport
+    from ..report import ItemReport, JobReport, Tally
     from ..runner import RunOptions
     from ..settings import Settings
 
@@ -236,11 +236,20 @@ def exit_code(reports: list[JobReport]) -> int:
     return 0 if all(r.ok for r in reports) else 1
 
 
+@dataclass(frozen=True)
+class Watch:
+    """What a run reports its progress to: ``item`` gets every outcome (the log line, the
+    progress line); ``tally`` is counted by the runner (how far a job run is)."""
+
+    item: Callable[[ItemReport], None] | None
+    tally: Tally
+
+
 @contextmanager
-def progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | None]:
+def progress(editing: bool = False) -> Iterator[Watch]:
     """A progress line on a terminal; plain log lines under cron; nothing around an editor.
     Every item is also a line of ``service.log_file``, whatever is shown."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from ..report import Tally
 
     def line(logger: logging.Logger) -> Callable[[ItemReport], None]:
         def write(item: ItemReport) -> None:
@@ -255,27 +264,66 @@ def progress(editing: bool = False) -> Iterator[Callable[[ItemReport], None] | N
         return write
 
     if editing:
-        yield None
+        yield Watch(None, Tally())
         return
     if state.json or state.quiet:
-        yield line(record)  # the log file only
+        yield Watch(line(record), Tally())  # the log file only
         return
-    if err.is_terminal:
-        to_file = line(record)
-        # how many are done and for how long (the total is not known before the ERP is read)
-        columns = (SpinnerColumn(), TextColumn("{task.completed} done"), TimeElapsedColumn(),
-                   TextColumn("{task.description}"))  # fmt: skip
-        with Progress(*columns, console=err, transient=True) as bar, _showing(bar):
-            task = bar.add_task("sending", total=None)
-
-            def tick(item: ItemReport) -> None:
-                # the description column reads markup: the document is escaped into text
-                bar.update(task, advance=1, description=escape(f"{item.status}: {item.document}"))
-                to_file(item)
-
-            yield tick
+    if not err.is_terminal:
+        yield Watch(line(log), Tally())
         return
-    yield line(log)
+    from rich.progress import Progress, SpinnerColumn
+
+    to_file = line(record)
+    # the totals cost a COUNT query per selection: asked for only when someone watches
+    tally = Tally(counting=True)
+    last = [""]  # the last outcome: "sent: LS-4711"
+    with (
+        Progress(SpinnerColumn(), _line_column(tally, last), console=err, transient=True) as bar,
+        _showing(bar),
+    ):
+        bar.add_task("", total=None)
+
+        def tick(item: ItemReport) -> None:
+            last[0] = f"{item.status}: {item.document}"
+            to_file(item)
+
+        yield Watch(tick, tally)
+
+
+def _line_column(tally: Tally, last: list[str]) -> Any:
+    """The progress line as one column: the job, done/expected, elapsed and time left
+    first; the last outcome after them, cut on a narrow terminal (not the counts)."""
+    from rich.progress import ProgressColumn
+    from rich.table import Column
+
+    class LineColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            shown = f"{tally_line(tally, time.monotonic())}  {last[0]}"
+            # a Text is not read as markup; an ERP document's control characters are
+            # shown escaped, as everywhere else
+            return Text(printable(redact(shown)), no_wrap=True, overflow="ellipsis")
+
+    return LineColumn(table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1))
+
+
+def tally_line(tally: Tally, now: float) -> str:
+    """``shipping-confirmations 120/~465 0:00:03, about 0:00:09 left``: the expected total
+    is marked ``~`` until every row of the selection is read."""
+    expected = tally.expected()
+    if expected is None and tally.counting:
+        return f"{tally.job} counting {_clock(now - tally.started)}"
+    done = f"{tally.finished}" if expected is None else f"{tally.finished}/{expected}"
+    if expected is not None and tally.read < tally.total:
+        done = f"{tally.finished}/~{expected}"
+    text = f"{tally.job} {done} {_clock(now - tally.started)}"
+    left = tally.left(now)
+    return text if left is None else f"{text}, about {_clock(left)} left"
+
+
+def _clock(seconds: float) -> str:
+    whole = max(0, round(seconds))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 #: the progress line on the terminal while a run goes on (stopped while a report prints)

@@ -78,13 +78,14 @@ def _run_jobs(
     error: BaseException | None = None
     try:
         with (
-            progress(editing=options.edit is not None) as tick,
+            progress(editing=options.edit is not None) as watch,
             stop_signals() as stop,
             session(
                 settings,
                 clock,
                 lock=not options.dry_run,
-                progress=tick,
+                progress=watch.item,
+                tally=watch.tally,
                 dry_run=options.dry_run,
                 stop=stop,
             ) as s,
