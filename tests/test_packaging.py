@@ -15,6 +15,7 @@ from importlib.metadata import distribution
 from pathlib import Path
 
 import proit_notify
+from proit_notify.jobs.registry import commands
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(proit_notify.__file__).resolve().parent
@@ -47,20 +48,38 @@ def test_the_installed_package_ships_templates_and_type_marker() -> None:
 
 def _python(code: str, modules: tuple[str, ...]) -> list[str]:
     """What ``code`` prints in a new interpreter, then which of ``modules`` it imported."""
-    code += f"; import sys; print(sorted(m for m in {modules!r} if m in sys.modules))"
+    code += f"\nimport sys; print(sorted(m for m in {modules!r} if m in sys.modules))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
     )
     return result.stdout.splitlines()
 
 
+#: what only the commands that use it import: settings (pydantic), templates (jinja2,
+#: babel), addresses, the ERP, the ledger, the jobs' rules, OAuth2 and HTTP
+HEAVY = ("pydantic", "jinja2", "babel", "email_validator", "phonenumbers", "sqlite3",
+         "proit_notify.settings", "proit_notify.runner", "proit_notify.erp",
+         "proit_notify.ledger", "proit_notify.render", "proit_notify.jobs.base",
+         "proit_notify.jobs.shipping", "msal", "google.auth", "google.oauth2",
+         "requests")  # fmt: skip
+
+
 def test_the_cli_application_imports_nothing_heavy() -> None:
-    # --help answers soon (issue "Speed"): settings (pydantic), templates (jinja2, babel),
-    # addresses and the ERP are imported by the commands that use them
-    heavy = ("pydantic", "jinja2", "babel", "email_validator", "phonenumbers", "sqlite3",
-             "proit_notify.settings", "proit_notify.runner", "msal", "google.auth",
-             "google.oauth2", "requests")  # fmt: skip
-    assert _python("import proit_notify.cli.app", heavy) == ["[]"]
+    # --help answers soon (issue "Speed")
+    assert _python("import proit_notify.cli.app", HEAVY) == ["[]"]
+
+
+def test_help_lists_every_job_without_importing_the_jobs_rules() -> None:
+    # the job commands come from the registry, which is plain data: --help (issue "Speed")
+    # builds all of them and imports none of what running one needs
+    code = (
+        "import contextlib, sys; sys.argv = ['proit-notify', '--help']\n"
+        "from proit_notify.cli import main\n"
+        "with contextlib.suppress(SystemExit): main()"
+    )
+    shown = _python(code, HEAVY)
+    assert shown[-1] == "[]"
+    assert all(any(job in line for line in shown) for job in commands())
 
 
 def test_the_version_is_written_once_and_answered_without_typer() -> None:

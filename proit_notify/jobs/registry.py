@@ -14,16 +14,18 @@ of its own is a pydantic model (:attr:`JobSpec.section_model`), validated with t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
-
-from .. import settings as settings_module
 from ..errors import UsageError
-from ..settings import Settings
-from . import Job, delivery_dates, prepayment, review, shipping
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ..settings import Settings
+    from . import Job
 
 
 @dataclass(frozen=True)
@@ -70,14 +72,40 @@ class JobSpec:
     section_model: type[BaseModel] | None = None
 
 
+def _module(name: str) -> Any:
+    """A job module, imported when a job is made or its templates are checked: the
+    registry itself is read by every ``--help`` (see the package)."""
+    return importlib.import_module(f".{name}", __package__)
+
+
+class _Sample(Mapping[str, object]):
+    """The ``SAMPLE`` of a job module, read when first used."""
+
+    def __init__(self, module: str) -> None:
+        self._name = module
+
+    def _sample(self) -> Mapping[str, object]:
+        sample: Mapping[str, object] = _module(self._name).SAMPLE
+        return sample
+
+    def __getitem__(self, key: str) -> object:
+        return self._sample()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sample())
+
+    def __len__(self) -> int:
+        return len(self._sample())
+
+
 JOBS: list[JobSpec] = [
     JobSpec(
         "shipping-confirmations",
         "shipping",
         "shipping",
-        lambda o: shipping.ShippingConfirmations(tuple(o.get("delivery_notes", ()))),
+        lambda o: _module("shipping").ShippingConfirmations(tuple(o.get("delivery_notes", ()))),
         "Send a shipping confirmation for each printed delivery note.",
-        shipping.SAMPLE,
+        _Sample("shipping"),
         "shipping",
         window=lambda s: s.shipping.max_age_days,
         options=(
@@ -93,9 +121,9 @@ JOBS: list[JobSpec] = [
         "review-requests",
         "review",
         "review",
-        lambda _: review.ReviewRequests(),
+        lambda _: _module("review").ReviewRequests(),
         "Send review requests that are due (review.delay_days after the trigger).",
-        review.SAMPLE,
+        _Sample("review"),
         "review",
         window=lambda s: s.review.max_age_days,
         advertising=True,
@@ -104,18 +132,18 @@ JOBS: list[JobSpec] = [
         "prepayment-reminders",
         "prepayment",
         "prepayment",
-        lambda _: prepayment.PrepaymentReminders(),
+        lambda _: _module("prepayment").PrepaymentReminders(),
         "Remind customers of unpaid prepayment invoices.",
-        prepayment.SAMPLE,
+        _Sample("prepayment"),
         "prepayment",
     ),
     JobSpec(
         "delivery-dates",
         "delivery_date",
         "delivery_date",
-        lambda _: delivery_dates.DeliveryDates(),
+        lambda _: _module("delivery_dates").DeliveryDates(),
         "Tell customers the promised delivery date of their order.",
-        delivery_dates.SAMPLE,
+        _Sample("delivery_dates"),
         "delivery_date",
         drafts=lambda s: s.delivery_date.edit_before_send,
         editable=True,
@@ -130,6 +158,8 @@ def register(job: JobSpec) -> None:
         raise ValueError(f"a job named {job.command!r} is registered already")
     JOBS.append(job)
     if job.section_model is not None:
+        from .. import settings as settings_module
+
         settings_module.JOB_SECTIONS[job.section] = job.section_model
 
 
