@@ -59,6 +59,8 @@ class Tally:
 
     counting: bool = False
     job: str = ""
+    #: whether the step has rows to count (the bounce reader has none: only its time shows)
+    sized: bool = True
     started: float = 0.0  # time.monotonic() when the job run started
     total: int = 0
     counted: bool = False  # a total came in (before: the COUNT is still running)
@@ -66,8 +68,8 @@ class Tally:
     planned: int = 0
     finished: int = 0
 
-    def start(self, job: str, now: float) -> None:
-        self.job, self.started = job, now
+    def start(self, job: str, now: float, *, sized: bool = True) -> None:
+        self.job, self.started, self.sized = job, now, sized
         self.total = self.read = self.planned = self.finished = 0
         self.counted = False
 
@@ -80,7 +82,7 @@ class Tally:
         """The notifications this job run goes through, estimated: those made so far, and
         the rows not read yet at the rate so far (a job leaves out rows that are not due).
         Exact once every row is read; None when nothing is counted (yet)."""
-        if not self.counting or (not self.counted and not self.planned):
+        if not self.counting or not self.sized or (not self.counted and not self.planned):
             return None
         unread = max(0, self.total - self.read)
         rate = self.planned / self.read if self.read else 1.0

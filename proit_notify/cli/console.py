@@ -310,13 +310,15 @@ def _line_column(tally: Tally, last: list[str]) -> Any:
 def tally_line(tally: Tally, now: float) -> str:
     """``shipping-confirmations 120/~465 0:00:03, about 0:00:09 left``: the expected total
     is marked ``~`` until every row of the selection is read."""
+    if not tally.job:
+        return ""  # before the first step starts
+    elapsed = _clock(now - tally.started)
     expected = tally.expected()
-    if expected is None and tally.counting:
-        return f"{tally.job} counting {_clock(now - tally.started)}"
-    done = f"{tally.finished}" if expected is None else f"{tally.finished}/{expected}"
-    if expected is not None and tally.read < tally.total:
-        done = f"{tally.finished}/~{expected}"
-    text = f"{tally.job} {done} {_clock(now - tally.started)}"
+    if expected is None:
+        # a step without rows (the bounce reader) shows its time; a job waits for its COUNT
+        return f"{tally.job} {elapsed}" if not tally.sized else f"{tally.job} counting {elapsed}"
+    about = "~" if tally.read < tally.total else ""
+    text = f"{tally.job} {tally.finished}/{about}{expected} {elapsed}"
     left = tally.left(now)
     return text if left is None else f"{text}, about {_clock(left)} left"
 

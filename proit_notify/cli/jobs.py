@@ -12,6 +12,7 @@ import inspect
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -141,6 +142,8 @@ def _job_run(
         bounces = BounceReport(BOUNCES, options.dry_run)
 
         def read() -> None:
+            # the progress line names the step; a mailbox has no rows to count
+            s.runner.tally.start(BOUNCES, time.monotonic(), sized=False)
             try:
                 read_bounces(s.ledger, s.settings, clock, dry_run=options.dry_run,
                              report=bounces)  # fmt: skip

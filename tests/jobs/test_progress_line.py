@@ -19,6 +19,8 @@ from scenario import shop
 from smtp_server import SmtpServer, email_section
 
 from proit_notify import cli as cli_module
+from proit_notify.cli.console import tally_line
+from proit_notify.report import Tally
 
 #: one frame of the progress line: job, done/expected (``~``: estimated), time, time left
 FRAME = re.compile(r"([a-z-]+) (\d+)/(~?)(\d+) \d+:\d\d:\d\d(, about \d+:\d\d:\d\d left)?")
@@ -68,3 +70,15 @@ def test_each_job_counts_up_to_its_total_on_a_terminal(
         assert shown.get(job), (job, result.stderr)
         # the last frame: every notification through, the total exact (no ~ estimate)
         assert shown[job][-1] == (due, "", due, True), (job, shown[job])
+
+
+def test_the_line_before_a_step_while_counting_and_for_the_bounce_reader() -> None:
+    tally = Tally(counting=True)
+    assert tally_line(tally, now=5.0) == ""  # nothing started: no job, no uptime as a time
+    tally.start("bounces", now=10.0, sized=False)  # run-all's first step reads a mailbox
+    assert tally_line(tally, now=13.0) == "bounces 0:00:03"
+    tally.start("review-requests", now=20.0)
+    assert tally_line(tally, now=21.0) == "review-requests counting 0:00:01"  # no "0/0"
+    tally.add(40)
+    tally.read, tally.planned, tally.finished = 20, 10, 5
+    assert tally_line(tally, now=30.0) == "review-requests 5/~20 0:00:10, about 0:00:30 left"
