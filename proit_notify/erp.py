@@ -125,7 +125,10 @@ class Erp:
             row = self.db.one(count_sql(self.mapping.sql(template)), params)
         except MissingObjectError as exc:
             raise _mapping_error(exc) from exc
-        self.db.rollback()
+        finally:
+            # also after a failure: PostgreSQL refuses every later statement of a
+            # transaction in which one failed
+            self.db.rollback()
         return int(row["n"]) if row else 0
 
     def lookup(self, template: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from .channels import Attachment, ChannelName, Outgoing
 from .clock import Clock
 from .delivery import Delivery, Handover, Pass
 from .erp import Erp
-from .errors import RowError, TemplateError
+from .errors import ErpError, RowError, TemplateError
 from .jobs import (
     BATCH,
     ROW_ERRORS,
@@ -96,8 +96,14 @@ class ErpSources:
 
     def query(self, template: str, params: Sequence[object], key: str) -> Iterator[dict[str, Any]]:
         tally = self._tally
-        if tally.counting:
-            tally.add(self._erp.count(template, params))
+        if tally.counting and tally.sized:
+            try:
+                tally.add(self._erp.count(template, params))
+            except ErpError:
+                # the total only serves the progress line: a COUNT the ERP refuses (a
+                # statement timeout on a large selection, where each page is quick) leaves
+                # the line without a total and the run goes on
+                tally.sized = False
         for row in self._erp.pages(template, params, key):
             tally.read += 1
             yield row

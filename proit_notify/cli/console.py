@@ -314,9 +314,12 @@ def tally_line(tally: Tally, now: float) -> str:
         return ""  # before the first step starts
     elapsed = _clock(now - tally.started)
     expected = tally.expected()
+    if expected is None and tally.sized:
+        return f"{tally.job} counting {elapsed}"  # the COUNT is not in yet
     if expected is None:
-        # a step without rows (the bounce reader) shows its time; a job waits for its COUNT
-        return f"{tally.job} {elapsed}" if not tally.sized else f"{tally.job} counting {elapsed}"
+        # no total: the bounce reader (no rows), or a COUNT the ERP refused
+        done = f" {tally.finished} done" if tally.finished else ""
+        return f"{tally.job}{done} {elapsed}"
     about = "~" if tally.read < tally.total else ""
     text = f"{tally.job} {tally.finished}/{about}{expected} {elapsed}"
     left = tally.left(now)

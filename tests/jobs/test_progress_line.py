@@ -20,6 +20,8 @@ from smtp_server import SmtpServer, email_section
 
 from proit_notify import cli as cli_module
 from proit_notify.cli.console import tally_line
+from proit_notify.erp import Erp
+from proit_notify.errors import ErpError
 from proit_notify.report import Tally
 
 #: one frame of the progress line: job, done/expected (``~``: estimated), time, time left
@@ -82,3 +84,33 @@ def test_the_line_before_a_step_while_counting_and_for_the_bounce_reader() -> No
     tally.add(40)
     tally.read, tally.planned, tally.finished = 20, 10, 5
     assert tally_line(tally, now=30.0) == "review-requests 5/~20 0:00:10, about 0:00:30 left"
+
+
+@pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
+def test_a_count_the_erp_refuses_leaves_the_line_without_a_total_and_the_run_goes_on(
+    erp_backend: ErpBackend,
+    write_config: Any,
+    smtp_server: SmtpServer,
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli_module.err, "_force_terminal", True)
+    monkeypatch.setattr(cli_module.err, "is_interactive", True)
+
+    def refused(self: Erp, template: str, params: object) -> int:
+        # what SQL Server says when a COUNT over a large selection outlasts erp.timeout
+        # (each page of the same selection is quick); a timeout cannot be made here
+        raise ErpError("ERP error on erp.example:1433: [HYT00] Query timeout expired")
+
+    monkeypatch.setattr(Erp, "count", refused)
+    s = shop(erp_backend)
+    for i in range(3):
+        s.delivery_note(s.order(s.customer(email=f"s{i}@example.ch")), datetime(2026, 11, 26, 9))
+    config = write_config(email=email_section(smtp_server))
+
+    result = cli("-c", config, "shipping-confirmations", "--as-of", "2026-11-27T08:00")
+
+    assert result.exit_code == 0, result.stderr
+    assert len(smtp_server.messages) == 3
+    assert "shipping-confirmations 3 done" in result.stderr  # the count, without a total
+    assert not frames(result.stderr)  # no done/total was shown
