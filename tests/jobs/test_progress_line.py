@@ -36,16 +36,18 @@ def frames(terminal_output: str) -> dict[str, list[tuple[int, str, int, bool]]]:
     return found
 
 
-def test_each_job_counts_up_to_its_total_on_a_terminal(
-    erp_backend: ErpBackend,
-    write_config: Any,
-    smtp_server: SmtpServer,
-    cli: Cli,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # a person watches (a console decides whether it is interactive when it is made)
+@pytest.fixture
+def watched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person watches: the error console is taken for an interactive terminal (a console
+    decides whether it is interactive when it is made)."""
     monkeypatch.setattr(cli_module.err, "_force_terminal", True)
     monkeypatch.setattr(cli_module.err, "is_interactive", True)
+
+
+@pytest.mark.usefixtures("watched")
+def test_each_job_counts_up_to_its_total_on_a_terminal(
+    erp_backend: ErpBackend, write_config: Any, smtp_server: SmtpServer, cli: Cli
+) -> None:
     s = shop(erp_backend)
     for i in range(3):  # printed a week ago: review requests due (by print and by auto)
         order = s.order(s.customer(email=f"r{i}@example.ch"), review_mail=1)
@@ -86,6 +88,7 @@ def test_the_line_before_a_step_while_counting_and_for_the_bounce_reader() -> No
     assert tally_line(tally, now=30.0) == "review-requests 5/~20 0:00:10, about 0:00:30 left"
 
 
+@pytest.mark.usefixtures("watched")
 @pytest.mark.parametrize("erp_backend", ["sqlite"], indirect=True)
 def test_a_count_the_erp_refuses_leaves_the_line_without_a_total_and_the_run_goes_on(
     erp_backend: ErpBackend,
@@ -94,9 +97,6 @@ def test_a_count_the_erp_refuses_leaves_the_line_without_a_total_and_the_run_goe
     cli: Cli,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cli_module.err, "_force_terminal", True)
-    monkeypatch.setattr(cli_module.err, "is_interactive", True)
-
     def refused(self: Erp, template: str, params: object) -> int:
         # what SQL Server says when a COUNT over a large selection outlasts erp.timeout
         # (each page of the same selection is quick); a timeout cannot be made here
